@@ -1,0 +1,102 @@
+/** @file `varc forward`: teacher-forced logits of a token pyramid, as the official `VAR.forward`. */
+import { compile } from "../compiler/mod.ts";
+import { importModel, loadModel } from "../runtime/mod.ts";
+import { readSafetensors, type TensorToWrite, writeSafetensors } from "../runtime/safetensors.ts";
+import { type Command, parseLabels, passList, required, specArg, UsageError } from "./common.ts";
+import { targetFlag } from "./compile.ts";
+
+export const forwardCommand: Command = {
+  summary: "Teacher-forced logits of a token pyramid (official VAR.forward)",
+  usage: `Usage: varc forward <spec.var.ts> --var VAR.safetensors --vae VAE.safetensors
+                   --labels 3,7 --tokens FILE.safetensors [--tokens-name idx_BL] --out OUT.safetensors
+
+Builds the teacher-forcing input from the token pyramid with the VQ-VAE quantizer
+(official idxBl_to_var_input) and runs the transformer with the block-causal mask.
+Writes logits_BLV (f32 [B, L, V]), x_BLCv_wo_first_l (f32 [B, L-1, Cvae]) and any taps.
+
+Options:
+  --var FILE               VAR checkpoint (safetensors, official state-dict names)
+  --vae FILE               VQ-VAE checkpoint (codebook and Phi convs are read)
+  --labels LIST            one class index per batch row, e.g. 3,7
+  --tokens FILE            safetensors file holding the pyramid [B, L] (I64 or I32)
+  --tokens-name NAME       tensor name inside --tokens (default idx_BL)
+  --tap LABEL              also write this labelled tensor (repeatable), e.g. blocks.0.attn.q
+  --out FILE               output safetensors file
+  --target js|webgpu       code generation target (default js)
+  --print-ir-after NAMES   print the IR after these passes
+  -h, --help               show this help`,
+  options: {
+    var: { type: "string" },
+    vae: { type: "string" },
+    labels: { type: "string" },
+    tokens: { type: "string" },
+    "tokens-name": { type: "string" },
+    tap: { type: "string", multiple: true },
+    out: { type: "string" },
+    target: { type: "string" },
+    "print-ir-after": { type: "string" },
+  },
+  async run(values, positionals) {
+    const spec = specArg(positionals);
+    const [varPath, vaePath, out] = [required(values, "var"), required(values, "vae"), required(values, "out")];
+    const labelText = required(values, "labels"), tokensPath = required(values, "tokens");
+    const compiled = await compile(spec, { target: targetFlag(values.target) }, {
+      hooks: { printIrAfter: passList(values["print-ir-after"]) },
+    });
+    const meta = compiled.module.meta as { classes: number; vocab: number; tokens: number };
+    const labels = parseLabels(labelText, meta.classes);
+    const tokens = await readTokens(
+      tokensPath,
+      (values["tokens-name"] as string | undefined) ?? "idx_BL",
+      labels.length,
+      meta,
+    );
+    const model = await loadModel(await importModel(compiled.emitted.bundle), { var: varPath, vae: vaePath });
+    const result = model.run({
+      labels: { data: Int32Array.from(labels), shape: [labels.length] },
+      idx_BL: { data: tokens, shape: [labels.length, meta.tokens] },
+    }, { taps: (values.tap as string[] | undefined) ?? [] });
+    const tensors: TensorToWrite[] = Object.entries({ ...result.outputs, ...result.taps }).map(([name, t]) => ({
+      name,
+      dtype: t.data instanceof Int32Array ? "I32" : "F32",
+      shape: t.shape,
+      data: t.data,
+    }));
+    await Deno.writeFile(out, writeSafetensors(tensors, { producer: "varc forward", spec }));
+    console.log(`wrote ${out}: ${tensors.map((t) => `${t.name} [${t.shape.join(", ")}]`).join(", ")}`);
+  },
+};
+
+/** Reads a [B, L] token pyramid and checks its shape and value range. */
+async function readTokens(
+  path: string,
+  name: string,
+  batch: number,
+  meta: { vocab: number; tokens: number },
+): Promise<Int32Array> {
+  const file = await readSafetensors(path);
+  const entry = file.entries.get(name);
+  if (!entry) {
+    const names = [...file.entries.keys()].filter((n) => n.includes("idx")).slice(0, 6);
+    throw new UsageError(
+      `--tokens-name: ${path} has no tensor "${name}"${names.length ? ` (index tensors: ${names.join(", ")})` : ""}`,
+    );
+  }
+  if (entry.shape.length !== 2 || entry.shape[0] !== batch || entry.shape[1] !== meta.tokens) {
+    throw new UsageError(
+      `--tokens: "${name}" has shape [${
+        entry.shape.join(", ")
+      }], expected [${batch}, ${meta.tokens}] (one row per label, ${meta.tokens} tokens)`,
+    );
+  }
+  const data = file.i32(name);
+  const bad = data.findIndex((v) => v < 0 || v >= meta.vocab);
+  if (bad >= 0) {
+    throw new UsageError(
+      `--tokens: "${name}"[${Math.floor(bad / meta.tokens)}, ${bad % meta.tokens}] = ${
+        data[bad]
+      } is not a token in [0, ${meta.vocab})`,
+    );
+  }
+  return data;
+}

@@ -1,0 +1,101 @@
+/** @file JS backend: renders each IR op as a call into `runtime/js/kernels.ts`; one table entry per op. */
+import type { Node, TensorType } from "../../ir/node.ts";
+import { type MaskSpec, Op } from "../../ir/ops.ts";
+import { broadcastStrides, prod, shapeLit } from "./dims.ts";
+
+/** Everything a render rule sees: the node, its inputs' types, value names, and hoisting. */
+export interface RenderCtx<O extends Op> {
+  readonly node: Node<O>;
+  readonly ins: readonly TensorType[];
+  readonly out: TensorType;
+  /** JS name of input i. */
+  arg(i: number): string;
+  /** Hoists a constant expression to module scope; returns its name. */
+  hoist(expr: string): string;
+}
+
+type RenderRule<O extends Op> = (c: RenderCtx<O>) => string;
+
+const lit = (v: unknown) => JSON.stringify(v);
+
+/** The expression computing each op. Adding an op without a rule is a type error. */
+export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
+  [Op.Input]: (c) => `input(${lit(c.node.params.name)})`,
+  [Op.Param]: (c) => `weight(${lit(c.node.params.name)})`,
+  [Op.LevelIds]: (c) => c.hoist(`K.levelIds(${lit(c.node.params.schedule)})`),
+  [Op.Gather]: (c) => {
+    const [n, ch] = c.ins[0]!.shape;
+    return `K.gather(${c.arg(0)}, ${n}, ${ch}, ${c.arg(1)}, ${lit(`node %${c.node.id} (gather)`)})`;
+  },
+  [Op.Linear]: (c) => {
+    const x = c.ins[0]!.shape;
+    const [n, k] = c.ins[1]!.shape;
+    return `K.linear(${c.arg(0)}, ${prod(x.slice(0, -1))}, ${k}, ${c.arg(1)}, ${n}, ${
+      c.node.params.bias ? c.arg(2) : "null"
+    })`;
+  },
+  [Op.LayerNorm]: (c) => `K.layerNorm(${c.arg(0)}, ${c.out.shape.at(-1)}, ${c.node.params.eps})`,
+  [Op.L2Normalize]: (c) => `K.l2Normalize(${c.arg(0)}, ${c.out.shape.at(-1)}, ${c.node.params.eps})`,
+  [Op.Unary]: (c) => `K.unary(${c.arg(0)}, ${lit(c.node.params.fn)})`,
+  [Op.Binary]: (c) => {
+    const out = c.out.shape;
+    const sa = broadcastStrides(c.ins[0]!.shape, out), sb = broadcastStrides(c.ins[1]!.shape, out);
+    return `K.binary(${c.arg(0)}, ${c.arg(1)}, ${lit(c.node.params.fn)}, ${shapeLit(out)}, [${sa}], [${sb}])`;
+  },
+  [Op.Scalar]: (c) => `K.scalar(${c.arg(0)}, ${lit(c.node.params.fn)}, ${numberLit(c.node.params.value)})`,
+  [Op.Reshape]: (c) => c.arg(0),
+  [Op.Permute]: (c) => `K.permute(${c.arg(0)}, ${shapeLit(c.ins[0]!.shape)}, ${lit(c.node.params.perm)})`,
+  [Op.Slice]: (c) => {
+    const { axis, start, end } = c.node.params;
+    const s = c.ins[0]!.shape;
+    return `K.slice(${c.arg(0)}, ${prod(s.slice(0, axis))}, ${s[axis]}, ${prod(s.slice(axis + 1))}, ${start}, ${end})`;
+  },
+  [Op.Concat]: (c) => {
+    const axis = c.node.params.axis;
+    const s = c.out.shape;
+    const args = c.ins.map((_, i) => c.arg(i)).join(", ");
+    return `K.concat([${args}], ${prod(s.slice(0, axis))}, ${lit(c.ins.map((t) => t.shape[axis]))}, ${
+      prod(s.slice(axis + 1))
+    })`;
+  },
+  [Op.Attention]: (c) => {
+    const [b, h, tq, d] = c.ins[0]!.shape;
+    const tk = c.ins[1]!.shape[2], dv = c.ins[2]!.shape[3];
+    const ranges = c.hoist(maskRanges(c.node.params.mask, Number(tq), Number(tk)));
+    const qkv = [0, 1, 2].map((i) => c.arg(i)).join(", ");
+    return `K.attention(${qkv}, ${prod([b!, h!])}, ${tq}, ${tk}, ${d}, ${dv}, ${
+      numberLit(c.node.params.scale)
+    }, ${ranges})`;
+  },
+  [Op.Conv2d]: (c) => {
+    const [b, ci, h, w] = c.ins[0]!.shape;
+    const [co, , kh, kw] = c.ins[1]!.shape;
+    return `K.conv2d(${c.arg(0)}, ${b}, ${ci}, ${h}, ${w}, ${c.arg(1)}, ${co}, ${kh}, ${kw}, ${
+      c.arg(2)
+    }, ${c.node.params.padding})`;
+  },
+  [Op.Interpolate]: (c) => {
+    const [b, ch, h, w] = c.ins[0]!.shape;
+    const { size, mode } = c.node.params;
+    return `K.interpolate(${c.arg(0)}, ${prod([b!, ch!])}, ${h}, ${w}, ${size}, ${lit(mode)})`;
+  },
+};
+
+function maskRanges(mask: MaskSpec, tq: number, tk: number): string {
+  switch (mask.kind) {
+    case "none":
+      return `K.fullKeyRanges(${tq}, ${tk})`;
+    case "block_causal":
+      return `K.scaleKeyRanges(${lit(mask.schedule)}, Infinity)`;
+    case "scale_window":
+      return `K.scaleKeyRanges(${lit(mask.schedule)}, ${mask.window})`;
+    default:
+      return mask satisfies never;
+  }
+}
+
+/** A number as JS source, exact for every finite double (and -0). */
+export function numberLit(v: number): string {
+  if (!Number.isFinite(v)) throw new Error(`internal: non-finite constant ${v} reached code generation`);
+  return Object.is(v, -0) ? "-0" : String(v);
+}

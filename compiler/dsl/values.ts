@@ -1,0 +1,103 @@
+/** @file Values of the spec interpreter, and the error type builtins throw. */
+import type { ArrowFunction, FunctionDeclaration, FunctionExpression } from "ts-morph";
+import type { Diagnostic, Note, SourceSpan } from "../diagnostics.ts";
+import { error } from "../diagnostics.ts";
+import type { MaskSpec } from "../ir/ops.ts";
+import type { Env } from "./env.ts";
+
+/** A symbolic tensor: the id of an IR node. */
+export class TensorRef {
+  constructor(readonly id: number) {}
+}
+/** The run-time batch size `B`. */
+export class BatchSym {
+  readonly symbol = "B";
+}
+/** A mask over scales. */
+export class MaskVal {
+  constructor(readonly spec: MaskSpec) {}
+}
+/** The spec's `model(...)` result. */
+export class ModelVal {
+  constructor(
+    readonly name: string,
+    readonly outputs: ReadonlyMap<string, TensorRef>,
+    readonly meta: ObjVal,
+    readonly optionalWeights: readonly string[],
+    readonly span: SourceSpan,
+  ) {}
+}
+/** An object literal; remembers where each property was written, for diagnostics. */
+export class ObjVal {
+  constructor(
+    readonly props: Map<string, Value>,
+    readonly span: SourceSpan | undefined,
+    readonly spans: Map<string, SourceSpan> = new Map(),
+  ) {}
+}
+/** A user function (declaration, arrow or function expression) and its defining scope. */
+export class Closure {
+  constructor(
+    readonly name: string,
+    readonly node: FunctionDeclaration | ArrowFunction | FunctionExpression,
+    readonly env: Env,
+  ) {}
+}
+
+/** Where a builtin was called from: the call and each argument. */
+export interface CallSite {
+  readonly span: SourceSpan;
+  readonly argSpans: readonly SourceSpan[];
+  /** Calls a DSL function value (closure or builtin) with arguments. */
+  call(fn: Value, args: Value[]): Value;
+}
+
+/** A DSL function implemented by the compiler. */
+export class Builtin {
+  constructor(readonly name: string, readonly impl: (args: Value[], at: CallSite) => Value) {}
+}
+
+/** Every value a spec expression can produce. */
+export type Value =
+  | undefined
+  | null
+  | boolean
+  | number
+  | string
+  | Value[]
+  | ObjVal
+  | Closure
+  | Builtin
+  | TensorRef
+  | BatchSym
+  | MaskVal
+  | ModelVal;
+
+/** A user error found while reading a spec; carries one or more diagnostics. */
+export class SpecError extends Error {
+  constructor(readonly diagnostics: Diagnostic[]) {
+    super(diagnostics.map((d) => d.message).join("; "));
+    this.name = "SpecError";
+  }
+}
+
+/** Throws a SpecError with one error diagnostic. */
+export function fail(id: string, message: string, span: SourceSpan | undefined, notes: readonly Note[] = []): never {
+  throw new SpecError([error(id, message, span, notes)]);
+}
+
+/** A short description of a value for messages: `number 3`, `a tensor`, `string "x"`. */
+export function describe(v: Value): string {
+  if (v === undefined) return "undefined";
+  if (v === null) return "null";
+  if (typeof v === "number") return `number ${v}`;
+  if (typeof v === "string") return `string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v)}`;
+  if (typeof v === "boolean") return `boolean ${v}`;
+  if (Array.isArray(v)) return `an array of ${v.length}`;
+  if (v instanceof TensorRef) return "a tensor";
+  if (v instanceof BatchSym) return "the batch size B";
+  if (v instanceof MaskVal) return `a ${v.spec.kind} mask`;
+  if (v instanceof ModelVal) return "a model";
+  if (v instanceof Closure || v instanceof Builtin) return `function "${v.name}"`;
+  return "an object";
+}

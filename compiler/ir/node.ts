@@ -1,0 +1,66 @@
+/** @file IR nodes and modules: immutable values with source spans. */
+import type { SourceSpan } from "../diagnostics.ts";
+import type { Dim, DTypeName, Op, OpParams } from "./ops.ts";
+
+/** dtype and shape of a value; "B" is the run-time batch size. */
+export interface TensorType {
+  readonly dtype: DTypeName;
+  readonly shape: readonly Dim[];
+}
+
+/** One operation. `id` is its index in `IrModule.nodes`; inputs always have smaller ids. */
+export interface Node<O extends Op = Op> {
+  readonly id: number;
+  readonly op: O;
+  readonly params: OpParams[O];
+  readonly inputs: readonly number[];
+  /** Filled in by infer-shapes; every later pass may rely on it. */
+  readonly type?: TensorType;
+  /** Where in the spec this node came from. */
+  readonly span: SourceSpan;
+  /** Optional human name (`tag()` in the DSL); taps and printed IR use it. */
+  readonly label?: string;
+}
+
+/** Scalars, lists and nested records describing the model (schedule, vocab, …). */
+export type MetaValue = number | string | boolean | readonly MetaValue[] | { readonly [k: string]: MetaValue };
+
+/** A whole model: nodes in topological order, named outputs, descriptive metadata. */
+export interface IrModule {
+  readonly name: string;
+  readonly nodes: readonly Node[];
+  readonly outputs: Readonly<Record<string, number>>;
+  readonly meta: Readonly<Record<string, MetaValue>>;
+  /** Glob-like patterns (`encoder.*`) of checkpoint tensors the model may ignore. */
+  readonly optionalWeights: readonly string[];
+  /** Spec span of the `model(...)` call. */
+  readonly span: SourceSpan;
+}
+
+/** Narrows a node to one op. */
+export function isOp<O extends Op>(node: Node, op: O): node is Node<O> {
+  return node.op === op;
+}
+
+/** Number of elements of a static shape, with B taken as `batch`. */
+export function numel(shape: readonly Dim[], batch = 1): number {
+  return shape.reduce<number>((n, d) => n * (d === "B" ? batch : d), 1);
+}
+
+/** Keeps the nodes whose ids pass `keep`, renumbered densely; `redirect` maps dropped ids to kept ones. */
+export function compact(
+  module: IrModule,
+  keep: (id: number) => boolean,
+  redirect = new Map<number, number>(),
+): IrModule {
+  const renumber = new Map<number, number>();
+  const nodes: Node[] = [];
+  const target = (i: number) => renumber.get(redirect.get(i) ?? i)!;
+  for (const node of module.nodes) {
+    if (!keep(node.id)) continue;
+    renumber.set(node.id, nodes.length);
+    nodes.push({ ...node, id: nodes.length, inputs: node.inputs.map(target) });
+  }
+  const outputs = Object.fromEntries(Object.entries(module.outputs).map(([k, v]) => [k, target(v)]));
+  return { ...module, nodes, outputs };
+}

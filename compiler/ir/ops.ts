@@ -1,0 +1,82 @@
+/** @file Every IR operation, its parameters, and one line of semantics each. */
+
+/** Which checkpoint a parameter lives in. */
+export type ParamSource = "var" | "vae";
+
+/** Which keys a query may see, by the scale each token belongs to. */
+export type MaskSpec =
+  | { readonly kind: "none" }
+  /** Scale s sees scales 0..s (official VAR). */
+  | { readonly kind: "block_causal"; readonly schedule: readonly number[] }
+  /** Scale s sees scales max(0, s - window + 1)..s (window 2: itself and the previous scale). */
+  | { readonly kind: "scale_window"; readonly schedule: readonly number[]; readonly window: number };
+
+/** Every tensor operation. Values appear verbatim in printed IR and golden tests. */
+export enum Op {
+  Input = "input", // runtime input tensor
+  Param = "param", // checkpoint tensor, by state-dict name
+  LevelIds = "level_ids", // [L] i32: the scale index of every token of a schedule
+  Gather = "gather", // table [N, C], idx [...] -> [..., C]
+  Linear = "linear", // x [..., K] @ w[N, K]ᵀ (+ b [N]) -> [..., N]
+  LayerNorm = "layer_norm", // over the last axis, no affine
+  L2Normalize = "l2_normalize", // x / max(‖x‖₂, eps) over the last axis
+  Unary = "unary", // elementwise fn(x)
+  Binary = "binary", // elementwise fn(a, b) with numpy broadcasting
+  Scalar = "scalar", // elementwise fn(x, constant)
+  Reshape = "reshape", // same elements, new shape (row-major)
+  Permute = "permute", // axes reordered: out.shape[i] = in.shape[perm[i]]
+  Slice = "slice", // [start, end) along one axis
+  Concat = "concat", // inputs joined along one axis
+  Attention = "attention", // q [B,H,Tq,D], k/v [B,H,Tk,D]: softmax(scale·q kᵀ + mask) v
+  Conv2d = "conv2d", // x [B,Ci,H,W], w [Co,Ci,kh,kw], b [Co]; stride 1, zero padding
+  Interpolate = "interpolate", // x [B,C,h,w] -> [B,C,size,size]; PyTorch bicubic (a=-0.75) or area
+}
+
+export type UnaryFn = "silu" | "gelu_tanh" | "exp";
+export type BinaryFn = "add" | "sub" | "mul";
+export type ScalarFn = "mul" | "add" | "min" | "max";
+export type DTypeName = "f32" | "i32";
+/** A dimension: a static size, or the batch size known only at run time. */
+export type Dim = number | "B";
+
+/** Parameters of each op. Adding an Op without an entry is a type error. */
+export interface OpParams {
+  [Op.Input]: { readonly name: string; readonly dtype: DTypeName; readonly shape: readonly Dim[] };
+  [Op.Param]: { readonly name: string; readonly shape: readonly number[]; readonly source: ParamSource };
+  [Op.LevelIds]: { readonly schedule: readonly number[] };
+  [Op.Gather]: Record<never, never>;
+  [Op.Linear]: { readonly bias: boolean };
+  [Op.LayerNorm]: { readonly eps: number };
+  [Op.L2Normalize]: { readonly eps: number };
+  [Op.Unary]: { readonly fn: UnaryFn };
+  [Op.Binary]: { readonly fn: BinaryFn };
+  [Op.Scalar]: { readonly fn: ScalarFn; readonly value: number };
+  [Op.Reshape]: { readonly shape: readonly Dim[] };
+  [Op.Permute]: { readonly perm: readonly number[] };
+  [Op.Slice]: { readonly axis: number; readonly start: number; readonly end: number };
+  [Op.Concat]: { readonly axis: number };
+  [Op.Attention]: { readonly scale: number; readonly mask: MaskSpec };
+  [Op.Conv2d]: { readonly padding: number };
+  [Op.Interpolate]: { readonly mode: "bicubic" | "area"; readonly size: number };
+}
+
+/** How many inputs each op takes (`"n"`: one or more). */
+export const arity: { readonly [O in Op]: number | "n" | readonly [number, number] } = {
+  [Op.Input]: 0,
+  [Op.Param]: 0,
+  [Op.LevelIds]: 0,
+  [Op.Gather]: 2,
+  [Op.Linear]: [2, 3],
+  [Op.LayerNorm]: 1,
+  [Op.L2Normalize]: 1,
+  [Op.Unary]: 1,
+  [Op.Binary]: 2,
+  [Op.Scalar]: 1,
+  [Op.Reshape]: 1,
+  [Op.Permute]: 1,
+  [Op.Slice]: 1,
+  [Op.Concat]: "n",
+  [Op.Attention]: 3,
+  [Op.Conv2d]: 3,
+  [Op.Interpolate]: 1,
+};

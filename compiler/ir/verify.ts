@@ -1,0 +1,24 @@
+/** @file Structural invariants of an IR module, checked after every pass. */
+import type { IrModule } from "./node.ts";
+import { arity } from "./ops.ts";
+
+/** Returns the broken invariants (empty when the module is valid). */
+export function verifyModule(module: IrModule): string[] {
+  const problems: string[] = [];
+  const typed = module.nodes.some((n) => n.type !== undefined);
+  module.nodes.forEach((node, i) => {
+    if (node.id !== i) problems.push(`node at index ${i} has id ${node.id}`);
+    for (const input of node.inputs) {
+      if (!(input >= 0 && input < i)) problems.push(`%${i} uses %${input}, which is not defined before it`);
+    }
+    const want = arity[node.op];
+    const n = node.inputs.length;
+    const ok = want === "n" ? n >= 1 : typeof want === "number" ? n === want : n >= want[0] && n <= want[1];
+    if (!ok) problems.push(`%${i} (${node.op}) has ${n} inputs`);
+    if (typed && node.type === undefined) problems.push(`%${i} (${node.op}) has no type after infer-shapes`);
+  });
+  for (const [name, id] of Object.entries(module.outputs)) {
+    if (!(id >= 0 && id < module.nodes.length)) problems.push(`output "${name}" refers to missing %${id}`);
+  }
+  return problems;
+}

@@ -1,0 +1,60 @@
+/** @file Passes, their context, and the runner (verify after each pass, print-ir-after, timing). */
+import { CompileError, type Diagnostic } from "./diagnostics.ts";
+import type { IrModule } from "./ir/node.ts";
+import { printModule } from "./ir/print.ts";
+import { verifyModule } from "./ir/verify.ts";
+import type { CompileOptions } from "./options.ts";
+
+/** A transformation from one IR module to another. Keeps no state between runs. */
+export interface Pass {
+  /** Kebab-case id used in pipelines and `--print-ir-after`, e.g. "infer-shapes". */
+  readonly name: string;
+  /** One line, shown by `--list-passes`. */
+  readonly summary: string;
+  run(module: IrModule, ctx: PassContext): IrModule;
+}
+
+/** What a pass may touch besides the module. */
+export interface PassContext {
+  readonly options: Readonly<CompileOptions>;
+  /** Records a diagnostic; the pipeline stops after the pass if any is an error. */
+  report(diagnostic: Diagnostic): void;
+}
+
+/** Hooks for tooling: called around every pass. */
+export interface PipelineHooks {
+  /** Pass names (or "all") whose output IR is printed. */
+  readonly printIrAfter?: readonly string[];
+  readonly print?: (text: string) => void;
+  readonly timings?: { name: string; ms: number }[];
+}
+
+/** Runs passes in order; verifies the IR after each; throws CompileError on any error diagnostic. */
+export function runPipeline(
+  module: IrModule,
+  passes: readonly Pass[],
+  options: Readonly<CompileOptions>,
+  hooks: PipelineHooks = {},
+): IrModule {
+  const warnings: Diagnostic[] = [];
+  for (const pass of passes) {
+    const errors: Diagnostic[] = [];
+    const ctx: PassContext = {
+      options,
+      report: (d) => (d.severity === "error" ? errors : warnings).push({ ...d, pass: pass.name }),
+    };
+    const t0 = performance.now();
+    module = pass.run(module, ctx);
+    hooks.timings?.push({ name: pass.name, ms: performance.now() - t0 });
+    if (errors.length > 0) throw new CompileError(errors);
+    const broken = verifyModule(module);
+    if (broken.length > 0) {
+      throw new Error(`internal: IR invalid after pass "${pass.name}": ${broken.join("; ")}`);
+    }
+    const wanted = hooks.printIrAfter ?? [];
+    if (wanted.includes(pass.name) || wanted.includes("all")) {
+      (hooks.print ?? console.log)(`// IR after ${pass.name}\n${printModule(module)}`);
+    }
+  }
+  return module;
+}

@@ -1,0 +1,74 @@
+/** @file Host helpers that generated JS models call: input binding and taps. */
+
+/** A tensor on the host: flat data and its shape. */
+export interface HostTensor {
+  readonly data: Float32Array | Int32Array;
+  readonly shape: readonly number[];
+}
+
+/** Static description of a model input ("B" is the batch size). */
+export interface InputSpec {
+  readonly name: string;
+  readonly dtype: "f32" | "i32";
+  readonly shape: readonly (number | "B")[];
+}
+
+/** Error raised when inputs do not match the compiled model. */
+export class InputError extends Error {
+  override name = "InputError";
+}
+
+/** Checks every input against its spec, infers B, and returns an accessor. */
+export function bindInputs(
+  specs: readonly InputSpec[],
+  inputs: Readonly<Record<string, HostTensor>>,
+): { B: number; input: (name: string) => Float32Array | Int32Array } {
+  let B: number | undefined;
+  for (const spec of specs) {
+    const t = inputs[spec.name];
+    if (!t) throw new InputError(`Missing input "${spec.name}": expected ${spec.dtype}[${spec.shape.join(", ")}]`);
+    const isInt = t.data instanceof Int32Array;
+    if (isInt !== (spec.dtype === "i32")) {
+      throw new InputError(`Input "${spec.name}" must be ${spec.dtype}, got ${isInt ? "i32" : "f32"}`);
+    }
+    const ok = t.shape.length === spec.shape.length && spec.shape.every((d, i) => {
+      if (d !== "B") return t.shape[i] === d;
+      B ??= t.shape[i];
+      return t.shape[i] === B && B! >= 1;
+    });
+    if (!ok) {
+      throw new InputError(
+        `Input "${spec.name}" has shape [${t.shape}], expected [${spec.shape.join(", ")}]${B ? ` with B = ${B}` : ""}`,
+      );
+    }
+    const n = t.shape.reduce((a, d) => a * d, 1);
+    if (t.data.length !== n) {
+      throw new InputError(`Input "${spec.name}" has ${t.data.length} elements for shape [${t.shape}]`);
+    }
+  }
+  for (const name of Object.keys(inputs)) {
+    if (!specs.some((s) => s.name === name)) {
+      throw new InputError(`Unknown input "${name}": the model takes ${specs.map((s) => `"${s.name}"`).join(", ")}`);
+    }
+  }
+  return { B: B ?? 1, input: (name) => inputs[name]!.data };
+}
+
+/** Records requested labelled tensors; unknown requested labels are an error. */
+export function tapper(
+  wanted: readonly string[] | undefined,
+  known: readonly string[],
+): { take: (label: string, data: Float32Array, shape: number[]) => void; taken: Record<string, HostTensor> } {
+  const want = new Set(wanted ?? []);
+  for (const w of want) {
+    if (!known.includes(w)) {
+      throw new InputError(
+        `Unknown tap "${w}": this model labels ${known.length} tensors, e.g. ${
+          known.slice(0, 4).map((k) => `"${k}"`).join(", ")
+        }`,
+      );
+    }
+  }
+  const taken: Record<string, HostTensor> = {};
+  return { take: (label, data, shape) => void (want.has(label) && (taken[label] = { data, shape })), taken };
+}

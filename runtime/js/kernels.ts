@@ -1,0 +1,398 @@
+/**
+ * @file Float32 reference kernels of the JS target. Generated model modules call these with static sizes.
+ *
+ * Layouts are row-major. Accumulation happens in float64 (JS numbers); results are stored as float32.
+ * Sizes and strides are computed by the compiler; kernels only check what depends on run-time data
+ * (token indices).
+ */
+
+/** Error raised by a kernel on bad run-time data (e.g. a token index out of range). */
+export class KernelError extends Error {
+  override name = "KernelError";
+}
+
+/** table [N, C], idx [n] -> [n, C]. */
+export function gather(table: Float32Array, N: number, C: number, idx: Int32Array, what: string): Float32Array {
+  const out = new Float32Array(idx.length * C);
+  for (let i = 0; i < idx.length; i++) {
+    const r = idx[i]!;
+    if (!(r >= 0 && r < N)) throw new KernelError(`${what}: index ${r} at position ${i} is out of range [0, ${N})`);
+    out.set(table.subarray(r * C, r * C + C), i * C);
+  }
+  return out;
+}
+
+/** x [M, K] @ w[N, K]ᵀ (+ b [N]) -> [M, N]; 4 rows × 4 columns per step to reuse loads. */
+export function linear(
+  x: Float32Array,
+  M: number,
+  K: number,
+  w: Float32Array,
+  N: number,
+  b: Float32Array | null,
+): Float32Array {
+  const out = new Float32Array(M * N);
+  let m = 0;
+  for (; m + 4 <= M; m += 4) {
+    const x0 = m * K, x1 = x0 + K, x2 = x1 + K, x3 = x2 + K;
+    for (let n = 0; n < N; n++) {
+      const wn = n * K;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let k = 0; k < K; k++) {
+        const wv = w[wn + k]!;
+        s0 += x[x0 + k]! * wv;
+        s1 += x[x1 + k]! * wv;
+        s2 += x[x2 + k]! * wv;
+        s3 += x[x3 + k]! * wv;
+      }
+      const bias = b ? b[n]! : 0;
+      out[m * N + n] = s0 + bias;
+      out[(m + 1) * N + n] = s1 + bias;
+      out[(m + 2) * N + n] = s2 + bias;
+      out[(m + 3) * N + n] = s3 + bias;
+    }
+  }
+  for (; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = b ? b[n]! : 0;
+      for (let k = 0; k < K; k++) s += x[m * K + k]! * w[n * K + k]!;
+      out[m * N + n] = s;
+    }
+  }
+  return out;
+}
+
+/** LayerNorm without affine over rows of C. */
+export function layerNorm(x: Float32Array, C: number, eps: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < x.length; r += C) {
+    let mean = 0;
+    for (let c = 0; c < C; c++) mean += x[r + c]!;
+    mean /= C;
+    let v = 0;
+    for (let c = 0; c < C; c++) v += (x[r + c]! - mean) ** 2;
+    const inv = 1 / Math.sqrt(v / C + eps);
+    for (let c = 0; c < C; c++) out[r + c] = (x[r + c]! - mean) * inv;
+  }
+  return out;
+}
+
+/** x / max(‖x‖₂, eps) over rows of D. */
+export function l2Normalize(x: Float32Array, D: number, eps: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < x.length; r += D) {
+    let s = 0;
+    for (let c = 0; c < D; c++) s += x[r + c]! ** 2;
+    const inv = 1 / Math.max(Math.sqrt(s), eps);
+    for (let c = 0; c < D; c++) out[r + c] = x[r + c]! * inv;
+  }
+  return out;
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+
+/** Elementwise functions of `unary`. */
+export const UNARY = {
+  silu: (v: number) => v / (1 + Math.exp(-v)),
+  gelu_tanh: (v: number) => 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v))),
+  exp: (v: number) => Math.exp(v),
+} as const;
+
+/** fn(x) elementwise. */
+export function unary(x: Float32Array, fn: keyof typeof UNARY): Float32Array {
+  const f = UNARY[fn];
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = f(x[i]!);
+  return out;
+}
+
+/** Elementwise functions of `scalar`. */
+export const SCALAR = {
+  mul: (v: number, c: number) => v * c,
+  add: (v: number, c: number) => v + c,
+  min: (v: number, c: number) => Math.min(v, c),
+  max: (v: number, c: number) => Math.max(v, c),
+} as const;
+
+/** fn(x, c) elementwise. */
+export function scalar(x: Float32Array, fn: keyof typeof SCALAR, c: number): Float32Array {
+  const f = SCALAR[fn];
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = f(x[i]!, c);
+  return out;
+}
+
+/** Elementwise functions of `binary`. */
+export const BINARY = {
+  add: (a: number, b: number) => a + b,
+  sub: (a: number, b: number) => a - b,
+  mul: (a: number, b: number) => a * b,
+} as const;
+
+/**
+ * fn(a, b) with broadcasting. `shape` is the output shape; `as`/`bs` are the inputs' strides over it
+ * (0 on broadcast axes), as computed by the compiler.
+ */
+export function binary(
+  a: Float32Array,
+  b: Float32Array,
+  fn: keyof typeof BINARY,
+  shape: readonly number[],
+  as: readonly number[],
+  bs: readonly number[],
+): Float32Array {
+  const f = BINARY[fn];
+  const n = shape.reduce((p, d) => p * d, 1);
+  const out = new Float32Array(n);
+  const inner = shape.at(-1) ?? 1, ai = as.at(-1) ?? 0, bi = bs.at(-1) ?? 0;
+  const idx = new Array(shape.length).fill(0);
+  for (let o = 0; o < n; o += inner) {
+    let pa = 0, pb = 0;
+    for (let d = 0; d < shape.length - 1; d++) pa += idx[d] * as[d]!, pb += idx[d] * bs[d]!;
+    for (let j = 0; j < inner; j++) out[o + j] = f(a[pa + j * ai]!, b[pb + j * bi]!);
+    for (let d = shape.length - 2; d >= 0; d--) {
+      if (++idx[d] < shape[d]!) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** Transpose: out.shape[i] = shape[perm[i]]. */
+export function permute<T extends Float32Array | Int32Array>(
+  x: T,
+  shape: readonly number[],
+  perm: readonly number[],
+): T {
+  const r = shape.length;
+  const strides = new Array<number>(r);
+  for (let d = r - 1, s = 1; d >= 0; d--) strides[d] = s, s *= shape[d]!;
+  const outShape = perm.map((p) => shape[p]!);
+  const inStride = perm.map((p) => strides[p]!);
+  const out = new (x.constructor as new (n: number) => T)(x.length);
+  const idx = new Array(r).fill(0);
+  const inner = outShape[r - 1]!, innerStride = inStride[r - 1]!;
+  for (let o = 0; o < x.length; o += inner) {
+    let p = 0;
+    for (let d = 0; d < r - 1; d++) p += idx[d] * inStride[d]!;
+    for (let j = 0; j < inner; j++) out[o + j] = x[p + j * innerStride]!;
+    for (let d = r - 2; d >= 0; d--) {
+      if (++idx[d] < outShape[d]!) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** [outer, size, inner] -> [outer, end - start, inner]. */
+export function slice<T extends Float32Array | Int32Array>(
+  x: T,
+  outer: number,
+  size: number,
+  inner: number,
+  start: number,
+  end: number,
+): T {
+  const w = (end - start) * inner;
+  const out = new (x.constructor as new (n: number) => T)(outer * w);
+  for (let o = 0; o < outer; o++) out.set(x.subarray((o * size + start) * inner, (o * size + end) * inner), o * w);
+  return out;
+}
+
+/** Joins [outer, size_i, inner] tensors along the middle axis. */
+export function concat(
+  xs: readonly Float32Array[],
+  outer: number,
+  sizes: readonly number[],
+  inner: number,
+): Float32Array {
+  const total = sizes.reduce((a, s) => a + s, 0);
+  const out = new Float32Array(outer * total * inner);
+  for (let o = 0; o < outer; o++) {
+    let at = o * total * inner;
+    xs.forEach((x, i) => {
+      const w = sizes[i]! * inner;
+      out.set(x.subarray(o * w, o * w + w), at);
+      at += w;
+    });
+  }
+  return out;
+}
+
+/** Scale index of every token of a schedule. */
+export function levelIds(schedule: readonly number[]): Int32Array {
+  const out: number[] = [];
+  schedule.forEach((n, s) => out.push(...new Array<number>(n * n).fill(s)));
+  return Int32Array.from(out);
+}
+
+/** Per query token, the half-open key range it may see: [lo[i], hi[i]). */
+export interface KeyRanges {
+  readonly lo: Int32Array;
+  readonly hi: Int32Array;
+}
+
+/** Key ranges of a scale mask: block-causal (window = ∞) or a window of scales. */
+export function scaleKeyRanges(schedule: readonly number[], window: number): KeyRanges {
+  const ends: number[] = [];
+  schedule.reduce((a, n) => (ends.push(a + n * n), a + n * n), 0);
+  const L = ends.at(-1)!;
+  const lo = new Int32Array(L), hi = new Int32Array(L);
+  let t = 0;
+  schedule.forEach((n, s) => {
+    const first = Math.max(0, s - window + 1);
+    const from = first === 0 ? 0 : ends[first - 1]!;
+    for (let j = 0; j < n * n; j++, t++) lo[t] = from, hi[t] = ends[s]!;
+  });
+  return { lo, hi };
+}
+
+/** Key ranges with no mask: every query sees all Tk keys. */
+export function fullKeyRanges(Tq: number, Tk: number): KeyRanges {
+  return { lo: new Int32Array(Tq), hi: new Int32Array(Tq).fill(Tk) };
+}
+
+/**
+ * q [BH, Tq, D], k [BH, Tk, D], v [BH, Tk, Dv] -> [BH, Tq, Dv]: softmax(scale·q kᵀ) v over each
+ * query's key range, with a running max (one pass over keys, no [Tq, Tk] matrix).
+ */
+export function attention(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  BH: number,
+  Tq: number,
+  Tk: number,
+  D: number,
+  Dv: number,
+  scale: number,
+  ranges: KeyRanges,
+): Float32Array {
+  const out = new Float32Array(BH * Tq * Dv);
+  const acc = new Float64Array(Dv);
+  for (let bh = 0; bh < BH; bh++) {
+    const kb = bh * Tk * D, vb = bh * Tk * Dv;
+    for (let i = 0; i < Tq; i++) {
+      const qi = (bh * Tq + i) * D;
+      let max = -Infinity, sum = 0;
+      acc.fill(0);
+      for (let j = ranges.lo[i]!; j < ranges.hi[i]!; j++) {
+        let s = 0;
+        for (let d = 0; d < D; d++) s += q[qi + d]! * k[kb + j * D + d]!;
+        s *= scale;
+        if (s > max) {
+          const c = Math.exp(max - s);
+          sum *= c;
+          for (let d = 0; d < Dv; d++) acc[d]! *= c;
+          max = s;
+        }
+        const p = Math.exp(s - max);
+        sum += p;
+        for (let d = 0; d < Dv; d++) acc[d]! += p * v[vb + j * Dv + d]!;
+      }
+      const o = (bh * Tq + i) * Dv;
+      for (let d = 0; d < Dv; d++) out[o + d] = acc[d]! / sum;
+    }
+  }
+  return out;
+}
+
+/** x [B, Ci, H, W] * w [Co, Ci, kh, kw] + b [Co], stride 1, zero padding `pad`. */
+export function conv2d(
+  x: Float32Array,
+  B: number,
+  Ci: number,
+  H: number,
+  W: number,
+  w: Float32Array,
+  Co: number,
+  kh: number,
+  kw: number,
+  b: Float32Array,
+  pad: number,
+): Float32Array {
+  const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1;
+  const out = new Float32Array(B * Co * Ho * Wo);
+  const acc = new Float64Array(Ho * Wo);
+  for (let n = 0; n < B; n++) {
+    for (let co = 0; co < Co; co++) {
+      acc.fill(b[co]!);
+      for (let ci = 0; ci < Ci; ci++) {
+        const xb = (n * Ci + ci) * H * W;
+        for (let dy = 0; dy < kh; dy++) {
+          for (let dx = 0; dx < kw; dx++) {
+            const wv = w[((co * Ci + ci) * kh + dy) * kw + dx]!;
+            for (let oy = 0; oy < Ho; oy++) {
+              const iy = oy + dy - pad;
+              if (iy < 0 || iy >= H) continue;
+              const ox0 = Math.max(0, pad - dx), ox1 = Math.min(Wo, W + pad - dx);
+              for (let ox = ox0; ox < ox1; ox++) acc[oy * Wo + ox]! += wv * x[xb + iy * W + ox + dx - pad]!;
+            }
+          }
+        }
+      }
+      out.set(acc, (n * Co + co) * Ho * Wo);
+    }
+  }
+  return out;
+}
+
+/** PyTorch cubic convolution kernel, a = -0.75. */
+function cubic(x: number): number {
+  const a = -0.75, t = Math.abs(x);
+  if (t <= 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+  if (t < 2) return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a;
+  return 0;
+}
+
+/** Row-stochastic [nOut, nIn] matrix of 1-D bicubic (half-pixel, clamped taps) or area resampling. */
+export function resampleMatrix(mode: "bicubic" | "area", nIn: number, nOut: number): Float64Array {
+  const m = new Float64Array(nOut * nIn);
+  for (let o = 0; o < nOut; o++) {
+    if (mode === "area") {
+      const lo = Math.floor((o * nIn) / nOut), hi = Math.ceil(((o + 1) * nIn) / nOut);
+      for (let i = lo; i < hi; i++) m[o * nIn + i] = 1 / (hi - lo);
+      continue;
+    }
+    const src = (o + 0.5) * (nIn / nOut) - 0.5;
+    const i0 = Math.floor(src), t = src - i0;
+    const taps = [cubic(t + 1), cubic(t), cubic(1 - t), cubic(2 - t)];
+    taps.forEach((wt, j) => {
+      const i = Math.min(nIn - 1, Math.max(0, i0 - 1 + j));
+      m[o * nIn + i]! += wt;
+    });
+  }
+  return m;
+}
+
+/** x [BC, h, w] -> [BC, size, size]: out = M X Mᵀ per channel (separable resampling). */
+export function interpolate(
+  x: Float32Array,
+  BC: number,
+  h: number,
+  w: number,
+  size: number,
+  mode: "bicubic" | "area",
+): Float32Array {
+  const my = resampleMatrix(mode, h, size), mx = resampleMatrix(mode, w, size);
+  const out = new Float32Array(BC * size * size);
+  const tmp = new Float64Array(size * w);
+  for (let c = 0; c < BC; c++) {
+    const xb = c * h * w;
+    tmp.fill(0);
+    for (let o = 0; o < size; o++) {
+      for (let i = 0; i < h; i++) {
+        const wt = my[o * h + i]!;
+        if (wt !== 0) { for (let j = 0; j < w; j++) tmp[o * w + j]! += wt * x[xb + i * w + j]!; }
+      }
+    }
+    for (let o = 0; o < size; o++) {
+      for (let p = 0; p < size; p++) {
+        let s = 0;
+        for (let j = 0; j < w; j++) s += mx[p * w + j]! * tmp[o * w + j]!;
+        out[(c * size + o) * size + p] = s;
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,86 @@
+/** @file Binds checkpoint tensors (safetensors) to a compiled model's params, with named errors. */
+import type { SafetensorsFile } from "./safetensors.ts";
+
+/** A checkpoint tensor the model declares. */
+export interface ParamSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly source: "var" | "vae";
+}
+
+/** A missing, extra, mis-shaped or mistyped checkpoint tensor. */
+export class WeightsError extends Error {
+  override name = "WeightsError";
+}
+
+/** `encoder.*` style patterns: `*` matches within one dotted segment or, at the end, anything. */
+export function matchesPattern(name: string, pattern: string): boolean {
+  const re = "^" + pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[A-Za-z0-9_.]*") + "$";
+  return new RegExp(re).test(name);
+}
+
+/** Checks every declared param against the files and returns a lookup; reports all problems at once. */
+export function bindWeights(
+  params: readonly ParamSpec[],
+  files: Partial<Record<"var" | "vae", SafetensorsFile>>,
+  optional: readonly string[],
+): (name: string) => Float32Array {
+  const problems: string[] = [];
+  const bound = new Map<string, Float32Array>();
+  const missing = new Map<string, string[]>();
+  for (const p of params) {
+    const file = files[p.source];
+    if (!file) {
+      problems.push(
+        `tensor "${p.name}" comes from the ${p.source.toUpperCase()} checkpoint, but none was given (--${p.source})`,
+      );
+      continue;
+    }
+    const e = file.entries.get(p.name);
+    if (!e) {
+      const list = missing.get(file.file) ?? [];
+      list.push(`"${p.name}" (F32 [${p.shape.join(", ")}])`);
+      missing.set(file.file, list);
+    } else if (e.dtype !== "F32") {
+      problems.push(`${file.file}: tensor "${p.name}" has dtype ${e.dtype}, expected F32`);
+    } else if (e.shape.join() !== p.shape.join()) {
+      problems.push(
+        `${file.file}: tensor "${p.name}" has shape [${e.shape.join(", ")}], expected [${p.shape.join(", ")}]`,
+      );
+    } else bound.set(p.name, file.f32(p.name));
+  }
+  for (const [file, list] of missing) {
+    problems.push(`${file}: missing ${plural(list.length, "tensor")} ${listed(list)}`);
+  }
+  for (const [source, file] of Object.entries(files)) {
+    if (!file) continue;
+    const declared = new Set(params.filter((p) => p.source === source).map((p) => p.name));
+    const extra = [...file.entries.keys()].filter((n) =>
+      !declared.has(n) && !optional.some((o) => matchesPattern(n, o))
+    );
+    if (extra.length > 0) {
+      problems.push(
+        `${file.file}: unexpected ${plural(extra.length, "tensor")} ${
+          listed(extra.map((n) => `"${n}"`))
+        }: the model neither uses nor ignores ${
+          extra.length > 1 ? "them" : "it"
+        } (is this the --${source} checkpoint of this spec?)`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new WeightsError(problems.join("\n"));
+  return (name) => {
+    const t = bound.get(name);
+    if (!t) throw new WeightsError(`internal: tensor "${name}" was not bound`);
+    return t;
+  };
+}
+
+function plural(n: number, word: string): string {
+  return n === 1 ? word : `${n} ${word}s`;
+}
+
+function listed(items: readonly string[]): string {
+  const shown = items.slice(0, 4).join(", ");
+  return items.length > 4 ? `${shown} and ${items.length - 4} more` : shown;
+}
