@@ -1,11 +1,12 @@
 /** @file Compile options and their validation. */
 
-/** Code generation targets. */
+/** Code generation targets built in; plugins may register more backends by name. */
 export type TargetName = "js" | "webgpu";
 
 /** Options that change what the compiler produces. */
 export interface CompileOptions {
-  readonly target: TargetName;
+  /** Backend name: a built-in target or one a plugin registered. */
+  readonly target: string;
   /** Minify the bundled module (default true). */
   readonly minify: boolean;
 }
@@ -19,8 +20,8 @@ export function resolveOptions(partial: Partial<CompileOptions> = {}): CompileOp
     if (!(key in DEFAULT_OPTIONS)) throw new TypeError(`Invalid option in compile(): "${key}"`);
   }
   const options = { ...DEFAULT_OPTIONS, ...partial };
-  if (options.target !== "js" && options.target !== "webgpu") {
-    throw new TypeError(`Invalid target "${options.target}": expected "js" or "webgpu"`);
+  if (typeof options.target !== "string" || typeof options.minify !== "boolean") {
+    throw new TypeError(`Invalid options in compile(): ${JSON.stringify(partial)}`);
   }
   return options;
 }

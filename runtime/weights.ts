@@ -13,10 +13,14 @@ export class WeightsError extends Error {
   override name = "WeightsError";
 }
 
-/** `encoder.*` style patterns: `*` matches within one dotted segment or, at the end, anything. */
+/** `encoder.*` style patterns: `*` matches within one dotted segment, or anything when it ends the pattern. */
 export function matchesPattern(name: string, pattern: string): boolean {
-  const re = "^" + pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[A-Za-z0-9_.]*") + "$";
-  return new RegExp(re).test(name);
+  const escape = (p: string) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+  const parts = pattern.split("*").map(escape);
+  const last = parts.pop()!;
+  const re = parts.map((p) => p + "[^.]*").join("") + last;
+  const tail = pattern.endsWith("*") ? re.slice(0, -"[^.]*".length) + ".*" : re;
+  return new RegExp(`^${tail}$`).test(name);
 }
 
 /** Checks every declared param against the files and returns a lookup; reports all problems at once. */

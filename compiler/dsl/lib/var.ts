@@ -126,7 +126,7 @@ export function adaLNBlock(
     ? adaLN(cond, `${p}.ada_lin.1`, C, 6)
     : add(shared, param(`${p}.ada_gss`, [1, 1, 6, C]));
   const [g1, g2, s1, s2, b1, b2] = range(6).map((j) => chunk(m, j, C));
-  const a = selfAttention(modulate(x, s1, b1, c.normEps), `${p}.attn`, c, mask);
+  const a = selfAttention(tag(modulate(x, s1, b1, c.normEps), `${p}.attn.x_in`), `${p}.attn`, c, mask);
   const h = add(x, mul(g1, a));
   return add(h, mul(g2, ffn(modulate(h, s2, b2, c.normEps), `${p}.ffn`, c)));
 }

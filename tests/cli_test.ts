@@ -1,0 +1,159 @@
+/** @file The CLI in-process: exit codes, printed summaries, written files, errors without stack traces. */
+import assert from "node:assert/strict";
+import { main } from "../cli/varc.ts";
+import { readSafetensors } from "../runtime/safetensors.ts";
+import { assertClose, FIXTURE } from "./_helpers.ts";
+
+/** Runs the CLI, capturing what it prints. */
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const [log, error] = [console.log, console.error];
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const code = await main(argv);
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    [console.log, console.error] = [log, error];
+  }
+}
+
+function noStackTrace(text: string): void {
+  assert.doesNotMatch(text, /^\s+at .*:\d+:\d+\)?$/m, "printed a stack trace");
+}
+
+Deno.test("varc --help and every command's --help exit 0", async () => {
+  assert.equal((await run("--help")).code, 0);
+  for (const cmd of ["compile", "forward"]) {
+    const r = await run(cmd, "--help");
+    assert.equal(r.code, 0);
+    assert.match(r.out, new RegExp(`Usage: varc ${cmd}`));
+  }
+});
+
+Deno.test("varc compile writes the module and report and prints the parameter count", async () => {
+  const dir = await Deno.makeTempDir();
+  const r = await run("compile", "examples/var_d16.var.ts", "--out", dir);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /parameters: 310,283,520 \(VAR/);
+  for (const f of ["model.js", "model.d.ts", "model.src.ts", "report.json", "report.md"]) {
+    assert.ok((await Deno.stat(`${dir}/${f}`)).size > 0, f);
+  }
+  const report = JSON.parse(await Deno.readTextFile(`${dir}/report.json`));
+  assert.equal(report.parameters.var, 310_283_520);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("varc forward reproduces the fixture's teacher-forced logits", async () => {
+  const dir = await Deno.makeTempDir();
+  const out = `${dir}/OUT.safetensors`;
+  const r = await run(
+    "forward",
+    "examples/var_tiny_a.var.ts",
+    ...["--var", `${FIXTURE}var.safetensors`, "--vae", `${FIXTURE}vae.safetensors`, "--labels", "3,7"],
+    ...["--tokens", `${FIXTURE}reference.safetensors`, "--tokens-name", "tf.idx_BL", "--out", out],
+  );
+  assert.equal(r.code, 0, r.err);
+  const [got, ref] = [await readSafetensors(out), await readSafetensors(`${FIXTURE}reference.safetensors`)];
+  assert.deepEqual(got.entries.get("logits_BLV")!.shape, [2, 680, 256]);
+  assertClose("logits_BLV", got.f32("logits_BLV"), ref.f32("tf.logits_BLV"), 1e-5);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("CLI errors exit 1 with a message naming the flag, file or span, never a stack trace", async () => {
+  const fx = (f: string) => `${FIXTURE}${f}`;
+  const base = [
+    "forward",
+    "examples/var_tiny_a.var.ts",
+    "--var",
+    fx("var.safetensors"),
+    "--vae",
+    fx("vae.safetensors"),
+  ];
+  const cases: [string[], RegExp][] = [
+    [["nope"], /unknown command "nope"/],
+    [["compile"], /missing <spec.var.ts>/],
+    [["compile", "examples/var_tiny_a.var.ts"], /missing --out/],
+    [["compile", "examples/var_tiny_a.var.ts", "--out", "x", "--bogus"], /Unknown option '--bogus'/],
+    [["compile", "examples/var_tiny_a.var.ts", "--out", "x", "--target", "metal"], /--target must be "js" or "webgpu"/],
+    [["compile", "tests/specs/does_not_exist.var.ts", "--out", "x"], /Cannot read spec .*does_not_exist/],
+    [
+      [...base, "--labels", "3,10", "--tokens", fx("reference.safetensors"), "--out", "x"],
+      /--labels: "10" is not a class index in \[0, 10\)/,
+    ],
+    [[...base, "--labels", "3,7", "--tokens", fx("reference.safetensors"), "--out", "x"], /has no tensor "idx_BL"/],
+    [
+      [...base, "--labels", "3", "--tokens", fx("reference.safetensors"), "--tokens-name", "tf.idx_BL", "--out", "x"],
+      /shape \[2, 680\], expected \[1, 680\]/,
+    ],
+    [[
+      "forward",
+      "examples/var_tiny_a.var.ts",
+      "--var",
+      fx("vae.safetensors"),
+      "--vae",
+      fx("var.safetensors"),
+      "--labels",
+      "3,7",
+      "--tokens",
+      fx("reference.safetensors"),
+      "--tokens-name",
+      "tf.idx_BL",
+      "--out",
+      "x",
+    ], /missing 9 tensors "quantize\.embedding\.weight" \(F32 \[256, 8\]\)/],
+    [[
+      "forward",
+      "examples/var_tiny_a.var.ts",
+      "--var",
+      "missing.safetensors",
+      "--vae",
+      fx("vae.safetensors"),
+      "--labels",
+      "3,7",
+      "--tokens",
+      fx("reference.safetensors"),
+      "--tokens-name",
+      "tf.idx_BL",
+      "--out",
+      "x",
+    ], /missing\.safetensors/],
+  ];
+  for (const [argv, pattern] of cases) {
+    const r = await run(...argv);
+    assert.equal(r.code, 1, argv.join(" "));
+    assert.match(r.err, pattern, argv.join(" "));
+    noStackTrace(r.err);
+  }
+});
+
+Deno.test("a malformed spec prints file:line:col, the line, a caret and a hint, and exits 1", async () => {
+  const dir = await Deno.makeTempDir();
+  const spec = `${Deno.cwd()}/tests/specs/_bad_heads.var.ts`;
+  await Deno.writeTextFile(
+    spec,
+    `import { varModel } from "../../compiler/dsl/lib/var.ts";\nexport default varModel({ name: "x", depth: 1, width: 100,\n  heads: 3, schedule: [1, 2] });\n`,
+  );
+  try {
+    const r = await run("compile", spec, "--out", dir);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /_bad_heads\.var\.ts:3:3: error\[not-divisible\]: Cannot split width 100 into 3 heads/);
+    assert.match(r.err, /^ {2}3 \| {3}heads: 3, schedule/m);
+    assert.match(r.err, /^ {4}\| {3}\^{8}/m);
+    assert.match(r.err, /note: Pick heads among the divisors of 100/);
+    noStackTrace(r.err);
+  } finally {
+    await Deno.remove(spec);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--print-ir-after prints the IR after the named pass; --list-passes lists the pipeline", async () => {
+  const dir = await Deno.makeTempDir();
+  const r = await run("compile", "tests/specs/tiny_golden.var.ts", "--out", dir, "--print-ir-after", "infer-shapes");
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /\/\/ IR after infer-shapes\nmodule "tiny_golden" \{/);
+  const l = await run("compile", "--list-passes");
+  assert.match(l.out, /^infer-shapes .*\nmerge-params .*\neliminate-dead-code /m);
+  await Deno.remove(dir, { recursive: true });
+});

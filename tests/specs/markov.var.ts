@@ -1,0 +1,27 @@
+/**
+ * A VAR variant written by rearranging DSL blocks: attention limited to the current and the
+ * previous scale (a "Markovian" successor of VAR), a SiLU feed-forward, head dim 16.
+ */
+import { type Ffn, varModel } from "../../compiler/dsl/lib/var.ts";
+import { linear, param, scaleWindow, silu } from "../../compiler/dsl/lang.ts";
+
+const siluFfn: Ffn = (x, p, c) => {
+  const h = silu(linear(x, param(`${p}.fc1.weight`, [c.ffnHidden, c.width]), param(`${p}.fc1.bias`, [c.ffnHidden])));
+  return linear(h, param(`${p}.fc2.weight`, [c.width, c.ffnHidden]), param(`${p}.fc2.bias`, [c.width]));
+};
+
+const schedule = [1, 2, 3, 4];
+
+export default varModel({
+  name: "markov",
+  depth: 2,
+  width: 32,
+  heads: 2,
+  classes: 3,
+  vocab: 16,
+  cvae: 4,
+  mlpRatio: 2,
+  schedule,
+  ffn: siluFfn,
+  mask: scaleWindow(schedule, 2),
+});
