@@ -52,7 +52,7 @@ Options:
       meta,
     );
     const model = await loadModel(await importModel(compiled.emitted.bundle), { var: varPath, vae: vaePath });
-    const result = model.run({
+    const result = model.run("forward", {
       labels: { data: Int32Array.from(labels), shape: [labels.length] },
       idx_BL: { data: tokens, shape: [labels.length, meta.tokens] },
     }, { taps: (values.tap as string[] | undefined) ?? [] });

@@ -44,6 +44,24 @@ export function error(
   return { severity: "error", id, message, notes, ...(span ? { span } : {}) };
 }
 
+/**
+ * An error about an IR node, located where the user can act on it: a node made inside a DSL
+ * library block (compiler/dsl/lib) is reported at the innermost call from outside the library,
+ * with a note giving the library line.
+ */
+export function nodeError(
+  id: string,
+  message: string,
+  node: { readonly span: SourceSpan; readonly trace?: readonly SourceSpan[] },
+  notes: readonly Note[] = [],
+): Diagnostic {
+  const inLibrary = (s: SourceSpan) => s.file.replaceAll("\\", "/").includes("compiler/dsl/lib/");
+  if (!inLibrary(node.span)) return error(id, message, node.span, notes);
+  const user = [...(node.trace ?? [])].reverse().find((s) => !inLibrary(s));
+  if (!user) return error(id, message, node.span, notes);
+  return error(id, message, user, [...notes, { message: "raised inside this library block", span: node.span }]);
+}
+
 /** `file:line:col` of a span. */
 export function location(span: SourceSpan): string {
   return `${span.file}:${span.line}:${span.column}`;

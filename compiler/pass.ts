@@ -46,7 +46,7 @@ export function runPipeline(
     const t0 = performance.now();
     module = pass.run(module, ctx);
     hooks.timings?.push({ name: pass.name, ms: performance.now() - t0 });
-    if (errors.length > 0) throw new CompileError(errors);
+    if (errors.length > 0) throw new CompileError(dedupe(errors));
     const broken = verifyModule(module);
     if (broken.length > 0) {
       throw new Error(`internal: IR invalid after pass "${pass.name}": ${broken.join("; ")}`);
@@ -57,4 +57,23 @@ export function runPipeline(
     }
   }
   return module;
+}
+
+/**
+ * One diagnostic per (id, location): a block used by several entries (forward, every step) fails
+ * once per copy, and the user needs to read it once.
+ */
+function dedupe(ds: readonly Diagnostic[]): Diagnostic[] {
+  const seen = new Map<string, { d: Diagnostic; n: number }>();
+  for (const d of ds) {
+    const key = `${d.id}@${d.span ? `${d.span.file}:${d.span.line}:${d.span.column}` : d.message}`;
+    const hit = seen.get(key);
+    if (hit) hit.n++;
+    else seen.set(key, { d, n: 1 });
+  }
+  return [...seen.values()].map(({ d, n }) =>
+    n === 1
+      ? d
+      : { ...d, notes: [...d.notes, { message: `reported once for ${n} copies of this node (one per entry point)` }] }
+  );
 }

@@ -23,7 +23,7 @@ const model = await loadModel(await importModel(compiled.emitted.bundle), {
 });
 const ref = await readSafetensors(`${FIXTURE}reference.safetensors`);
 const t1 = performance.now();
-const { outputs } = model.run({
+const { outputs } = model.run("forward", {
   labels: { data: Int32Array.from([3, 7]), shape: [2] },
   idx_BL: { data: ref.i32("tf.idx_BL"), shape: [2, 680] },
 });

@@ -9,5 +9,6 @@ export default varModel({
   classes: 10,
   vocab: 256,
   cvae: 8,
+  vaeCh: 32,
   schedule: [1, 2, 3, 4, 5, 6, 8, 10, 13, 16],
 });

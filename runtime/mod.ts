@@ -1,5 +1,5 @@
 /**
- * @file Runtime API: load a compiled model module and its checkpoints, run it.
+ * @file Runtime API: load a compiled model module and its checkpoints, run its entries.
  * @module
  */
 import type { HostTensor } from "./js/exec.ts";
@@ -8,6 +8,28 @@ import { bindWeights, type ParamSpec } from "./weights.ts";
 
 export type { HostTensor } from "./js/exec.ts";
 
+type Dims = readonly (number | "B")[];
+
+/** Inputs, outputs and tappable labels of one entry point. */
+export interface EntryInfo {
+  readonly inputs: readonly { name: string; dtype: "f32" | "i32"; shape: Dims }[];
+  readonly outputs: readonly { name: string; dtype: "f32" | "i32"; shape: Dims }[];
+  readonly labels: readonly string[];
+}
+
+/** What one entry returns. */
+export interface EntryResult {
+  readonly outputs: Record<string, HostTensor>;
+  readonly taps: Record<string, HostTensor>;
+}
+
+/** A generated entry function. */
+export type EntryFn = (
+  weight: (name: string) => Float32Array,
+  inputs: Readonly<Record<string, HostTensor>>,
+  options?: { taps?: readonly string[] },
+) => EntryResult;
+
 /** What a generated model module exports. */
 export interface ModelModule {
   readonly info: {
@@ -15,41 +37,47 @@ export interface ModelModule {
     readonly meta: Readonly<Record<string, unknown>>;
     readonly optionalWeights: readonly string[];
     readonly params: readonly ParamSpec[];
-    readonly inputs: readonly { name: string; dtype: "f32" | "i32"; shape: readonly (number | "B")[] }[];
-    readonly outputs: readonly { name: string; dtype: "f32" | "i32"; shape: readonly (number | "B")[] }[];
-    readonly labels: readonly string[];
+    readonly entries: Readonly<Record<string, EntryInfo>>;
   };
-  forward(
-    weights: (name: string) => Float32Array,
-    inputs: Readonly<Record<string, HostTensor>>,
-    options?: { taps?: readonly string[] },
-  ): { outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> };
+  readonly entries: Readonly<Record<string, EntryFn>>;
 }
 
 /** Imports a bundled model module from its source text. */
 export async function importModel(bundle: string): Promise<ModelModule> {
-  const url = `data:text/javascript;base64,${btoa(String.fromCharCode(...chunks(new TextEncoder().encode(bundle))))}`;
-  return await import(url) as ModelModule;
-}
-
-function* chunks(bytes: Uint8Array): Generator<number> {
-  for (const b of bytes) yield b;
+  const bytes = new TextEncoder().encode(bundle);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return await import(`data:text/javascript;base64,${btoa(binary)}`) as ModelModule;
 }
 
 /** A model with its weights bound, ready to run. */
 export interface LoadedModel {
   readonly module: ModelModule;
-  run(
-    inputs: Readonly<Record<string, HostTensor>>,
-    options?: { taps?: readonly string[] },
-  ): ReturnType<ModelModule["forward"]>;
+  /** Runs one entry; unknown entries are a TypeError naming the available ones. */
+  run(entry: string, inputs: Readonly<Record<string, HostTensor>>, options?: { taps?: readonly string[] }): EntryResult;
 }
 
-/** Reads the checkpoint files and binds them to the model (errors name every bad tensor). */
+/** Binds already-read checkpoint files to the model (errors name every bad tensor). */
+export function bindModel(module: ModelModule, files: Partial<Record<"var" | "vae", SafetensorsFile>>): LoadedModel {
+  const weights = bindWeights(module.info.params, files, module.info.optionalWeights);
+  return {
+    module,
+    run(entry, inputs, options) {
+      const fn = module.entries[entry];
+      if (!fn) {
+        throw new TypeError(
+          `Model "${module.info.name}" has no entry "${entry}" (entries: ${Object.keys(module.entries).join(", ")})`,
+        );
+      }
+      return fn(weights, inputs, options);
+    },
+  };
+}
+
+/** Reads the checkpoint files and binds them to the model. */
 export async function loadModel(module: ModelModule, paths: { var?: string; vae?: string }): Promise<LoadedModel> {
   const files: Partial<Record<"var" | "vae", SafetensorsFile>> = {};
   if (paths.var) files.var = await readSafetensors(paths.var);
   if (paths.vae) files.vae = await readSafetensors(paths.vae);
-  const weights = bindWeights(module.info.params, files, module.info.optionalWeights);
-  return { module, run: (inputs, options) => module.forward(weights, inputs, options) };
+  return bindModel(module, files);
 }

@@ -72,7 +72,10 @@ export function bindWeights(
       );
     }
   }
-  if (problems.length > 0) throw new WeightsError(problems.join("\n"));
+  if (problems.length > 0) {
+    const more = problems.length > 12 ? [`… and ${problems.length - 12} more problems`] : [];
+    throw new WeightsError([...problems.slice(0, 12), ...more].join("\n"));
+  }
   return (name) => {
     const t = bound.get(name);
     if (!t) throw new WeightsError(`internal: tensor "${name}" was not bound`);

@@ -21,7 +21,7 @@ Deno.test("forward matches the official teacher-forced logits, input and attenti
   const ref = await readSafetensors(`${FIXTURE}reference.safetensors`);
   const model = await fixtureModel();
   const idx = ref.i32("tf.idx_BL");
-  const { outputs, taps } = model.run({
+  const { outputs, taps } = model.run("forward", {
     labels: { data: Int32Array.from([3, 7]), shape: [2] },
     idx_BL: { data: idx, shape: [2, 680] },
   }, { taps: TAPS });
@@ -40,13 +40,13 @@ Deno.test("forward rejects inputs that do not match the compiled model", async (
   const model = await fixtureModel();
   const labels = { data: Int32Array.from([3]), shape: [1] };
   assert.throws(
-    () => model.run({ labels, idx_BL: { data: new Int32Array(680 * 2), shape: [2, 680] } }),
+    () => model.run("forward", { labels, idx_BL: { data: new Int32Array(680 * 2), shape: [2, 680] } }),
     /shape \[2,680\]/,
   );
-  assert.throws(() => model.run({ labels }), /Missing input "idx_BL"/);
+  assert.throws(() => model.run("forward", { labels }), /missing input "idx_BL"/);
   const bad = new Int32Array(680).fill(256);
   assert.throws(
-    () => model.run({ labels, idx_BL: { data: bad, shape: [1, 680] } }),
+    () => model.run("forward", { labels, idx_BL: { data: bad, shape: [1, 680] } }),
     /index 256 .* out of range \[0, 256\)/,
   );
 });
@@ -82,7 +82,7 @@ Deno.test("forward agrees with the float64 reference on a shared-AdaLN, 512-sche
   const B = 2, L = meta.tokens;
   const idx = Int32Array.from({ length: B * L }, (_, i) => (i * 7919) % meta.vocab);
   const labels = [1, 4];
-  const { outputs } = model.run({
+  const { outputs } = model.run("forward", {
     labels: { data: Int32Array.from(labels), shape: [B] },
     idx_BL: { data: idx, shape: [B, L] },
   });

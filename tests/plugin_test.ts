@@ -20,7 +20,8 @@ Deno.test("a plugin pass runs at its position and sees typed IR", async () => {
   };
   const plugin: Plugin = { name: "counter", setup: (b) => b.addPass(countAttention, { after: "infer-shapes" }) };
   await compile(SPEC, {}, { plugins: [plugin] });
-  assert.deepEqual(seen, ["1 attention, typed=true"]);
+  // tiny_golden: 1 block in `forward` and in each of 2 `step_s` entries, 4 decoder attention blocks.
+  assert.deepEqual(seen, ["7 attention, typed=true"]);
 });
 
 Deno.test("a plugin pass's error diagnostic stops the pipeline and names the pass", async () => {

@@ -1,7 +1,7 @@
 /** @file The official presets compile and their parameter counts equal the official ones exactly. */
 import assert from "node:assert/strict";
 import { lower } from "../compiler/mod.ts";
-import { numel } from "../compiler/ir/node.ts";
+import { entryNodes, numel } from "../compiler/ir/node.ts";
 import { type MaskSpec, Op, type OpParams } from "../compiler/ir/ops.ts";
 
 /** Official counts (models/__init__.py build, var_reference.md §1). */
@@ -19,7 +19,7 @@ for (const [name, count] of Object.entries(OFFICIAL)) {
     const params = module.nodes.filter((n) => n.op === Op.Param).map((n) => n.params as OpParams[Op.Param]);
     const total = params.filter((p) => p.source === "var").reduce((a, p) => a + numel(p.shape), 0);
     assert.equal(total, count);
-    const attention = module.nodes.filter((n) => n.op === Op.Attention);
+    const attention = entryNodes(module, "forward").map((id) => module.nodes[id]!).filter((n) => n.op === Op.Attention);
     assert.equal(attention.length, module.meta.depth);
     const mask = (attention[0]!.params as { mask: MaskSpec }).mask;
     assert.equal(mask.kind, "block_causal");

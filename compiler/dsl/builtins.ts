@@ -1,5 +1,5 @@
 /** @file The DSL builtins: one implementation per declaration of `lang.ts`, checked by the type checker. */
-import type { Note, SourceSpan } from "../diagnostics.ts";
+import type { SourceSpan } from "../diagnostics.ts";
 import { type Dim, Op, type ParamSource } from "../ir/ops.ts";
 import type { GraphBuilder } from "./graph.ts";
 import type * as Lang from "./lang.ts";
@@ -12,7 +12,6 @@ import {
   MaskVal,
   ModelVal,
   ObjVal,
-  SpecError,
   TensorRef,
   type Value,
 } from "./values.ts";
@@ -23,6 +22,7 @@ export const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** State-dict names and labels: dotted words. */
 export const DOTTED = /^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/;
 const MAX_DIM = 1 << 30;
+const MAX_ARRAY = 1 << 20;
 
 // ── argument readers: each reports the argument's own span ────────────────
 
@@ -108,7 +108,7 @@ export function makeBuiltins(g: GraphBuilder): Table {
     def(name, (a, at) => g.add(Op.Unary, { fn }, [tensorArg(a, 0, name, at)], at.span));
   const binary = (name: string, fn: "add" | "sub" | "mul") =>
     def(name, (a, at) => g.add(Op.Binary, { fn }, [tensorArg(a, 0, name, at), tensorArg(a, 1, name, at)], at.span));
-  const scalar = (name: string, fn: "mul" | "min") =>
+  const scalar = (name: string, fn: "mul" | "min" | "add") =>
     def(name, (a, at) => g.add(Op.Scalar, { fn, value: numArg(a, 1, name, at) }, [tensorArg(a, 0, name, at)], at.span));
 
   return {
@@ -132,7 +132,11 @@ export function makeBuiltins(g: GraphBuilder): Table {
       g.label(t, strArg(a, 1, "tag", at, DOTTED, "a tensor label"));
       return t;
     }),
-    range: def("range", (a, at) => Array.from({ length: intArg(a, 0, "range", at) }, (_, i) => i)),
+    range: def("range", (a, at) => {
+      const n = intArg(a, 0, "range", at);
+      if (n > MAX_ARRAY) fail("bad-size", `range(${n}) is longer than ${MAX_ARRAY} elements`, argSpan(at, 0));
+      return Array.from({ length: n }, (_, i) => i);
+    }),
     varConfig: def("varConfig", (a, at) => {
       const o = a[0];
       if (!(o instanceof ObjVal)) badArg(at, "varConfig", 0, "an object", o);
@@ -184,6 +188,29 @@ export function makeBuiltins(g: GraphBuilder): Table {
     sub: binary("sub", "sub"),
     mul: binary("mul", "mul"),
     scale: scalar("scale", "mul"),
+    shift: scalar("shift", "add"),
+    clamp: def("clamp", (a, at) => {
+      const [lo, hi] = [numArg(a, 1, "clamp", at), numArg(a, 2, "clamp", at)];
+      if (!(lo <= hi)) fail("bad-argument", `"clamp" needs lo ≤ hi, got ${lo} > ${hi}`, at.span);
+      const low = g.add(Op.Scalar, { fn: "max", value: lo }, [tensorArg(a, 0, "clamp", at)], at.span);
+      return g.add(Op.Scalar, { fn: "min", value: hi }, [low], at.span);
+    }),
+    groupNorm: def("groupNorm", (a, at) => {
+      const ins = [0, 1, 2].map((i) => tensorArg(a, i, "groupNorm", at));
+      const params = { groups: intArg(a, 3, "groupNorm", at, 1), eps: positive(a, 4, "groupNorm", at) };
+      return g.add(Op.GroupNorm, params, ins, at.span);
+    }),
+    upsampleNearest: def(
+      "upsampleNearest",
+      (a, at) =>
+        g.add(
+          Op.Upsample,
+          { factor: intArg(a, 1, "upsampleNearest", at, 1) },
+          [tensorArg(a, 0, "upsampleNearest", at)],
+          at.span,
+        ),
+    ),
+    noMask: def("noMask", () => new MaskVal({ kind: "none" })),
     clampMax: scalar("clampMax", "min"),
     reshape: def(
       "reshape",
@@ -253,23 +280,37 @@ function positive(args: Value[], i: number, fn: string, at: CallSite): number {
 
 function modelBuiltin(a: Value[], at: CallSite): ModelVal {
   const o = a[0];
-  if (!(o instanceof ObjVal)) badArg(at, "model", 0, "an object { name, outputs, meta?, optionalWeights? }", o);
+  if (!(o instanceof ObjVal)) {
+    badArg(at, "model", 0, "an object { name, entries | outputs, meta?, optionalWeights? }", o);
+  }
   const field = (k: string) => o.spans.get(k) ?? at.span;
   const name = o.props.get("name");
   if (typeof name !== "string" || !IDENT.test(name)) {
     fail("unsafe-name", `Model name must be an identifier (${IDENT.source}), got ${describe(name)}`, field("name"));
   }
-  const outs = o.props.get("outputs");
-  if (!(outs instanceof ObjVal) || outs.props.size === 0) {
-    fail("missing-field", `"outputs" of "model" must be an object of tensors, got ${describe(outs)}`, field("outputs"));
+  const [outs, entriesVal] = [o.props.get("outputs"), o.props.get("entries")];
+  if ((outs === undefined) === (entriesVal === undefined)) {
+    fail(
+      "missing-field",
+      `"model" needs exactly one of "outputs" (one entry, "forward") or "entries"`,
+      o.span ?? at.span,
+    );
   }
-  const outputs = new Map<string, TensorRef>();
-  for (const [k, v] of outs.props) {
-    if (!IDENT.test(k)) fail("unsafe-name", `Output name ${JSON.stringify(k)} is not an identifier`, outs.spans.get(k));
-    if (!(v instanceof TensorRef)) {
-      fail("bad-argument", `Output "${k}" must be a tensor, got ${describe(v)}`, outs.spans.get(k));
+  const entries = new Map<string, Map<string, TensorRef>>();
+  if (outs !== undefined) entries.set("forward", outputsOf(outs, "outputs", field("outputs")));
+  else {
+    if (!(entriesVal instanceof ObjVal) || entriesVal.props.size === 0) {
+      fail(
+        "missing-field",
+        `"entries" must be an object of entry points, got ${describe(entriesVal)}`,
+        field("entries"),
+      );
     }
-    outputs.set(k, v);
+    for (const [k, v] of entriesVal.props) {
+      const span = entriesVal.spans.get(k) ?? field("entries");
+      if (!IDENT.test(k)) fail("unsafe-name", `Entry name ${JSON.stringify(k)} is not an identifier`, span);
+      entries.set(k, outputsOf(v, `entry "${k}"`, span));
+    }
   }
   const meta = o.props.get("meta") ?? new ObjVal(new Map(), undefined);
   if (!(meta instanceof ObjVal)) fail("bad-argument", `"meta" must be an object, got ${describe(meta)}`, field("meta"));
@@ -277,10 +318,20 @@ function modelBuiltin(a: Value[], at: CallSite): ModelVal {
   if (!Array.isArray(opt) || !opt.every((p) => typeof p === "string")) {
     fail("bad-argument", `"optionalWeights" must be an array of strings`, field("optionalWeights"));
   }
-  return new ModelVal(name, outputs, meta, opt as string[], at.span);
+  return new ModelVal(name, entries, meta, opt as string[], at.span);
 }
 
-/** Merges several SpecErrors into one (to report many problems at once). */
-export function mergeErrors(errors: readonly SpecError[], notes: readonly Note[] = []): SpecError {
-  return new SpecError(errors.flatMap((e) => e.diagnostics.map((d) => ({ ...d, notes: [...d.notes, ...notes] }))));
+/** An object of named output tensors. */
+function outputsOf(v: Value, what: string, span: SourceSpan): Map<string, TensorRef> {
+  if (!(v instanceof ObjVal) || v.props.size === 0) {
+    fail("missing-field", `${what} must be an object of output tensors, got ${describe(v)}`, span);
+  }
+  const outputs = new Map<string, TensorRef>();
+  for (const [k, t] of v.props) {
+    const at = v.spans.get(k) ?? span;
+    if (!IDENT.test(k)) fail("unsafe-name", `Output name ${JSON.stringify(k)} is not an identifier`, at);
+    if (!(t instanceof TensorRef)) fail("bad-argument", `Output "${k}" must be a tensor, got ${describe(t)}`, at);
+    outputs.set(k, t);
+  }
+  return outputs;
 }

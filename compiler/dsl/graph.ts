@@ -7,11 +7,16 @@ import { TensorRef } from "./values.ts";
 /** Appends nodes in creation order, which is a topological order. */
 export class GraphBuilder {
   readonly nodes: Node[] = [];
+  /** `trace` gives the call sites active when a node is made (outermost first). */
+  constructor(readonly trace: () => readonly SourceSpan[] = () => []) {}
 
   /** Adds a node and returns a reference to it. */
   add<O extends Op>(op: O, params: OpParams[O], inputs: readonly TensorRef[], span: SourceSpan): TensorRef {
     const id = this.nodes.length;
-    this.nodes.push({ id, op, params, inputs: inputs.map((t) => t.id), span } as Node);
+    const trace = this.trace();
+    this.nodes.push(
+      { id, op, params, inputs: inputs.map((t) => t.id), span, ...(trace.length ? { trace } : {}) } as Node,
+    );
     return new TensorRef(id);
   }
 

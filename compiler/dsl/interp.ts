@@ -30,14 +30,20 @@ import {
 } from "./values.ts";
 
 /** Limits that keep reading a spec bounded in time and stack. */
-export const LIMITS = { steps: 5_000_000, depth: 200, arrayLength: 1 << 20 };
+export const LIMITS = { steps: 5_000_000, depth: 200, nesting: 400, arrayLength: 1 << 20 };
 
 type Completion = { value: Value } | undefined;
 
 /** Evaluates expressions and statements of one compile; shares a step budget and call stack. */
 export class Evaluator {
   #steps = 0;
+  #nesting = 0;
   readonly #stack: { name: string; span: SourceSpan }[] = [];
+
+  /** Call sites of the functions being evaluated, outermost first. */
+  trace(): SourceSpan[] {
+    return this.#stack.map((f) => f.span);
+  }
 
   /** Counts one evaluation step; fails past the budget. */
   tick(node: TsNode): void {
@@ -48,9 +54,23 @@ export class Evaluator {
     }
   }
 
-  /** Evaluates an expression. */
+  /** Evaluates an expression (nesting bounded, so hostile input cannot overflow the stack). */
   expr(e: Expression, env: Env): Value {
     this.tick(e);
+    if (++this.#nesting > LIMITS.nesting) {
+      this.#nesting = 0;
+      fail("nesting-limit", `Expressions nest deeper than ${LIMITS.nesting} levels`, spanOf(e), [
+        { message: "Split the expression into named consts" },
+      ]);
+    }
+    try {
+      return this.#expr(e, env);
+    } finally {
+      this.#nesting = Math.max(0, this.#nesting - 1);
+    }
+  }
+
+  #expr(e: Expression, env: Env): Value {
     if (TsNode.isNumericLiteral(e)) return e.getLiteralValue();
     if (TsNode.isStringLiteral(e) || TsNode.isNoSubstitutionTemplateLiteral(e)) return e.getLiteralValue();
     if (TsNode.isTemplateExpression(e)) return this.#template(e, env);
@@ -137,7 +157,7 @@ export class Evaluator {
     const obj = new ObjVal(new Map(), spanOf(o));
     for (const p of o.getProperties()) {
       if (TsNode.isPropertyAssignment(p)) {
-        const key = propertyKey(p.getNameNode());
+        const key = this.#key(p.getNameNode(), env);
         obj.props.set(key, this.expr(p.getInitializerOrThrow(), env));
         obj.spans.set(key, spanOf(p));
       } else if (TsNode.isShorthandPropertyAssignment(p)) {
@@ -154,6 +174,15 @@ export class Evaluator {
       } else unsupported(p);
     }
     return obj;
+  }
+
+  #key(n: TsNode, env: Env): string {
+    if (!TsNode.isComputedPropertyName(n)) return propertyKey(n);
+    const k = this.expr(n.getExpression(), env);
+    if (typeof k !== "string" && typeof k !== "number") {
+      fail("bad-operand", `Cannot use ${describe(k)} as a property name`, spanOf(n));
+    }
+    return String(k);
   }
 
   #property(obj: Value, name: string, node: TsNode): Value {
@@ -178,6 +207,14 @@ export class Evaluator {
 
   #call(e: CallExpression, env: Env): Value {
     const callee = e.getExpression();
+    if (TsNode.isIdentifier(callee) && !env.lookup(callee.getText())) {
+      const near = closest(callee.getText(), env.names());
+      fail("unknown-op", `Unknown op "${callee.getText()}"`, spanOf(callee), [{
+        message: near
+          ? `Did you mean "${near}"? Ops come from compiler/dsl/lang.ts`
+          : "Ops come from compiler/dsl/lang.ts (import them)",
+      }]);
+    }
     const fn = this.expr(callee, env);
     const argNodes = e.getArguments() as Expression[];
     const args = this.#array(argNodes, env);
@@ -192,7 +229,11 @@ export class Evaluator {
   /** Calls a closure or builtin, recording the call for "called from" notes. */
   apply(fn: Closure | Builtin, args: Value[], span: SourceSpan, argSpans: readonly SourceSpan[] = []): Value {
     if (this.#stack.length >= LIMITS.depth) {
-      fail("recursion-limit", `Calls nest deeper than ${LIMITS.depth} (is "${fn.name}" recursive?)`, span);
+      const culprit = mostFrequent(this.#stack.map((f) => f.name));
+      const at = this.#stack.findLast((f) => f.name === culprit)!.span;
+      fail("recursion-limit", `Calls nest deeper than ${LIMITS.depth} (is "${culprit}" recursive?)`, at, [
+        { message: "Specs may recurse only to a depth bounded by their sizes" },
+      ]);
     }
     this.#stack.push({ name: fn.name, span });
     try {
@@ -483,10 +524,13 @@ function arrayMethod(arr: Value[], name: string, ev: Evaluator): Builtin | undef
     case "includes":
       return new Builtin("includes", ([x]) => arr.includes(x));
     case "reduce":
-      return new Builtin(
-        "reduce",
-        ([f, init], at) => arr.reduce<Value>((acc, x, i) => ev.apply(fnArg(f, at), [acc, x, i], at.span), init),
-      );
+      return new Builtin("reduce", (args, at) => {
+        const f = fnArg(args[0], at);
+        const step = (acc: Value, x: Value, i: number) => ev.apply(f, [acc, x, i], at.span);
+        if (args.length >= 2) return arr.reduce<Value>(step, args[1]);
+        if (arr.length === 0) fail("bad-operand", "Cannot reduce an empty array without an initial value", at.span);
+        return arr.reduce(step);
+      });
   }
   return undefined;
 }
@@ -506,8 +550,18 @@ function unsupported(n: TsNode): never {
 function withCallNote(err: SpecError, name: string, span: SourceSpan): SpecError {
   const note = { message: `in "${name}" called from here`, span };
   return new SpecError(
-    err.diagnostics.map((d) => d.notes.length < 6 && d.span !== span ? { ...d, notes: [...d.notes, note] } : d),
+    err.diagnostics.map((d) => d.notes.length < 6 && !sameSpan(d.span, span) ? { ...d, notes: [...d.notes, note] } : d),
   );
+}
+
+function mostFrequent(names: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const n of names) counts.set(n, (counts.get(n) ?? 0) + 1);
+  return [...counts].reduce((a, b) => (b[1] > a[1] ? b : a))[0];
+}
+
+function sameSpan(a: SourceSpan | undefined, b: SourceSpan): boolean {
+  return a !== undefined && a.file === b.file && a.line === b.line && a.column === b.column;
 }
 
 /** The nearest name within edit distance 2 (for "did you mean"). */

@@ -36,10 +36,15 @@ export type Meta = number | string | boolean | readonly Meta[] | { readonly [k: 
 
 // ── Structure ─────────────────────────────────────────────────────────────
 
-/** The model: named outputs, metadata, checkpoint tensors it may ignore. Must be the spec's default export. */
+/**
+ * The model: its entry points (each a set of named outputs computed from the inputs they reach;
+ * `outputs` is shorthand for one entry named "forward"), metadata, and checkpoint tensors it may
+ * ignore. Must be the spec's default export.
+ */
 export declare function model(m: {
   name: string;
-  outputs: Record<string, Tensor>;
+  outputs?: Record<string, Tensor>;
+  entries?: Record<string, Record<string, Tensor>>;
   meta?: Record<string, Meta>;
   optionalWeights?: readonly string[];
 }): Model;
@@ -71,6 +76,11 @@ export interface VarConfig {
   readonly sharedAdaLN: boolean;
   readonly normEps: number;
   readonly phiIndex: readonly number[];
+  readonly vaeCh: number;
+  readonly vaeChMult: readonly number[];
+  readonly vaeResBlocks: number;
+  /** Side of the generated image: last scale × 2^(levels − 1). */
+  readonly imageSize: number;
 }
 /** Options a VAR preset gives; `varConfig` checks them and reports each bad field at its span. */
 export interface VarOptions {
@@ -85,6 +95,9 @@ export interface VarOptions {
   cvae?: number;
   sharedAdaLN?: boolean;
   normEps?: number;
+  vaeCh?: number;
+  vaeChMult?: readonly number[];
+  vaeResBlocks?: number;
 }
 /** Validates VAR options (sizes positive, width divisible by heads, schedule increasing, …). */
 export declare function varConfig(o: VarOptions): VarConfig;
@@ -92,6 +105,8 @@ export declare function varConfig(o: VarOptions): VarConfig;
 export declare function phiIndex(scales: number): number[];
 /** Official block-causal mask: scale s sees scales 0..s. */
 export declare function blockCausal(schedule: readonly number[]): Mask;
+/** No mask: every query sees every key. */
+export declare function noMask(): Mask;
 /** Scale s sees only scales s-window+1..s (window 2: itself and the previous scale). */
 export declare function scaleWindow(schedule: readonly number[], window: number): Mask;
 /** [L] i32: the scale index of every token of the schedule. */
@@ -103,6 +118,10 @@ export declare function levelIds(schedule: readonly number[]): Tensor;
 export declare function gather(table: Tensor, idx: Tensor): Tensor;
 /** x [..., K] @ w[N, K]ᵀ + b [N] -> [..., N]. */
 export declare function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor;
+/** GroupNorm over x [B, C, H, W] with affine w, b [C]. */
+export declare function groupNorm(x: Tensor, w: Tensor, b: Tensor, groups: number, eps: number): Tensor;
+/** Nearest-neighbour upsampling of x [B, C, h, w] by an integer factor. */
+export declare function upsampleNearest(x: Tensor, factor: number): Tensor;
 /** LayerNorm over the last axis without affine. */
 export declare function layerNorm(x: Tensor, eps: number): Tensor;
 /** x / max(‖x‖₂, eps) over the last axis. */
@@ -121,8 +140,12 @@ export declare function sub(a: Tensor, b: Tensor): Tensor;
 export declare function mul(a: Tensor, b: Tensor): Tensor;
 /** x · c. */
 export declare function scale(x: Tensor, c: number): Tensor;
+/** x + c. */
+export declare function shift(x: Tensor, c: number): Tensor;
 /** min(x, c). */
 export declare function clampMax(x: Tensor, c: number): Tensor;
+/** min(max(x, lo), hi). */
+export declare function clamp(x: Tensor, lo: number, hi: number): Tensor;
 /** Same elements, new shape. */
 export declare function reshape(x: Tensor, shape: readonly Dim[]): Tensor;
 /** Axes reordered: out.shape[i] = x.shape[perm[i]]. */

@@ -10,7 +10,7 @@
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Node as TsNode, Project, type SourceFile, ts } from "ts-morph";
-import { CompileError, type Diagnostic, error } from "../diagnostics.ts";
+import { CompileError, type Diagnostic, error, type SourceSpan } from "../diagnostics.ts";
 import type { IrModule, MetaValue } from "../ir/node.ts";
 import { makeBuiltins } from "./builtins.ts";
 import { Env } from "./env.ts";
@@ -21,6 +21,8 @@ import { Builtin, Closure, describe, fail, ModelVal, ObjVal, SpecError, type Val
 
 /** Absolute path of the DSL declarations; importing it binds the builtins. */
 export const LANG_PATH = fileURLToPath(new URL("./lang.ts", import.meta.url));
+const DSL_DIR = fileURLToPath(new URL("./", import.meta.url));
+const COMPILER_DIR = fileURLToPath(new URL("../", import.meta.url));
 const MAX_SPEC_BYTES = 1 << 20;
 
 /** Reads a spec file and returns its IR (untyped; `infer-shapes` types it). Throws CompileError. */
@@ -34,21 +36,32 @@ export function parseSpec(path: string, text?: string): IrModule {
       fail(
         "no-default-export",
         `The spec must end with "export default model(...)" (or a preset returning one), got ${describe(model)}`,
-        spanAt(file, reader.text(file), 0),
+        reader.defaultSpan.get(file) ?? spanAt(file, reader.text(file), 0),
       );
     }
     return toModule(model, reader.graph);
   } catch (e) {
     if (e instanceof SpecError) throw new CompileError(e.diagnostics);
+    if (e instanceof RangeError && /call stack/i.test(e.message)) {
+      const file = resolve(path);
+      throw new CompileError([
+        error("nesting-limit", "The spec nests too deeply to be read", spanAt(file, reader.text(file), 0), [
+          { message: "Split deeply nested expressions into named consts" },
+        ]),
+      ]);
+    }
     throw e;
   }
 }
 
 class SpecReader {
-  readonly graph = new GraphBuilder();
-  readonly #project = new Project({ useInMemoryFileSystem: true, compilerOptions: { allowJs: false } });
   readonly #ev = new Evaluator();
+  readonly graph = new GraphBuilder(() => this.#ev.trace());
+  readonly #project = new Project({ useInMemoryFileSystem: true, compilerOptions: { allowJs: false } });
+  /** Where each module's `export default` expression is. */
+  readonly defaultSpan = new Map<string, SourceSpan>();
   readonly #builtins = makeBuiltins(this.graph);
+  readonly #globals = globalScope();
   readonly #loaded = new Map<string, Map<string, Value> | "loading">();
   readonly #texts = new Map<string, string>();
 
@@ -56,31 +69,35 @@ class SpecReader {
     return this.#texts.get(file) ?? "";
   }
 
-  /** Loads a DSL module (cached) and returns its exports. */
-  load(file: string, text?: string): Map<string, Value> {
+  /** Loads a DSL module (cached) and returns its exports; `from` is the import that asked for it. */
+  load(file: string, text?: string, from?: SourceSpan): Map<string, Value> {
     const cached = this.#loaded.get(file);
-    if (cached === "loading") throw new Error(`internal: import cycle through ${file}`);
+    if (cached === "loading") {
+      fail("bad-import", `Cannot import ${file}: it is already being loaded (an import cycle)`, from, [
+        { message: "DSL modules must not import each other in a cycle" },
+      ]);
+    }
     if (cached) return cached;
     this.#loaded.set(file, "loading");
-    const sf = this.#parse(file, text);
+    const sf = this.#parse(file, text, from);
     const exports = this.#run(sf);
     this.#loaded.set(file, exports);
     return exports;
   }
 
-  #parse(file: string, text?: string): SourceFile {
+  #parse(file: string, text?: string, from?: SourceSpan): SourceFile {
     let source = text;
     if (source === undefined) {
       try {
         if (Deno.statSync(file).size > MAX_SPEC_BYTES) {
           throw new SpecError([
-            error("spec-too-large", `Spec ${file} is larger than ${MAX_SPEC_BYTES} bytes`, undefined),
+            error("spec-too-large", `Spec ${file} is larger than ${MAX_SPEC_BYTES} bytes`, from),
           ]);
         }
         source = Deno.readTextFileSync(file);
       } catch (e) {
         if (e instanceof SpecError) throw e;
-        throw new SpecError([error("cannot-read", `Cannot read spec ${file}: ${(e as Error).message}`, undefined)]);
+        throw new SpecError([error("cannot-read", `Cannot read spec ${file}: ${(e as Error).message}`, from)]);
       }
     }
     this.#texts.set(file, source);
@@ -103,7 +120,7 @@ class SpecReader {
 
   /** Binds imports and functions, evaluates consts in order, collects every top-level problem. */
   #run(sf: SourceFile): Map<string, Value> {
-    const env = new Env();
+    const env = new Env(this.#globals);
     const exports = new Map<string, Value>();
     const problems: Diagnostic[] = [];
     const statements = sf.getStatements();
@@ -113,7 +130,7 @@ class SpecReader {
         const name = s.getName()!;
         const fn = new Closure(name, s, env);
         env.define(name, fn, false, spanOf(s));
-        if (s.isExported()) exports.set(name, fn);
+        if (s.hasExportKeyword()) exports.set(name, fn);
       } else if (!isDeclaration(s)) {
         problems.push(
           error("top-level-code", `Cannot run code at the top level of a spec (${s.getKindName()})`, spanOf(s), [
@@ -130,9 +147,10 @@ class SpecReader {
         }
         for (const d of s.getDeclarations()) {
           this.#ev.declare(d, env, false);
-          if (s.isExported()) exports.set(d.getName(), env.lookup(d.getName())!.value);
+          if (s.hasExportKeyword()) exports.set(d.getName(), env.lookup(d.getName())!.value);
         }
       } else if (TsNode.isExportAssignment(s)) {
+        this.defaultSpan.set(sf.getFilePath(), spanOf(s.getExpression()));
         exports.set("default", this.#ev.expr(s.getExpression(), env));
       }
     }
@@ -154,7 +172,13 @@ class SpecReader {
     }
     if (imp.isTypeOnly()) return;
     const target = resolve(dirname(sf.getFilePath()), spec);
-    const exports = target === LANG_PATH ? new Map(Object.entries(this.#builtins)) : this.load(target);
+    const at = spanOf(imp.getModuleSpecifier());
+    if (target.startsWith(COMPILER_DIR) && !target.startsWith(DSL_DIR)) {
+      fail("bad-import", `Cannot import "${spec}": it is compiler code, not a DSL module`, at, [
+        { message: "Specs import compiler/dsl/lang.ts, the blocks of compiler/dsl/lib/, and their own DSL modules" },
+      ]);
+    }
+    const exports = target === LANG_PATH ? new Map(Object.entries(this.#builtins)) : this.#loadImported(target, at);
     const ns = imp.getNamespaceImport();
     if (ns) env.define(ns.getText(), new ObjVal(new Map(exports), undefined), false, spanOf(ns));
     for (const named of imp.getNamedImports()) {
@@ -169,11 +193,52 @@ class SpecReader {
     }
   }
 
+  /** Loads an imported module; its errors also point at the import that brought it in. */
+  #loadImported(target: string, at: SourceSpan): Map<string, Value> {
+    try {
+      return this.load(target, undefined, at);
+    } catch (e) {
+      if (!(e instanceof SpecError)) throw e;
+      const note = { message: "imported here", span: at };
+      throw new SpecError(
+        e.diagnostics.map((d) =>
+          d.span === at || d.notes.some((n) => n.span === at) ? d : { ...d, notes: [...d.notes, note] }
+        ),
+      );
+    }
+  }
+
   /** True when `name` is a type (interface/type alias) exported by that module. */
   hasTypeExport(file: string, name: string): boolean {
     const sf = this.#project.getSourceFile(file) ?? this.#parse(file);
     return sf.getInterface(name) !== undefined || sf.getTypeAlias(name) !== undefined;
   }
+}
+
+/** Globals a spec may use besides its imports: `Math`'s pure functions and constants. */
+function globalScope(): Env {
+  const env = new Env();
+  const num = (name: string, f: (...xs: number[]) => number) =>
+    new Builtin(name, (args, at) => {
+      args.forEach((a, i) => {
+        if (typeof a !== "number") {
+          fail(
+            "bad-argument",
+            `Argument ${i + 1} of "Math.${name}" must be a number, got ${describe(a)}`,
+            at.argSpans[i] ?? at.span,
+          );
+        }
+      });
+      return f(...(args as number[]));
+    });
+  const fns = ["sqrt", "log", "exp", "min", "max", "floor", "ceil", "round", "abs", "pow", "trunc"] as const;
+  const math = new ObjVal(
+    new Map<string, Value>(fns.map((f) => [f, num(f, Math[f] as (...xs: number[]) => number)])),
+    undefined,
+  );
+  for (const k of ["PI", "E", "LN2", "LN10"] as const) math.props.set(k, Math[k]);
+  env.define("Math", math, false, spanAt("<globals>", "", 0));
+  return env;
 }
 
 function isTypeExport(file: string, name: string, reader: SpecReader): boolean {
@@ -190,7 +255,9 @@ function toModule(model: ModelVal, graph: GraphBuilder): IrModule {
   return {
     name: model.name,
     nodes: [...graph.nodes],
-    outputs: Object.fromEntries([...model.outputs].map(([k, t]) => [k, t.id])),
+    entries: Object.fromEntries(
+      [...model.entries].map(([e, outs]) => [e, Object.fromEntries([...outs].map(([k, t]) => [k, t.id]))]),
+    ),
     meta: toMeta(model.meta, model) as Record<string, MetaValue>,
     optionalWeights: model.optionalWeights,
     span: model.span,

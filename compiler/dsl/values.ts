@@ -21,7 +21,7 @@ export class MaskVal {
 export class ModelVal {
   constructor(
     readonly name: string,
-    readonly outputs: ReadonlyMap<string, TensorRef>,
+    readonly entries: ReadonlyMap<string, ReadonlyMap<string, TensorRef>>,
     readonly meta: ObjVal,
     readonly optionalWeights: readonly string[],
     readonly span: SourceSpan,

@@ -4,7 +4,7 @@ import { describe, ObjVal, SpecError, type Value } from "./values.ts";
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-type FieldKind = "int" | "number" | "bool" | "string" | "schedule" | "any";
+type FieldKind = "int" | "number" | "bool" | "string" | "schedule" | "list" | "any";
 interface Field {
   readonly kind: FieldKind;
   readonly fallback?: Value;
@@ -23,8 +23,11 @@ const FIELDS: Readonly<Record<string, Field>> = {
   cvae: { kind: "int", fallback: 32 },
   sharedAdaLN: { kind: "bool", fallback: false },
   normEps: { kind: "number", fallback: 1e-6 },
+  vaeCh: { kind: "int", fallback: 160 },
+  vaeChMult: { kind: "list", fallback: [1, 1, 2, 2, 4] },
+  vaeResBlocks: { kind: "int", fallback: 2 },
   ffn: { kind: "any" },
-  mask: { kind: "any" },
+  window: { kind: "any" },
 };
 
 /** Checks every field, reports all problems at once, returns the config with derived sizes. */
@@ -64,6 +67,22 @@ export function validateVarConfig(o: ObjVal, callSpan: SourceSpan): ObjVal {
   if (typeof width === "number" && typeof ratio === "number" && !Number.isInteger(width * ratio)) {
     bad("not-divisible", "mlpRatio", `FFN width ${width} × mlpRatio ${ratio} = ${width * ratio} is not an integer`);
   }
+  const ch = out.get("vaeCh"), mult = out.get("vaeChMult");
+  if (typeof ch === "number" && Array.isArray(mult) && mult.some((m) => (ch * (m as number)) % 32 !== 0)) {
+    bad(
+      "not-divisible",
+      "vaeCh",
+      `VQ-VAE widths ${mult.map((m) => ch * (m as number)).join(", ")} must all be divisible by 32 (GroupNorm groups)`,
+    );
+  }
+  const window = o.props.get("window");
+  if (window !== undefined && (typeof window !== "number" || !Number.isInteger(window) || window < 1)) {
+    bad(
+      "bad-field",
+      "window",
+      `VAR option "window" must be a positive integer number of scales, got ${describe(window)}`,
+    );
+  }
   if (problems.length > 0) throw new SpecError(problems);
   return derived(out, o);
 }
@@ -102,6 +121,17 @@ function checkField(k: string, kind: FieldKind, v: Value): { id: string; message
       };
     case "schedule":
       return checkSchedule(v);
+    case "list":
+      if (
+        !Array.isArray(v) || v.length === 0 ||
+        !v.every((x) => typeof x === "number" && Number.isInteger(x) && x >= 1 && x <= 64)
+      ) {
+        return {
+          id: "bad-field",
+          message: `VAR option "${k}" must be a non-empty array of integers in [1, 64], got ${describe(v)}`,
+        };
+      }
+      return undefined;
     case "any":
       return undefined;
   }
@@ -137,6 +167,7 @@ function derived(out: Map<string, Value>, o: ObjVal): ObjVal {
   out.set("ffnHidden", Math.round(width * (out.get("mlpRatio") as number)));
   out.set("tokens", schedule.reduce((a, n) => a + n * n, 0));
   out.set("phiIndex", phiIndexTable(schedule.length));
+  out.set("imageSize", schedule.at(-1)! * 2 ** ((out.get("vaeChMult") as number[]).length - 1));
   return new ObjVal(out, o.span, o.spans);
 }
 

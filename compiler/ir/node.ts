@@ -18,6 +18,8 @@ export interface Node<O extends Op = Op> {
   readonly type?: TensorType;
   /** Where in the spec this node came from. */
   readonly span: SourceSpan;
+  /** The DSL call sites that led to it, outermost first (for errors inside library blocks). */
+  readonly trace?: readonly SourceSpan[];
   /** Optional human name (`tag()` in the DSL); taps and printed IR use it. */
   readonly label?: string;
 }
@@ -25,11 +27,15 @@ export interface Node<O extends Op = Op> {
 /** Scalars, lists and nested records describing the model (schedule, vocab, …). */
 export type MetaValue = number | string | boolean | readonly MetaValue[] | { readonly [k: string]: MetaValue };
 
-/** A whole model: nodes in topological order, named outputs, descriptive metadata. */
+/** Named outputs of one entry point: output name -> node id. */
+export type EntryOutputs = Readonly<Record<string, number>>;
+
+/** A whole model: nodes in topological order, entry points with named outputs, metadata. */
 export interface IrModule {
   readonly name: string;
   readonly nodes: readonly Node[];
-  readonly outputs: Readonly<Record<string, number>>;
+  /** Entry points (`forward`, `step_3`, `decode`, …), each computing its outputs from its inputs. */
+  readonly entries: Readonly<Record<string, EntryOutputs>>;
   readonly meta: Readonly<Record<string, MetaValue>>;
   /** Glob-like patterns (`encoder.*`) of checkpoint tensors the model may ignore. */
   readonly optionalWeights: readonly string[];
@@ -61,6 +67,34 @@ export function compact(
     renumber.set(node.id, nodes.length);
     nodes.push({ ...node, id: nodes.length, inputs: node.inputs.map(target) });
   }
-  const outputs = Object.fromEntries(Object.entries(module.outputs).map(([k, v]) => [k, target(v)]));
-  return { ...module, nodes, outputs };
+  const entries = mapEntries(module, target);
+  return { ...module, nodes, entries };
+}
+
+/** Applies `f` to every output id of every entry. */
+export function mapEntries(module: IrModule, f: (id: number) => number): Record<string, EntryOutputs> {
+  return Object.fromEntries(
+    Object.entries(module.entries).map(([e, outs]) => [
+      e,
+      Object.fromEntries(Object.entries(outs).map(([k, v]) => [k, f(v)])),
+    ]),
+  );
+}
+
+/** Every output id of every entry. */
+export function allOutputs(module: IrModule): number[] {
+  return Object.values(module.entries).flatMap((outs) => Object.values(outs));
+}
+
+/** Ids of the nodes an entry needs, in topological order. */
+export function entryNodes(module: IrModule, entry: string): number[] {
+  const live = new Set<number>();
+  const stack = [...Object.values(module.entries[entry] ?? {})];
+  while (stack.length > 0) {
+    const id = stack.pop()!;
+    if (live.has(id)) continue;
+    live.add(id);
+    stack.push(...module.nodes[id]!.inputs);
+  }
+  return [...live].sort((a, b) => a - b);
 }

@@ -19,6 +19,7 @@ export enum Op {
   Gather = "gather", // table [N, C], idx [...] -> [..., C]
   Linear = "linear", // x [..., K] @ w[N, K]ᵀ (+ b [N]) -> [..., N]
   LayerNorm = "layer_norm", // over the last axis, no affine
+  GroupNorm = "group_norm", // x [B,C,H,W], weight/bias [C]: normalise each of `groups` channel groups over (C/groups, H, W)
   L2Normalize = "l2_normalize", // x / max(‖x‖₂, eps) over the last axis
   Unary = "unary", // elementwise fn(x)
   Binary = "binary", // elementwise fn(a, b) with numpy broadcasting
@@ -30,6 +31,7 @@ export enum Op {
   Attention = "attention", // q [B,H,Tq,D], k/v [B,H,Tk,D]: softmax(scale·q kᵀ + mask) v
   Conv2d = "conv2d", // x [B,Ci,H,W], w [Co,Ci,kh,kw], b [Co]; stride 1, zero padding
   Interpolate = "interpolate", // x [B,C,h,w] -> [B,C,size,size]; PyTorch bicubic (a=-0.75) or area
+  Upsample = "upsample", // x [B,C,h,w] -> [B,C,f·h,f·w], nearest neighbour
 }
 
 export type UnaryFn = "silu" | "gelu_tanh" | "exp";
@@ -47,6 +49,7 @@ export interface OpParams {
   [Op.Gather]: Record<never, never>;
   [Op.Linear]: { readonly bias: boolean };
   [Op.LayerNorm]: { readonly eps: number };
+  [Op.GroupNorm]: { readonly groups: number; readonly eps: number };
   [Op.L2Normalize]: { readonly eps: number };
   [Op.Unary]: { readonly fn: UnaryFn };
   [Op.Binary]: { readonly fn: BinaryFn };
@@ -58,6 +61,7 @@ export interface OpParams {
   [Op.Attention]: { readonly scale: number; readonly mask: MaskSpec };
   [Op.Conv2d]: { readonly padding: number };
   [Op.Interpolate]: { readonly mode: "bicubic" | "area"; readonly size: number };
+  [Op.Upsample]: { readonly factor: number };
 }
 
 /** How many inputs each op takes (`"n"`: one or more). */
@@ -68,6 +72,7 @@ export const arity: { readonly [O in Op]: number | "n" | readonly [number, numbe
   [Op.Gather]: 2,
   [Op.Linear]: [2, 3],
   [Op.LayerNorm]: 1,
+  [Op.GroupNorm]: 3,
   [Op.L2Normalize]: 1,
   [Op.Unary]: 1,
   [Op.Binary]: 2,
@@ -79,4 +84,5 @@ export const arity: { readonly [O in Op]: number | "n" | readonly [number, numbe
   [Op.Attention]: 3,
   [Op.Conv2d]: 3,
   [Op.Interpolate]: 1,
+  [Op.Upsample]: 1,
 };

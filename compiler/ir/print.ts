@@ -19,8 +19,11 @@ export function printModule(module: IrModule, options: PrintOptions = {}): strin
     const params = printParams(node);
     lines.push(`  %${node.id} = ${node.op}${params}${args ? " " + args : ""}${type}${label}${where}`);
   }
-  const outs = Object.entries(module.outputs).map(([k, v]) => `${k}=%${v}`).join(", ");
-  lines.push(`  return ${outs}`, "}");
+  for (const [entry, outputs] of Object.entries(module.entries)) {
+    const outs = Object.entries(outputs).map(([k, v]) => `${k}=%${v}`).join(", ");
+    lines.push(`  entry ${entry}(${outs})`);
+  }
+  lines.push("}");
   return lines.join("\n");
 }
 

@@ -17,8 +17,10 @@ export function verifyModule(module: IrModule): string[] {
     if (!ok) problems.push(`%${i} (${node.op}) has ${n} inputs`);
     if (typed && node.type === undefined) problems.push(`%${i} (${node.op}) has no type after infer-shapes`);
   });
-  for (const [name, id] of Object.entries(module.outputs)) {
-    if (!(id >= 0 && id < module.nodes.length)) problems.push(`output "${name}" refers to missing %${id}`);
+  for (const [entry, outs] of Object.entries(module.entries)) {
+    for (const [name, id] of Object.entries(outs)) {
+      if (!(id >= 0 && id < module.nodes.length)) problems.push(`output "${entry}.${name}" refers to missing %${id}`);
+    }
   }
   return problems;
 }

@@ -1,20 +1,20 @@
 /** @file Pass "eliminate-dead-code": drops nodes no output (or tapped label) depends on. */
-import { compact } from "../ir/node.ts";
+import { allOutputs, compact } from "../ir/node.ts";
 import { Op } from "../ir/ops.ts";
 import type { Pass } from "../pass.ts";
 
 /**
- * Keeps nodes reachable from outputs, labelled nodes (tappable) and params (the checkpoint's
- * known tensors, even when this output set does not read them), renumbered densely.
+ * Keeps nodes reachable from any entry's outputs, and params (the checkpoint's known tensors,
+ * even when no entry reads them), renumbered densely.
  */
 export const eliminateDeadCode: Pass = {
   name: "eliminate-dead-code",
-  summary: "Remove nodes that no output, labelled tap or param list needs",
+  summary: "Remove nodes that no entry output needs (params stay: they define the checkpoint)",
   run(module) {
     const live = new Set<number>();
     const stack = [
-      ...Object.values(module.outputs),
-      ...module.nodes.filter((n) => n.label !== undefined || n.op === Op.Param).map((n) => n.id),
+      ...allOutputs(module),
+      ...module.nodes.filter((n) => n.op === Op.Param).map((n) => n.id),
     ];
     while (stack.length > 0) {
       const id = stack.pop()!;

@@ -1,5 +1,5 @@
 /** @file Pass "infer-shapes": gives every node a TensorType; shape errors point at the spec. */
-import { error, type Note } from "../diagnostics.ts";
+import { nodeError, type Note } from "../diagnostics.ts";
 import { type IrModule, type Node, numel, type TensorType } from "../ir/node.ts";
 import { arity, type Dim, Op, type OpParams } from "../ir/ops.ts";
 import type { Pass } from "../pass.ts";
@@ -43,6 +43,17 @@ export const shapeRules: { readonly [O in Op]: ShapeRule<O> } = {
     return f32([...x!.shape.slice(0, -1), n]);
   },
   [Op.LayerNorm]: (_, [x]) => x!,
+  [Op.GroupNorm]: (p, [x, w, b]) => {
+    expectRank("group_norm input", x!, 4);
+    const c = x!.shape[1] as number;
+    if (c % p.groups !== 0) throw new ShapeError(`Cannot split ${c} channels into ${p.groups} groups`);
+    for (const t of [w!, b!]) {
+      if (t.shape.length !== 1 || t.shape[0] !== c) {
+        throw new ShapeError(`GroupNorm affine parameters must be [${c}], got ${fmt(t.shape)}`);
+      }
+    }
+    return x!;
+  },
   [Op.L2Normalize]: (_, [x]) => x!,
   [Op.Unary]: (_, [x]) => x!,
   [Op.Binary]: (p, [a, b]) => f32(broadcast(p.fn, a!.shape, b!.shape)),
@@ -126,6 +137,11 @@ export const shapeRules: { readonly [O in Op]: ShapeRule<O> } = {
     expectRank("interpolate input", x!, 4);
     return f32([x!.shape[0]!, x!.shape[1]!, p.size, p.size]);
   },
+  [Op.Upsample]: (p, [x]) => {
+    expectRank("upsample input", x!, 4);
+    const [b, c, h, w] = x!.shape as [Dim, number, number, number];
+    return f32([b, c, h * p.factor, w * p.factor]);
+  },
 };
 
 function expectRank(what: string, t: TensorType, rank: number): void {
@@ -184,7 +200,7 @@ export const inferShapes: Pass = {
         if (!(e instanceof ShapeError)) throw e;
         failed.add(node.id);
         nodes.push(node);
-        ctx.report(error("shape-mismatch", e.message, node.span, e.notes));
+        ctx.report(nodeError("shape-mismatch", e.message, node, e.notes));
       }
     }
     return { ...module, nodes } satisfies IrModule;

@@ -1,5 +1,5 @@
 /** @file Pass "merge-params": one node per checkpoint tensor, however often the spec names it. */
-import { error } from "../diagnostics.ts";
+import { nodeError } from "../diagnostics.ts";
 import { compact, isOp, type Node } from "../ir/node.ts";
 import { Op } from "../ir/ops.ts";
 import type { Pass } from "../pass.ts";
@@ -18,10 +18,10 @@ export const mergeParams: Pass = {
       if (!seen) {
         first.set(key, node);
       } else if (seen.params.shape.join() !== node.params.shape.join()) {
-        ctx.report(error(
+        ctx.report(nodeError(
           "param-conflict",
           `Checkpoint tensor "${node.params.name}" is declared as [${node.params.shape}] here and as [${seen.params.shape}] before`,
-          node.span,
+          node,
           [{ message: "first declared here", span: seen.span }],
         ));
       } else replace.set(node.id, seen.id);

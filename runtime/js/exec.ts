@@ -22,14 +22,17 @@ export class InputError extends Error {
 export function bindInputs(
   specs: readonly InputSpec[],
   inputs: Readonly<Record<string, HostTensor>>,
+  entry: string,
 ): { B: number; input: (name: string) => Float32Array | Int32Array } {
   let B: number | undefined;
   for (const spec of specs) {
     const t = inputs[spec.name];
-    if (!t) throw new InputError(`Missing input "${spec.name}": expected ${spec.dtype}[${spec.shape.join(", ")}]`);
+    if (!t) {
+      throw new InputError(`${entry}: missing input "${spec.name}": expected ${spec.dtype}[${spec.shape.join(", ")}]`);
+    }
     const isInt = t.data instanceof Int32Array;
     if (isInt !== (spec.dtype === "i32")) {
-      throw new InputError(`Input "${spec.name}" must be ${spec.dtype}, got ${isInt ? "i32" : "f32"}`);
+      throw new InputError(`${entry}: input "${spec.name}" must be ${spec.dtype}, got ${isInt ? "i32" : "f32"}`);
     }
     const ok = t.shape.length === spec.shape.length && spec.shape.every((d, i) => {
       if (d !== "B") return t.shape[i] === d;
@@ -38,17 +41,21 @@ export function bindInputs(
     });
     if (!ok) {
       throw new InputError(
-        `Input "${spec.name}" has shape [${t.shape}], expected [${spec.shape.join(", ")}]${B ? ` with B = ${B}` : ""}`,
+        `${entry}: input "${spec.name}" has shape [${t.shape}], expected [${spec.shape.join(", ")}]${
+          B ? ` with B = ${B}` : ""
+        }`,
       );
     }
     const n = t.shape.reduce((a, d) => a * d, 1);
     if (t.data.length !== n) {
-      throw new InputError(`Input "${spec.name}" has ${t.data.length} elements for shape [${t.shape}]`);
+      throw new InputError(`${entry}: input "${spec.name}" has ${t.data.length} elements for shape [${t.shape}]`);
     }
   }
   for (const name of Object.keys(inputs)) {
     if (!specs.some((s) => s.name === name)) {
-      throw new InputError(`Unknown input "${name}": the model takes ${specs.map((s) => `"${s.name}"`).join(", ")}`);
+      throw new InputError(
+        `${entry}: unknown input "${name}": this entry takes ${specs.map((s) => `"${s.name}"`).join(", ")}`,
+      );
     }
   }
   return { B: B ?? 1, input: (name) => inputs[name]!.data };

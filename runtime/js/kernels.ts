@@ -22,7 +22,7 @@ export function gather(table: Float32Array, N: number, C: number, idx: Int32Arra
   return out;
 }
 
-/** x [M, K] @ w[N, K]ᵀ (+ b [N]) -> [M, N]; 4 rows × 4 columns per step to reuse loads. */
+/** x [M, K] @ w[N, K]ᵀ (+ b [N]) -> [M, N]. */
 export function linear(
   x: Float32Array,
   M: number,
@@ -32,34 +32,65 @@ export function linear(
   b: Float32Array | null,
 ): Float32Array {
   const out = new Float32Array(M * N);
+  gemmNT(x, M, K, w, N, b, out);
+  return out;
+}
+
+/**
+ * out[M, N] = a[M, K] @ w[N, K]ᵀ (+ bias): both operands are contiguous along K. Tiles of 4 rows ×
+ * 4 columns keep 16 accumulators in registers, so each loaded value feeds 4 multiply-adds.
+ */
+export function gemmNT(
+  a: Float32Array,
+  M: number,
+  K: number,
+  w: Float32Array,
+  N: number,
+  bias: Float32Array | null,
+  out: Float32Array,
+): void {
   let m = 0;
   for (; m + 4 <= M; m += 4) {
-    const x0 = m * K, x1 = x0 + K, x2 = x1 + K, x3 = x2 + K;
-    for (let n = 0; n < N; n++) {
-      const wn = n * K;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    const a0 = m * K, a1 = a0 + K, a2 = a1 + K, a3 = a2 + K;
+    let n = 0;
+    for (; n + 4 <= N; n += 4) {
+      const w0 = n * K, w1 = w0 + K, w2 = w1 + K, w3 = w2 + K;
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      let s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
       for (let k = 0; k < K; k++) {
-        const wv = w[wn + k]!;
-        s0 += x[x0 + k]! * wv;
-        s1 += x[x1 + k]! * wv;
-        s2 += x[x2 + k]! * wv;
-        s3 += x[x3 + k]! * wv;
+        const x0 = a[a0 + k]!, x1 = a[a1 + k]!, x2 = a[a2 + k]!, x3 = a[a3 + k]!;
+        const v0 = w[w0 + k]!, v1 = w[w1 + k]!, v2 = w[w2 + k]!, v3 = w[w3 + k]!;
+        s00 += x0 * v0, s01 += x0 * v1, s02 += x0 * v2, s03 += x0 * v3;
+        s10 += x1 * v0, s11 += x1 * v1, s12 += x1 * v2, s13 += x1 * v3;
+        s20 += x2 * v0, s21 += x2 * v1, s22 += x2 * v2, s23 += x2 * v3;
+        s30 += x3 * v0, s31 += x3 * v1, s32 += x3 * v2, s33 += x3 * v3;
       }
-      const bias = b ? b[n]! : 0;
-      out[m * N + n] = s0 + bias;
-      out[(m + 1) * N + n] = s1 + bias;
-      out[(m + 2) * N + n] = s2 + bias;
-      out[(m + 3) * N + n] = s3 + bias;
+      const b0 = bias ? bias[n]! : 0,
+        b1 = bias ? bias[n + 1]! : 0,
+        b2 = bias ? bias[n + 2]! : 0,
+        b3 = bias ? bias[n + 3]! : 0;
+      let o = m * N + n;
+      out[o] = s00 + b0, out[o + 1] = s01 + b1, out[o + 2] = s02 + b2, out[o + 3] = s03 + b3;
+      o += N;
+      out[o] = s10 + b0, out[o + 1] = s11 + b1, out[o + 2] = s12 + b2, out[o + 3] = s13 + b3;
+      o += N;
+      out[o] = s20 + b0, out[o + 1] = s21 + b1, out[o + 2] = s22 + b2, out[o + 3] = s23 + b3;
+      o += N;
+      out[o] = s30 + b0, out[o + 1] = s31 + b1, out[o + 2] = s32 + b2, out[o + 3] = s33 + b3;
+    }
+    for (; n < N; n++) {
+      for (let r = 0; r < 4; r++) out[(m + r) * N + n] = dot(a, (m + r) * K, w, n * K, K) + (bias ? bias[n]! : 0);
     }
   }
   for (; m < M; m++) {
-    for (let n = 0; n < N; n++) {
-      let s = b ? b[n]! : 0;
-      for (let k = 0; k < K; k++) s += x[m * K + k]! * w[n * K + k]!;
-      out[m * N + n] = s;
-    }
+    for (let n = 0; n < N; n++) out[m * N + n] = dot(a, m * K, w, n * K, K) + (bias ? bias[n]! : 0);
   }
-  return out;
+}
+
+function dot(a: Float32Array, ai: number, b: Float32Array, bi: number, K: number): number {
+  let s = 0;
+  for (let k = 0; k < K; k++) s += a[ai + k]! * b[bi + k]!;
+  return s;
 }
 
 /** LayerNorm without affine over rows of C. */
@@ -297,7 +328,11 @@ export function attention(
   return out;
 }
 
-/** x [B, Ci, H, W] * w [Co, Ci, kh, kw] + b [Co], stride 1, zero padding `pad`. */
+/**
+ * x [B, Ci, H, W] * w [Co, Ci, kh, kw] + b [Co], stride 1, zero padding `pad`. Lowered to GEMM on
+ * chunks of output pixels: col [P, Ci·kh·kw] (zeros where the window leaves the image) times wᵀ,
+ * then transposed into the channel-major output.
+ */
 export function conv2d(
   x: Float32Array,
   B: number,
@@ -311,30 +346,54 @@ export function conv2d(
   b: Float32Array,
   pad: number,
 ): Float32Array {
-  const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1;
-  const out = new Float32Array(B * Co * Ho * Wo);
-  const acc = new Float64Array(Ho * Wo);
+  const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1, K = Ci * kh * kw, HW = Ho * Wo;
+  const out = new Float32Array(B * Co * HW);
+  const chunk = Math.max(4, Math.min(HW, Math.floor((1 << 20) / K))); // pixels per GEMM, ~4 MiB of col
+  const col = new Float32Array(chunk * K), res = new Float32Array(chunk * Co);
   for (let n = 0; n < B; n++) {
-    for (let co = 0; co < Co; co++) {
-      acc.fill(b[co]!);
-      for (let ci = 0; ci < Ci; ci++) {
-        const xb = (n * Ci + ci) * H * W;
-        for (let dy = 0; dy < kh; dy++) {
-          for (let dx = 0; dx < kw; dx++) {
-            const wv = w[((co * Ci + ci) * kh + dy) * kw + dx]!;
-            for (let oy = 0; oy < Ho; oy++) {
-              const iy = oy + dy - pad;
-              if (iy < 0 || iy >= H) continue;
-              const ox0 = Math.max(0, pad - dx), ox1 = Math.min(Wo, W + pad - dx);
-              for (let ox = ox0; ox < ox1; ox++) acc[oy * Wo + ox]! += wv * x[xb + iy * W + ox + dx - pad]!;
-            }
-          }
-        }
+    for (let p0 = 0; p0 < HW; p0 += chunk) {
+      const P = Math.min(chunk, HW - p0);
+      im2col(x, n, Ci, H, W, kh, kw, pad, Wo, p0, P, col);
+      gemmNT(col, P, K, w, Co, b, res);
+      for (let p = 0; p < P; p++) {
+        for (let co = 0; co < Co; co++) out[(n * Co + co) * HW + p0 + p] = res[p * Co + co]!;
       }
-      out.set(acc, (n * Co + co) * Ho * Wo);
     }
   }
   return out;
+}
+
+/** Rows p0..p0+P of the patch matrix of image n: col[p, (ci, dy, dx)]. */
+function im2col(
+  x: Float32Array,
+  n: number,
+  Ci: number,
+  H: number,
+  W: number,
+  kh: number,
+  kw: number,
+  pad: number,
+  Wo: number,
+  p0: number,
+  P: number,
+  col: Float32Array,
+): void {
+  const K = Ci * kh * kw;
+  for (let p = 0; p < P; p++) {
+    const oy = Math.floor((p0 + p) / Wo), ox = (p0 + p) % Wo;
+    let at = p * K;
+    for (let ci = 0; ci < Ci; ci++) {
+      const xb = (n * Ci + ci) * H * W;
+      for (let dy = 0; dy < kh; dy++) {
+        const iy = oy + dy - pad;
+        const inside = iy >= 0 && iy < H;
+        for (let dx = 0; dx < kw; dx++, at++) {
+          const ix = ox + dx - pad;
+          col[at] = inside && ix >= 0 && ix < W ? x[xb + iy * W + ix]! : 0;
+        }
+      }
+    }
+  }
 }
 
 /** PyTorch cubic convolution kernel, a = -0.75. */
@@ -392,6 +451,51 @@ export function interpolate(
         for (let j = 0; j < w; j++) s += mx[p * w + j]! * tmp[o * w + j]!;
         out[(c * size + o) * size + p] = s;
       }
+    }
+  }
+  return out;
+}
+
+/** GroupNorm with affine: x [B, C, S] (S = H·W), statistics per (batch, group) over (C/groups)·S values. */
+export function groupNorm(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  B: number,
+  C: number,
+  S: number,
+  groups: number,
+  eps: number,
+): Float32Array {
+  const out = new Float32Array(x.length);
+  const cg = C / groups, n = cg * S;
+  for (let bi = 0; bi < B; bi++) {
+    for (let g = 0; g < groups; g++) {
+      const base = (bi * C + g * cg) * S;
+      let mean = 0;
+      for (let i = 0; i < n; i++) mean += x[base + i]!;
+      mean /= n;
+      let v = 0;
+      for (let i = 0; i < n; i++) v += (x[base + i]! - mean) ** 2;
+      const inv = 1 / Math.sqrt(v / n + eps);
+      for (let c = 0; c < cg; c++) {
+        const ch = g * cg + c, scale = w[ch]! * inv, shift = b[ch]! - mean * scale;
+        const at = base + c * S;
+        for (let i = 0; i < S; i++) out[at + i] = x[at + i]! * scale + shift;
+      }
+    }
+  }
+  return out;
+}
+
+/** Nearest-neighbour upsampling: x [BC, h, w] -> [BC, f·h, f·w]. */
+export function upsampleNearest(x: Float32Array, BC: number, h: number, w: number, f: number): Float32Array {
+  const H = h * f, W = w * f;
+  const out = new Float32Array(BC * H * W);
+  for (let c = 0; c < BC; c++) {
+    for (let y = 0; y < H; y++) {
+      const src = (c * h + Math.floor(y / f)) * w, dst = (c * H + y) * W;
+      for (let xo = 0; xo < W; xo++) out[dst + xo] = x[src + Math.floor(xo / f)]!;
     }
   }
   return out;

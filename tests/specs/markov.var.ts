@@ -3,14 +3,12 @@
  * previous scale (a "Markovian" successor of VAR), a SiLU feed-forward, head dim 16.
  */
 import { type Ffn, varModel } from "../../compiler/dsl/lib/var.ts";
-import { linear, param, scaleWindow, silu } from "../../compiler/dsl/lang.ts";
+import { linear, param, silu } from "../../compiler/dsl/lang.ts";
 
 const siluFfn: Ffn = (x, p, c) => {
   const h = silu(linear(x, param(`${p}.fc1.weight`, [c.ffnHidden, c.width]), param(`${p}.fc1.bias`, [c.ffnHidden])));
   return linear(h, param(`${p}.fc2.weight`, [c.width, c.ffnHidden]), param(`${p}.fc2.bias`, [c.width]));
 };
-
-const schedule = [1, 2, 3, 4];
 
 export default varModel({
   name: "markov",
@@ -21,7 +19,7 @@ export default varModel({
   vocab: 16,
   cvae: 4,
   mlpRatio: 2,
-  schedule,
+  schedule: [1, 2, 3, 4],
   ffn: siluFfn,
-  mask: scaleWindow(schedule, 2),
+  window: 2,
 });

@@ -35,6 +35,11 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
     })`;
   },
   [Op.LayerNorm]: (c) => `K.layerNorm(${c.arg(0)}, ${c.out.shape.at(-1)}, ${c.node.params.eps})`,
+  [Op.GroupNorm]: (c) => {
+    const [b, ch, h, w] = c.ins[0]!.shape;
+    const { groups, eps } = c.node.params;
+    return `K.groupNorm(${c.arg(0)}, ${c.arg(1)}, ${c.arg(2)}, ${b}, ${ch}, ${prod([h!, w!])}, ${groups}, ${eps})`;
+  },
   [Op.L2Normalize]: (c) => `K.l2Normalize(${c.arg(0)}, ${c.out.shape.at(-1)}, ${c.node.params.eps})`,
   [Op.Unary]: (c) => `K.unary(${c.arg(0)}, ${lit(c.node.params.fn)})`,
   [Op.Binary]: (c) => {
@@ -78,6 +83,10 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
     const [b, ch, h, w] = c.ins[0]!.shape;
     const { size, mode } = c.node.params;
     return `K.interpolate(${c.arg(0)}, ${prod([b!, ch!])}, ${h}, ${w}, ${size}, ${lit(mode)})`;
+  },
+  [Op.Upsample]: (c) => {
+    const [b, ch, h, w] = c.ins[0]!.shape;
+    return `K.upsampleNearest(${c.arg(0)}, ${prod([b!, ch!])}, ${h}, ${w}, ${c.node.params.factor})`;
   },
 };
 

@@ -1,0 +1,126 @@
+/**
+ * @file Next-scale generation, exactly the official `autoregressive_infer_cfg`: 2B rows (class,
+ * then unconditional), KV cache per block, guidance ramp t = cfg·s/(S−1), top-k/top-p sampling from a
+ * seeded generator, f̂ accumulation, next input by area downsampling, final decode.
+ */
+import type { HostTensor, LoadedModel } from "./mod.ts";
+import { Generator, guide, sampleRows } from "./sample.ts";
+
+/** What `generate` needs besides the model. */
+export interface GenerateOptions {
+  readonly labels: readonly number[];
+  readonly cfg: number;
+  readonly topK: number;
+  readonly topP: number;
+  readonly seed: number;
+  /** Called after each scale with its index and the milliseconds it took. */
+  readonly onScale?: (s: number, scales: number, ms: number) => void;
+  /** Keep the guided logits of the first `keepGuided` scales (for parity checks). */
+  readonly keepGuided?: number;
+}
+
+/** Everything a generation produces. */
+export interface Generation {
+  /** [B, L] tokens, scales concatenated, row-major inside a scale. */
+  readonly idx: Int32Array;
+  /** [B, Cvae, n, n], the decoder's input. */
+  readonly fhat: HostTensor;
+  /** [B, 3, H, W] in [0, 1]. */
+  readonly img: HostTensor;
+  readonly guided: Float32Array[];
+  readonly timings: {
+    readonly transformer: number;
+    readonly sampling: number;
+    readonly fhat: number;
+    readonly decode: number;
+  };
+}
+
+/** Model metadata the loop needs (written by `varModel` into the compiled module). */
+interface VarMeta {
+  readonly schedule: readonly number[];
+  readonly classes: number;
+  readonly vocab: number;
+  readonly tokens: number;
+}
+
+/** Generation settings that are out of range. */
+export class GenerateError extends Error {
+  override name = "GenerateError";
+}
+
+/** Checks labels and sampling settings against the model, naming the bad flag. */
+export function checkGenerateOptions(o: GenerateOptions, meta: VarMeta): void {
+  if (o.labels.length === 0) throw new GenerateError("--labels: give at least one class index");
+  for (const l of o.labels) {
+    if (!Number.isInteger(l) || l < 0 || l >= meta.classes) {
+      throw new GenerateError(`--labels: ${l} is not a class index in [0, ${meta.classes})`);
+    }
+  }
+  if (!(Number.isFinite(o.cfg) && o.cfg >= 0)) {
+    throw new GenerateError(`--cfg must be a finite number ≥ 0, got ${o.cfg}`);
+  }
+  if (!(Number.isInteger(o.topK) && o.topK >= 0 && o.topK <= meta.vocab)) {
+    throw new GenerateError(`--top-k must be an integer in [0, ${meta.vocab}] (0 disables it), got ${o.topK}`);
+  }
+  if (!(o.topP >= 0 && o.topP <= 1)) {
+    throw new GenerateError(`--top-p must be in [0, 1] (0 disables it), got ${o.topP}`);
+  }
+  if (!Number.isSafeInteger(o.seed)) throw new GenerateError(`--seed must be an integer, got ${o.seed}`);
+}
+
+/** Runs the whole generation loop on a loaded model. */
+export function generate(model: LoadedModel, o: GenerateOptions): Generation {
+  const meta = model.module.info.meta as unknown as VarMeta;
+  checkGenerateOptions(o, meta);
+  const { schedule, vocab, classes } = meta;
+  const S = schedule.length, B = o.labels.length;
+  const gen = new Generator(o.seed);
+  const labels2 = { data: Int32Array.from([...o.labels, ...o.labels.map(() => classes)]), shape: [2 * B] };
+  const idx = new Int32Array(B * meta.tokens);
+  const guided: Float32Array[] = [];
+  const time = { transformer: 0, sampling: 0, fhat: 0, decode: 0 };
+  let carry: Record<string, HostTensor> = {}; // KV caches of the earlier scales
+  let fhat: HostTensor | undefined, words: HostTensor | undefined;
+  let start = 0;
+  for (let s = 0; s < S; s++) {
+    const t0 = performance.now();
+    const T = schedule[s]! ** 2;
+    const inputs: Record<string, HostTensor> = { labels: labels2, ...carry };
+    if (words) inputs.x_words = twice(words);
+    const step = model.run(`step_${s}`, pick(inputs, model.module.info.entries[`step_${s}`]!.inputs));
+    const t1 = performance.now();
+    const g = guide(step.outputs.logits!.data as Float32Array, B, T * vocab, S === 1 ? 0 : o.cfg * s / (S - 1));
+    if (s < (o.keepGuided ?? 0)) guided.push(g);
+    const tokens = sampleRows(g, vocab, o, gen); // [B, T]
+    for (let b = 0; b < B; b++) idx.set(tokens.subarray(b * T, b * T + T), b * meta.tokens + start);
+    const t2 = performance.now();
+    const f = model.run(`fhat_${s}`, {
+      idx: { data: tokens, shape: [B, T] },
+      ...(fhat ? { fhat } : {}),
+    });
+    fhat = f.outputs.fhat!;
+    words = f.outputs.x_words;
+    const { logits: _, ...caches } = step.outputs;
+    carry = caches;
+    start += T;
+    const t3 = performance.now();
+    time.transformer += t1 - t0, time.sampling += t2 - t1, time.fhat += t3 - t2;
+    o.onScale?.(s, S, t3 - t0);
+  }
+  const t4 = performance.now();
+  const img = model.run("decode", { fhat: fhat! }).outputs.img!;
+  time.decode = performance.now() - t4;
+  return { idx, fhat: fhat!, img, guided, timings: time };
+}
+
+/** The same rows twice along the batch axis: both CFG halves get the same next-scale input. */
+function twice(t: HostTensor): HostTensor {
+  const data = new Float32Array(t.data.length * 2);
+  data.set(t.data), data.set(t.data, t.data.length);
+  return { data, shape: [t.shape[0]! * 2, ...t.shape.slice(1)] };
+}
+
+function pick(inputs: Record<string, HostTensor>, specs: readonly { name: string }[]): Record<string, HostTensor> {
+  return Object.fromEntries(specs.map((s) => [s.name, inputs[s.name]!]).filter(([, v]) => v !== undefined));
+}

@@ -1,0 +1,88 @@
+/** @file Guided logits and top-k / top-p sampling as the official `sample_with_top_k_top_p_`, with a seeded generator. */
+
+/** A seeded uniform generator in [0, 1) (PCG-XSH-RR 32-bit). Same seed ⇒ same stream. */
+export class Generator {
+  #state: bigint;
+  static readonly #MUL = 6364136223846793005n;
+  static readonly #INC = 1442695040888963407n;
+  constructor(seed: number) {
+    this.#state = 0n;
+    this.#next();
+    this.#state = (this.#state + BigInt.asUintN(64, BigInt(Math.trunc(seed)))) & 0xffffffffffffffffn;
+    this.#next();
+  }
+
+  #next(): number {
+    const old = this.#state;
+    this.#state = (old * Generator.#MUL + Generator.#INC) & 0xffffffffffffffffn;
+    const xorshifted = Number(((old >> 18n) ^ old) >> 27n & 0xffffffffn);
+    const rot = Number(old >> 59n);
+    return ((xorshifted >>> rot) | (xorshifted << ((32 - rot) & 31))) >>> 0;
+  }
+
+  /** Uniform in [0, 1) with 53 random bits. */
+  uniform(): number {
+    return (this.#next() * 2 ** 21 + (this.#next() >>> 11)) / 2 ** 53;
+  }
+}
+
+/**
+ * Classifier-free guidance: logits [2B, T, V] (conditional rows first) -> (1+t)·cond − t·uncond
+ * [B, T, V], in float32 as the official code computes it.
+ */
+export function guide(logits: Float32Array, B: number, rowSize: number, t: number): Float32Array {
+  const out = new Float32Array(B * rowSize);
+  const a = Math.fround(1 + t), b = Math.fround(t);
+  for (let i = 0; i < out.length; i++) {
+    out[i] = Math.fround(Math.fround(a * logits[i]!) - Math.fround(b * logits[B * rowSize + i]!));
+  }
+  return out;
+}
+
+/** Sampling settings; 0 disables top-k or top-p, as in the official code. */
+export interface SampleOptions {
+  readonly topK: number;
+  readonly topP: number;
+}
+
+/**
+ * Draws one token per row of `g` [rows, V]: keep logits ≥ the k-th largest (ties kept), then drop
+ * the smallest whose ascending cumulative probability is ≤ 1 − p (the largest always stays), then
+ * sample from the softmax of what remains.
+ */
+export function sampleRows(g: Float32Array, V: number, options: SampleOptions, gen: Generator): Int32Array {
+  const rows = g.length / V;
+  const out = new Int32Array(rows);
+  const order = new Int32Array(V);
+  for (let r = 0; r < rows; r++) out[r] = sampleRow(g.subarray(r * V, r * V + V), options, gen, order);
+  return out;
+}
+
+function sampleRow(row: Float32Array, { topK, topP }: SampleOptions, gen: Generator, order: Int32Array): number {
+  const V = row.length;
+  for (let i = 0; i < V; i++) order[i] = i;
+  order.sort((a, b) => row[a]! - row[b]! || a - b); // ascending
+  const kth = topK > 0 && topK < V ? row[order[V - topK]!]! : -Infinity;
+  let first = 0; // order[first..] are the kept logits, ascending
+  while (first < V - 1 && row[order[first]!]! < kth) first++;
+  const max = row[order[V - 1]!]!;
+  if (topP > 0) {
+    let total = 0;
+    for (let j = first; j < V; j++) total += Math.exp(row[order[j]!]! - max);
+    let cum = 0;
+    let cut = first;
+    for (let j = first; j < V - 1; j++) {
+      cum += Math.exp(row[order[j]!]! - max) / total;
+      if (cum <= 1 - topP) cut = j + 1;
+    }
+    first = cut;
+  }
+  let total = 0;
+  for (let j = first; j < V; j++) total += Math.exp(row[order[j]!]! - max);
+  let u = gen.uniform() * total;
+  for (let j = V - 1; j >= first; j--) {
+    u -= Math.exp(row[order[j]!]! - max);
+    if (u < 0) return order[j]!;
+  }
+  return order[V - 1]!;
+}
