@@ -61,3 +61,28 @@ export function passList(v: unknown): string[] {
 export function grouped(n: number): string {
   return n.toLocaleString("en-US");
 }
+
+/** A numeric flag: absent -> `fallback`; anything but a finite number is a usage error. */
+export function numberFlag(values: Record<string, unknown>, flag: string, fallback: number): number {
+  const v = values[flag];
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== "string" || v.trim() === "" || !Number.isFinite(n)) {
+    throw new UsageError(`--${flag} must be a number, got "${v}"`);
+  }
+  return n;
+}
+
+/** Reports progress per scale: a bar on a terminal, plain lines otherwise. */
+export function scaleProgress(schedule: readonly number[]): (s: number, scales: number, ms: number) => void {
+  const tty = Deno.stderr.isTerminal();
+  const enc = new TextEncoder();
+  return (s, scales, ms) => {
+    const pn = schedule[s]!;
+    const label = `scale ${s + 1}/${scales} (${pn}x${pn}) ${ms.toFixed(0)} ms`;
+    if (!tty) return console.error(label);
+    const width = 30, done = Math.round(((s + 1) / scales) * width);
+    const bar = `\r[${"#".repeat(done)}${".".repeat(width - done)}] ${label}`;
+    Deno.stderr.writeSync(enc.encode(s + 1 === scales ? bar + "\n" : bar));
+  };
+}

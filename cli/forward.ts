@@ -1,9 +1,7 @@
 /** @file `varc forward`: teacher-forced logits of a token pyramid, as the official `VAR.forward`. */
-import { compile } from "../compiler/mod.ts";
-import { importModel, loadModel } from "../runtime/mod.ts";
 import { readSafetensors, type TensorToWrite, writeSafetensors } from "../runtime/safetensors.ts";
-import { type Command, parseLabels, passList, required, specArg, UsageError } from "./common.ts";
-import { targetFlag } from "./compile.ts";
+import { type Command, parseLabels, required, specArg, UsageError } from "./common.ts";
+import { compileAndLoad } from "./model.ts";
 
 export const forwardCommand: Command = {
   summary: "Teacher-forced logits of a token pyramid (official VAR.forward)",
@@ -38,23 +36,16 @@ Options:
   },
   async run(values, positionals) {
     const spec = specArg(positionals);
-    const [varPath, vaePath, out] = [required(values, "var"), required(values, "vae"), required(values, "out")];
-    const labelText = required(values, "labels"), tokensPath = required(values, "tokens");
-    const compiled = await compile(spec, { target: targetFlag(values.target) }, {
-      hooks: { printIrAfter: passList(values["print-ir-after"]) },
-    });
-    const meta = compiled.module.meta as { classes: number; vocab: number; tokens: number };
-    const labels = parseLabels(labelText, meta.classes);
-    const tokens = await readTokens(
-      tokensPath,
-      (values["tokens-name"] as string | undefined) ?? "idx_BL",
-      labels.length,
-      meta,
+    const [varPath, vaePath, out, labelText, tokensPath] = ["var", "vae", "out", "labels", "tokens"].map((f) =>
+      required(values, f)
     );
-    const model = await loadModel(await importModel(compiled.emitted.bundle), { var: varPath, vae: vaePath });
+    const { model, meta } = await compileAndLoad(spec, values, { var: varPath, vae: vaePath }, ["forward"]);
+    const labels = parseLabels(labelText!, meta.classes);
+    const name = (values["tokens-name"] as string | undefined) ?? "idx_BL";
+    const { data } = await readTokens(tokensPath!, name, labels.length, meta);
     const result = model.run("forward", {
       labels: { data: Int32Array.from(labels), shape: [labels.length] },
-      idx_BL: { data: tokens, shape: [labels.length, meta.tokens] },
+      idx_BL: { data, shape: [labels.length, meta.tokens] },
     }, { taps: (values.tap as string[] | undefined) ?? [] });
     const tensors: TensorToWrite[] = Object.entries({ ...result.outputs, ...result.taps }).map(([name, t]) => ({
       name,
@@ -62,18 +53,18 @@ Options:
       shape: t.shape,
       data: t.data,
     }));
-    await Deno.writeFile(out, writeSafetensors(tensors, { producer: "varc forward", spec }));
+    await Deno.writeFile(out!, writeSafetensors(tensors, { producer: "varc forward", spec }));
     console.log(`wrote ${out}: ${tensors.map((t) => `${t.name} [${t.shape.join(", ")}]`).join(", ")}`);
   },
 };
 
-/** Reads a [B, L] token pyramid and checks its shape and value range. */
-async function readTokens(
+/** Reads a [B, L] token pyramid (B = `batch` when given) and checks its shape and value range. */
+export async function readTokens(
   path: string,
   name: string,
-  batch: number,
+  batch: number | undefined,
   meta: { vocab: number; tokens: number },
-): Promise<Int32Array> {
+): Promise<{ data: Int32Array; batch: number }> {
   const file = await readSafetensors(path);
   const entry = file.entries.get(name);
   if (!entry) {
@@ -82,11 +73,13 @@ async function readTokens(
       `--tokens-name: ${path} has no tensor "${name}"${names.length ? ` (index tensors: ${names.join(", ")})` : ""}`,
     );
   }
-  if (entry.shape.length !== 2 || entry.shape[0] !== batch || entry.shape[1] !== meta.tokens) {
+  const [b, l] = entry.shape;
+  if (entry.shape.length !== 2 || l !== meta.tokens || (batch !== undefined && b !== batch) || b === 0) {
+    const want = `[${batch ?? "B"}, ${meta.tokens}]`;
     throw new UsageError(
       `--tokens: "${name}" has shape [${
         entry.shape.join(", ")
-      }], expected [${batch}, ${meta.tokens}] (one row per label, ${meta.tokens} tokens)`,
+      }], expected ${want} (one row per image, ${meta.tokens} tokens)`,
     );
   }
   const data = file.i32(name);
@@ -98,5 +91,5 @@ async function readTokens(
       } is not a token in [0, ${meta.vocab})`,
     );
   }
-  return data;
+  return { data, batch: b! };
 }

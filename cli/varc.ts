@@ -1,18 +1,22 @@
 /**
- * @file The `varc` command line: compile, forward (and --help on each).
+ * @file The `varc` command line: compile, forward, generate, decode (and --help on each).
  *
  * Errors never print stack traces: spec problems print diagnostics with
  * `file:line:col`; bad files and flags print one message naming the tensor or flag.
  */
 import { parseArgs } from "node:util";
 import { compileCommand } from "./compile.ts";
+import { decodeCommand } from "./decode.ts";
 import { forwardCommand } from "./forward.ts";
+import { generateCommand } from "./generate.ts";
 import { type Command, UsageError } from "./common.ts";
 import { CompileError } from "../compiler/diagnostics.ts";
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   compile: compileCommand,
   forward: forwardCommand,
+  generate: generateCommand,
+  decode: decodeCommand,
 };
 
 const USAGE = `varc — a compiler and runtime for Visual AutoRegressive (VAR) image models
@@ -72,6 +76,13 @@ function reportError(e: unknown, command: Command): number {
 }
 
 /** User-facing error classes of the runtime (messages name the tensor, flag or input). */
-const KNOWN_ERRORS = new Set(["SafetensorsError", "WeightsError", "InputError", "KernelError", "TypeError"]);
+const KNOWN_ERRORS = new Set([
+  "SafetensorsError",
+  "WeightsError",
+  "InputError",
+  "KernelError",
+  "GenerateError",
+  "TypeError",
+]);
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

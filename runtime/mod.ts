@@ -15,6 +15,8 @@ export interface EntryInfo {
   readonly inputs: readonly { name: string; dtype: "f32" | "i32"; shape: Dims }[];
   readonly outputs: readonly { name: string; dtype: "f32" | "i32"; shape: Dims }[];
   readonly labels: readonly string[];
+  /** Checkpoint tensors this entry reads. */
+  readonly params: readonly string[];
 }
 
 /** What one entry returns. */
@@ -57,9 +59,17 @@ export interface LoadedModel {
   run(entry: string, inputs: Readonly<Record<string, HostTensor>>, options?: { taps?: readonly string[] }): EntryResult;
 }
 
-/** Binds already-read checkpoint files to the model (errors name every bad tensor). */
-export function bindModel(module: ModelModule, files: Partial<Record<"var" | "vae", SafetensorsFile>>): LoadedModel {
-  const weights = bindWeights(module.info.params, files, module.info.optionalWeights);
+/**
+ * Binds already-read checkpoint files to the model (errors name every bad tensor). With `entries`,
+ * only the tensors those entries read are required (e.g. `decode` needs no VAR checkpoint).
+ */
+export function bindModel(
+  module: ModelModule,
+  files: Partial<Record<"var" | "vae", SafetensorsFile>>,
+  entries?: readonly string[],
+): LoadedModel {
+  const needed = entries && new Set(entries.flatMap((e) => module.info.entries[e]?.params ?? []));
+  const weights = bindWeights(module.info.params, files, module.info.optionalWeights, needed);
   return {
     module,
     run(entry, inputs, options) {
@@ -75,9 +85,13 @@ export function bindModel(module: ModelModule, files: Partial<Record<"var" | "va
 }
 
 /** Reads the checkpoint files and binds them to the model. */
-export async function loadModel(module: ModelModule, paths: { var?: string; vae?: string }): Promise<LoadedModel> {
+export async function loadModel(
+  module: ModelModule,
+  paths: { var?: string; vae?: string },
+  entries?: readonly string[],
+): Promise<LoadedModel> {
   const files: Partial<Record<"var" | "vae", SafetensorsFile>> = {};
   if (paths.var) files.var = await readSafetensors(paths.var);
   if (paths.vae) files.vae = await readSafetensors(paths.vae);
-  return bindModel(module, files);
+  return bindModel(module, files, entries);
 }

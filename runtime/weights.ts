@@ -23,16 +23,21 @@ export function matchesPattern(name: string, pattern: string): boolean {
   return new RegExp(`^${tail}$`).test(name);
 }
 
-/** Checks every declared param against the files and returns a lookup; reports all problems at once. */
+/**
+ * Checks the declared params (all, or only `required` ones) against the files and returns a lookup;
+ * tensors in a file that the model neither declares nor ignores are errors. Reports all problems at once.
+ */
 export function bindWeights(
   params: readonly ParamSpec[],
   files: Partial<Record<"var" | "vae", SafetensorsFile>>,
   optional: readonly string[],
+  required?: ReadonlySet<string>,
 ): (name: string) => Float32Array {
   const problems: string[] = [];
   const bound = new Map<string, Float32Array>();
   const missing = new Map<string, string[]>();
   for (const p of params) {
+    if (required && !required.has(p.name)) continue;
     const file = files[p.source];
     if (!file) {
       problems.push(

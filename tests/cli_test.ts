@@ -1,8 +1,12 @@
 /** @file The CLI in-process: exit codes, printed summaries, written files, errors without stack traces. */
 import assert from "node:assert/strict";
 import { main } from "../cli/varc.ts";
+import { decode } from "fast-png";
+import { compile } from "../compiler/mod.ts";
+import { importModel } from "../runtime/mod.ts";
+import { randomModel } from "../runtime/random.ts";
 import { readSafetensors } from "../runtime/safetensors.ts";
-import { assertClose, FIXTURE } from "./_helpers.ts";
+import { assertClose, FIXTURE, maxAbs } from "./_helpers.ts";
 
 /** Runs the CLI, capturing what it prints. */
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -24,7 +28,7 @@ function noStackTrace(text: string): void {
 
 Deno.test("varc --help and every command's --help exit 0", async () => {
   assert.equal((await run("--help")).code, 0);
-  for (const cmd of ["compile", "forward"]) {
+  for (const cmd of ["compile", "forward", "generate", "decode"]) {
     const r = await run(cmd, "--help");
     assert.equal(r.code, 0);
     assert.match(r.out, new RegExp(`Usage: varc ${cmd}`));
@@ -156,4 +160,81 @@ Deno.test("--print-ir-after prints the IR after the named pass; --list-passes li
   const l = await run("compile", "--list-passes");
   assert.match(l.out, /^infer-shapes .*\nmerge-params .*\neliminate-dead-code /m);
   await Deno.remove(dir, { recursive: true });
+});
+
+/** Writes seeded random checkpoints for a spec into `dir`; returns their paths. */
+async function randomCheckpoints(spec: string, dir: string): Promise<{ var: string; vae: string }> {
+  const module = await importModel((await compile(spec)).emitted.bundle);
+  const { files } = randomModel(module, 21);
+  const paths = { var: `${dir}/var.safetensors`, vae: `${dir}/vae.safetensors` };
+  await Deno.writeFile(paths.var, files.var.bytes);
+  await Deno.writeFile(paths.vae, files.vae.bytes);
+  return paths;
+}
+
+Deno.test("varc generate writes PNGs and outputs.safetensors; varc decode reproduces its f_hat and image", async () => {
+  const dir = await Deno.makeTempDir();
+  const spec = "tests/specs/markov.var.ts";
+  const w = await randomCheckpoints(spec, dir);
+  const g = await run("generate", spec, "--var", w.var, "--vae", w.vae, "--labels", "0,2", "--seed", "4", "--out", dir);
+  assert.equal(g.code, 0, g.err);
+  assert.match(g.out, /time: compile .* decode/);
+  assert.match(g.err, /scale 4\/4 \(4x4\)/); // plain progress lines when stderr is not a terminal
+  const png = decode(await Deno.readFile(`${dir}/image_1.png`));
+  assert.deepEqual([png.width, png.height, png.channels], [8, 8, 3]);
+  const out = await readSafetensors(`${dir}/outputs.safetensors`);
+  assert.deepEqual(out.entries.get("idx_BL")!.shape, [2, 30]);
+  assert.deepEqual(out.entries.get("img")!.shape, [2, 3, 8, 8]);
+
+  const d = await run(
+    "decode",
+    spec,
+    "--vae",
+    w.vae,
+    "--tokens",
+    `${dir}/outputs.safetensors`,
+    "--out",
+    `${dir}/dec.safetensors`,
+  );
+  assert.equal(d.code, 0, d.err);
+  const dec = await readSafetensors(`${dir}/dec.safetensors`);
+  // decode re-sums f̂ from the tokens in another order than generation's running sum: float32 rounding only.
+  assertClose("decode f_hat", dec.f32("f_hat"), out.f32("f_hat"), 1e-5 * Math.max(1, maxAbs(out.f32("f_hat"))));
+  assertClose("decode img", dec.f32("img"), out.f32("img"), 1e-4);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("varc generate rejects out-of-range settings before any work, naming the flag", async () => {
+  const fx = (f: string) => `${FIXTURE}${f}`;
+  const base = [
+    "generate",
+    "examples/var_tiny_a.var.ts",
+    "--var",
+    fx("var.safetensors"),
+    "--vae",
+    fx("vae.safetensors"),
+    "--out",
+    "x",
+  ];
+  const cases: [string[], RegExp][] = [
+    [["--labels", "3,12"], /--labels: "12" is not a class index in \[0, 10\)/],
+    [["--labels", "3,-1"], /--labels: "-1" is not a class index/],
+    [["--labels", "3", "--cfg=-1"], /--cfg must be a finite number ≥ 0, got -1/],
+    [["--labels", "3", "--cfg", "abc"], /--cfg must be a number, got "abc"/],
+    [["--labels", "3", "--top-k=-5"], /--top-k must be an integer in \[0, 256\]/],
+    [["--labels", "3", "--top-k", "900"], /--top-k must be an integer in \[0, 256\]/],
+    [["--labels", "3", "--top-k", "2.5"], /--top-k must be an integer/],
+    [["--labels", "3", "--top-p", "1.5"], /--top-p must be in \[0, 1\]/],
+    [["--labels", "3", "--seed", "0.5"], /--seed must be an integer/],
+    [
+      ["--labels", "3", "--vae", fx("var.safetensors")],
+      /missing 2\d\d tensors "post_quant_conv.weight"|missing \d+ tensors/,
+    ],
+  ];
+  for (const [extra, pattern] of cases) {
+    const r = await run(...base, ...extra);
+    assert.equal(r.code, 1, extra.join(" "));
+    assert.match(r.err, pattern, extra.join(" "));
+    noStackTrace(r.err);
+  }
 });

@@ -8,12 +8,12 @@
  * any semantic slip (GELU flavour, eps, chunk order) moves outputs by ≥ 1e-4 relative.
  */
 import assert from "node:assert/strict";
-import { importModel, loadModel } from "../runtime/mod.ts";
-import { parseSafetensors, readSafetensors, writeSafetensors } from "../runtime/safetensors.ts";
+import { importModel } from "../runtime/mod.ts";
+import { readSafetensors } from "../runtime/safetensors.ts";
 import { teacherForcingInput64, type VarConfig, varForward64 } from "./reference/var_f64.ts";
 import { compile } from "../compiler/mod.ts";
 import { assertClose, FIXTURE, fixtureModel, maxAbs } from "./_helpers.ts";
-import { randomF32, rng } from "./_rng.ts";
+import { randomModel } from "../runtime/random.ts";
 
 const TAPS = ["x_in", "q", "k", "v", "o", "out"].map((t) => `blocks.0.attn.${t}`);
 
@@ -51,33 +51,11 @@ Deno.test("forward rejects inputs that do not match the compiled model", async (
   );
 });
 
-/** Random weights in official layout for every tensor a compiled model declares. */
-function randomCheckpoint(
-  params: readonly { name: string; shape: readonly number[]; source: string }[],
-  source: string,
-  seed: number,
-) {
-  const r = rng(seed);
-  return writeSafetensors(
-    params.filter((p) => p.source === source).map((p, i) => {
-      const n = p.shape.reduce((a, d) => a * d, 1);
-      const data = p.name.endsWith("scale_mul_1H11")
-        ? Float32Array.from({ length: n }, () => Math.log(2 + 8 * r.uniform())) // τ in [2, 10], as the fixture
-        : randomF32(n, seed * 1000 + i, 0.3);
-      return { name: p.name, dtype: "F32" as const, shape: p.shape, data };
-    }),
-  );
-}
-
 Deno.test("forward agrees with the float64 reference on a shared-AdaLN, 512-schedule variant", async () => {
   const spec = "tests/specs/var_shared_512.var.ts";
   const compiled = await compile(spec);
   const module = await importModel(compiled.emitted.bundle);
-  const dir = await Deno.makeTempDir();
-  const params = module.info.params;
-  await Deno.writeFile(`${dir}/var.safetensors`, randomCheckpoint(params, "var", 11));
-  await Deno.writeFile(`${dir}/vae.safetensors`, randomCheckpoint(params, "vae", 12));
-  const model = await loadModel(module, { var: `${dir}/var.safetensors`, vae: `${dir}/vae.safetensors` });
+  const { model, files } = randomModel(module, 11);
   const meta = module.info.meta as unknown as VarConfig & { tokens: number };
   const B = 2, L = meta.tokens;
   const idx = Int32Array.from({ length: B * L }, (_, i) => (i * 7919) % meta.vocab);
@@ -87,13 +65,8 @@ Deno.test("forward agrees with the float64 reference on a shared-AdaLN, 512-sche
     idx_BL: { data: idx, shape: [B, L] },
   });
 
-  const files = {
-    var: parseSafetensors(await Deno.readFile(`${dir}/var.safetensors`), "var"),
-    vae: parseSafetensors(await Deno.readFile(`${dir}/vae.safetensors`), "vae"),
-  };
   const xTF = teacherForcingInput64((n) => files.vae.f32(n), meta, idx, B);
   const { logits } = varForward64((n) => files.var.f32(n), meta, labels, xTF);
   assertClose("x_tf vs float64", outputs.x_BLCv_wo_first_l!.data, xTF, 2e-5 * Math.max(1, maxAbs(xTF)));
   assertClose("logits vs float64", outputs.logits_BLV!.data, logits, 2e-5 * Math.max(1, maxAbs(logits)));
-  await Deno.remove(dir, { recursive: true });
 });

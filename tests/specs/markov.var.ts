@@ -22,4 +22,7 @@ export default varModel({
   schedule: [1, 2, 3, 4],
   ffn: siluFfn,
   window: 2,
+  vaeCh: 32,
+  vaeChMult: [1, 2],
+  vaeResBlocks: 1,
 });

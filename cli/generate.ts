@@ -1,0 +1,91 @@
+/** @file `varc generate`: class-conditional images, as the official `autoregressive_infer_cfg`. */
+import { join } from "node:path";
+import { checkGenerateOptions, generate } from "../runtime/generate.ts";
+import { loadModel } from "../runtime/mod.ts";
+import { toPng } from "../runtime/png.ts";
+import { writeSafetensors } from "../runtime/safetensors.ts";
+import { type Command, numberFlag, parseLabels, required, scaleProgress, specArg } from "./common.ts";
+import { compileModel } from "./model.ts";
+
+export const generateCommand: Command = {
+  summary: "Generate images for class labels (next-scale prediction, CFG, top-k/top-p)",
+  usage: `Usage: varc generate <spec.var.ts> --var VAR.safetensors --vae VAE.safetensors --labels 3,7 --out DIR
+                    [--cfg 1.5] [--top-k 900] [--top-p 0.96] [--seed 0]
+
+Runs the official autoregressive_infer_cfg: 2B rows (classes, then unconditional), a KV cache
+per block, guidance t = cfg·s/(S−1) ramping over scales, top-k then top-p sampling from a seeded
+generator (same seed, same images), then the VQ-VAE decoder. Writes DIR/image_<i>.png and
+DIR/outputs.safetensors with idx_BL (I32 [B, L]), f_hat (F32 [B, Cvae, n, n]) and img (F32 [B, 3, H, W] in [0, 1]).
+
+Options:
+  --var FILE         VAR checkpoint (safetensors, official state-dict names)
+  --vae FILE         VQ-VAE checkpoint
+  --labels LIST      one class index per image, e.g. 3,7
+  --cfg X            guidance scale ≥ 0 (default 1.5)
+  --top-k K          keep the K largest logits, 0 = all (default 900, at most the vocabulary)
+  --top-p P          nucleus mass in [0, 1], 0 = off (default 0.96)
+  --seed N           sampling seed (default 0)
+  --out DIR          output directory (created if missing)
+  --target js|webgpu code generation target (default js)
+  -h, --help         show this help`,
+  options: {
+    var: { type: "string" },
+    vae: { type: "string" },
+    labels: { type: "string" },
+    cfg: { type: "string" },
+    "top-k": { type: "string" },
+    "top-p": { type: "string" },
+    seed: { type: "string" },
+    out: { type: "string" },
+    target: { type: "string" },
+    "print-ir-after": { type: "string" },
+  },
+  async run(values, positionals) {
+    const spec = specArg(positionals);
+    const [varPath, vaePath, out, labelText] = ["var", "vae", "out", "labels"].map((f) => required(values, f));
+    const settings = {
+      cfg: numberFlag(values, "cfg", 1.5),
+      topK: numberFlag(values, "top-k", -1), // -1: the official 900, or the whole vocabulary if smaller
+      topP: numberFlag(values, "top-p", 0.96),
+      seed: numberFlag(values, "seed", 0),
+    };
+    const { module, meta, compileMs } = await compileModel(spec, values);
+    if (settings.topK === -1 && values["top-k"] === undefined) settings.topK = Math.min(900, meta.vocab);
+    const options = {
+      ...settings,
+      labels: parseLabels(labelText!, meta.classes),
+      onScale: scaleProgress(meta.schedule),
+    };
+    checkGenerateOptions(options, meta); // before reading checkpoints, which may be gigabytes
+    const t0 = performance.now();
+    const model = await loadModel(module, { var: varPath, vae: vaePath });
+    const loadMs = performance.now() - t0;
+    const labels = options.labels;
+    const g = generate(model, options);
+    await Deno.mkdir(out!, { recursive: true });
+    const files = labels.map((_, i) => join(out!, `image_${i}.png`));
+    await Promise.all(files.map((f, i) => Deno.writeFile(f, toPng(g.img.data as Float32Array, g.img.shape, i))));
+    await Deno.writeFile(
+      join(out!, "outputs.safetensors"),
+      writeSafetensors([
+        { name: "idx_BL", dtype: "I32", shape: [labels.length, meta.tokens], data: g.idx },
+        { name: "f_hat", dtype: "F32", shape: g.fhat.shape, data: g.fhat.data as Float32Array },
+        { name: "img", dtype: "F32", shape: g.img.shape, data: g.img.data as Float32Array },
+      ], { producer: "varc generate", spec, labels: labels.join(","), ...stringify(settings) }),
+    );
+    const t = g.timings;
+    console.log(`wrote ${files.join(", ")} and ${join(out!, "outputs.safetensors")}`);
+    console.log(
+      `time: compile ${s(compileMs)}, load ${s(loadMs)}, transformer ${s(t.transformer)}, sampling ${s(t.sampling)}, ` +
+        `f̂ ${s(t.fhat)}, decode ${s(t.decode)} (${labels.length} image${labels.length === 1 ? "" : "s"})`,
+    );
+  },
+};
+
+function s(ms: number): string {
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+function stringify(o: Record<string, number>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, String(v)]));
+}

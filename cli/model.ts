@@ -1,0 +1,38 @@
+/** @file Compile a spec and bind its checkpoints: the first step of `forward`, `generate` and `decode`. */
+import { compile } from "../compiler/mod.ts";
+import { importModel, type LoadedModel, loadModel, type ModelModule } from "../runtime/mod.ts";
+import { passList } from "./common.ts";
+import { targetFlag } from "./compile.ts";
+
+/** Model metadata every VAR spec records (see compiler/dsl/lib/var.ts). */
+export interface VarMeta {
+  readonly classes: number;
+  readonly vocab: number;
+  readonly tokens: number;
+  readonly cvae: number;
+  readonly schedule: readonly number[];
+}
+
+/** Compiles `spec` per the flags and imports the module (no checkpoint is read yet). */
+export async function compileModel(
+  spec: string,
+  values: Record<string, unknown>,
+): Promise<{ module: ModelModule; meta: VarMeta; compileMs: number }> {
+  const t0 = performance.now();
+  const compiled = await compile(spec, { target: targetFlag(values.target) }, {
+    hooks: { printIrAfter: passList(values["print-ir-after"]) },
+  });
+  const module = await importModel(compiled.emitted.bundle);
+  return { module, meta: compiled.module.meta as unknown as VarMeta, compileMs: performance.now() - t0 };
+}
+
+/** Compiles `spec`, then binds the checkpoints the `entries` need. */
+export async function compileAndLoad(
+  spec: string,
+  values: Record<string, unknown>,
+  paths: { var?: string; vae?: string },
+  entries?: readonly string[],
+): Promise<{ model: LoadedModel; meta: VarMeta }> {
+  const { module, meta } = await compileModel(spec, values);
+  return { model: await loadModel(module, paths, entries), meta };
+}
