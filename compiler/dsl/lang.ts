@@ -75,6 +75,8 @@ export interface VarConfig {
   readonly tokens: number;
   readonly sharedAdaLN: boolean;
   readonly normEps: number;
+  /** Upper clamp of the attention temperature τ = exp(min(scale_mul, ln tauMax)); official: 100. */
+  readonly tauMax: number;
   readonly phiIndex: readonly number[];
   readonly vaeCh: number;
   readonly vaeChMult: readonly number[];
@@ -95,6 +97,7 @@ export interface VarOptions {
   cvae?: number;
   sharedAdaLN?: boolean;
   normEps?: number;
+  tauMax?: number;
   vaeCh?: number;
   vaeChMult?: readonly number[];
   vaeResBlocks?: number;

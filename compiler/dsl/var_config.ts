@@ -23,6 +23,7 @@ const FIELDS: Readonly<Record<string, Field>> = {
   cvae: { kind: "int", fallback: 32 },
   sharedAdaLN: { kind: "bool", fallback: false },
   normEps: { kind: "number", fallback: 1e-6 },
+  tauMax: { kind: "number", fallback: 100 },
   vaeCh: { kind: "int", fallback: 160 },
   vaeChMult: { kind: "list", fallback: [1, 1, 2, 2, 4] },
   vaeResBlocks: { kind: "int", fallback: 2 },

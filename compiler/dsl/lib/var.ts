@@ -250,7 +250,7 @@ export function mergeHeads(x: Tensor, c: VarConfig, T: number): Tensor {
 export function selfAttention(x: Tensor, i: number, c: VarConfig, attend: Attend, T: number): Tensor {
   const p = `blocks.${i}.attn`, C = c.width;
   const qkv = linear(x, param(`${p}.mat_qkv.weight`, [3 * C, C])); // [B, T, 3C], packed [q | k | v]
-  const tau = exp(clampMax(param(`${p}.scale_mul_1H11`, [1, c.heads, 1, 1]), 4.605170249938965)); // [1, H, 1, 1]
+  const tau = exp(clampMax(param(`${p}.scale_mul_1H11`, [1, c.heads, 1, 1]), logTauMax(c))); // [1, H, 1, 1]
   const q = add(slice(qkv, 2, 0, C), param(`${p}.q_bias`, [C]));
   const k = slice(qkv, 2, C, 2 * C); // the k bias is a zero buffer
   const v = add(slice(qkv, 2, 2 * C, 3 * C), param(`${p}.v_bias`, [C]));
@@ -259,6 +259,11 @@ export function selfAttention(x: Tensor, i: number, c: VarConfig, attend: Attend
   const vh = tag(splitHeads(v, c, T), `${p}.v`);
   const o = tag(mergeHeads(attend(qh, kh, vh, i), c, T), `${p}.o`); // [B, T, C]
   return tag(linear(o, param(`${p}.proj.weight`, [C, C]), param(`${p}.proj.bias`, [C])), `${p}.out`);
+}
+
+/** ln(tauMax), as the official float32 constant torch.log(torch.tensor(100.)) for the default. */
+export function logTauMax(c: VarConfig): number {
+  return c.tauMax === 100 ? 4.605170249938965 : Math.log(c.tauMax);
 }
 
 /** Official FFN: fc2(gelu_tanh(fc1(x))). */
