@@ -2,11 +2,15 @@
 import type { Pass } from "./pass.ts";
 import { eliminateDeadCode } from "./passes/eliminate_dead_code.ts";
 import { inferShapes } from "./passes/infer_shapes.ts";
+import { lowerAttention } from "./passes/lower_attention.ts";
 import { mergeParams } from "./passes/merge_params.ts";
+import { normBounds } from "./passes/norm_bounds.ts";
 
 /** The default pipeline; plugins insert passes relative to these names. */
 export const defaultPipeline: readonly Pass[] = [
   inferShapes, // every node gets a dtype and shape; shape errors stop here
   mergeParams, // one node per checkpoint tensor; conflicting declarations are errors
-  eliminateDeadCode, // drop what no output or tap needs (and the merged duplicates)
+  normBounds, // per attention node: the logit half-range β per head and where it comes from
+  lowerAttention, // attention -> exact or low-rank kernels by bound and cost; low-rank state in steps
+  eliminateDeadCode, // drop what no output needs (the merged duplicates, replaced KV caches)
 ];

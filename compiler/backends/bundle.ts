@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 const RUNTIME: Readonly<Record<string, string>> = {
   "varc:kernels": fileURLToPath(new URL("../../runtime/js/kernels.ts", import.meta.url)),
   "varc:exec": fileURLToPath(new URL("../../runtime/js/exec.ts", import.meta.url)),
+  "varc:lowrank": fileURLToPath(new URL("../../runtime/js/lowrank.ts", import.meta.url)),
 };
 
 const runtimeResolver: esbuild.Plugin = {

@@ -11,6 +11,36 @@ export type MaskSpec =
   /** Scale s sees scales max(0, s - window + 1)..s (window 2: itself and the previous scale). */
   | { readonly kind: "scale_window"; readonly schedule: readonly number[]; readonly window: number };
 
+/** Where an attention node's logit bound comes from, strongest first. */
+export type BoundSource = "static-exact" | "static-propagated" | "calibrated" | "none";
+
+/** What `norm-bounds` proved (or measured) about the logits s·⟨q_i, k_j⟩ of an attention node. */
+export interface AttentionBound {
+  readonly source: BoundSource;
+  /** Logit half-range β_h per head: every logit of head h lies in [−β_h, β_h] (Infinity: unknown). */
+  readonly betaPerHead: readonly number[];
+  /** Upper bounds of max |q|, max |k| entries (the paper's R is √(s·d)·max of the two). */
+  readonly qAbsMax: number;
+  readonly kAbsMax: number;
+  /** Upper bounds of ‖q_i‖₂ and ‖k_j‖₂ (β = s · qNorm · kNorm for a single-head bound). */
+  readonly qNorm: number;
+  readonly kNorm: number;
+  /** One line on how the bound was obtained. */
+  readonly how: string;
+}
+
+/** The polynomial a low-rank kernel uses: P(x) = Σ coeffs[t] x^t ≈ e^x on [−beta, beta]. */
+export interface LowRankPlan {
+  readonly family: "taylor" | "chebyshev";
+  readonly degree: number;
+  readonly rank: number;
+  readonly beta: number;
+  readonly eps: number;
+  readonly coeffs: readonly number[];
+  /** Analytic relative-error bound of P on [−beta, beta] (≤ eps). */
+  readonly relError: number;
+}
+
 /** Every tensor operation. Values appear verbatim in printed IR and golden tests. */
 export enum Op {
   Input = "input", // runtime input tensor
@@ -28,7 +58,11 @@ export enum Op {
   Permute = "permute", // axes reordered: out.shape[i] = in.shape[perm[i]]
   Slice = "slice", // [start, end) along one axis
   Concat = "concat", // inputs joined along one axis
-  Attention = "attention", // q [B,H,Tq,D], k/v [B,H,Tk,D]: softmax(scale·q kᵀ + mask) v
+  Attention = "attention", // q [B,H,Tq,D], k/v [B,H,Tk,D]: softmax(scale·q kᵀ + mask) v; lowered by lower-attention
+  ExactAttention = "exact_attention", // attention, fused online softmax (no [Tq, Tk] matrix)
+  LowRankAttention = "lowrank_attention", // attention with exp ≈ P: features in-kernel, prefix state over scales
+  LowRankState = "lowrank_state", // S' = S + Σ_j φ_k(k_j) [v_j, 1]: the generation state of one block [B,H,r,Dv+1]
+  LowRankRead = "lowrank_read", // out_i = (φ_q(q_i)ᵀ S)[:Dv] / (φ_q(q_i)ᵀ S)[Dv]
   Conv2d = "conv2d", // x [B,Ci,H,W], w [Co,Ci,kh,kw], b [Co]; stride 1, zero padding
   Interpolate = "interpolate", // x [B,C,h,w] -> [B,C,size,size]; PyTorch bicubic (a=-0.75) or area
   Upsample = "upsample", // x [B,C,h,w] -> [B,C,f·h,f·w], nearest neighbour
@@ -58,7 +92,28 @@ export interface OpParams {
   [Op.Permute]: { readonly perm: readonly number[] };
   [Op.Slice]: { readonly axis: number; readonly start: number; readonly end: number };
   [Op.Concat]: { readonly axis: number };
-  [Op.Attention]: { readonly scale: number; readonly mask: MaskSpec };
+  [Op.Attention]: { readonly scale: number; readonly mask: MaskSpec; readonly bound?: AttentionBound };
+  [Op.ExactAttention]: {
+    readonly scale: number;
+    readonly mask: MaskSpec;
+    readonly bound?: AttentionBound;
+    readonly reason: string;
+  };
+  [Op.LowRankAttention]: {
+    readonly scale: number;
+    readonly mask: MaskSpec;
+    readonly bound: AttentionBound;
+    readonly plan: LowRankPlan;
+    readonly reason: string;
+  };
+  [Op.LowRankState]: {
+    readonly scale: number;
+    readonly plan: LowRankPlan;
+    /** Bound every key must meet (checked by the kernel's guard). */
+    readonly keyNorm: number;
+    readonly stateName: string;
+  };
+  [Op.LowRankRead]: { readonly scale: number; readonly plan: LowRankPlan; readonly keyNorm: number };
   [Op.Conv2d]: { readonly padding: number };
   [Op.Interpolate]: { readonly mode: "bicubic" | "area"; readonly size: number };
   [Op.Upsample]: { readonly factor: number };
@@ -82,6 +137,10 @@ export const arity: { readonly [O in Op]: number | "n" | readonly [number, numbe
   [Op.Slice]: 1,
   [Op.Concat]: "n",
   [Op.Attention]: 3,
+  [Op.ExactAttention]: 3,
+  [Op.LowRankAttention]: 3,
+  [Op.LowRankState]: [2, 3],
+  [Op.LowRankRead]: 2,
   [Op.Conv2d]: 3,
   [Op.Interpolate]: 1,
   [Op.Upsample]: 1,

@@ -1,7 +1,7 @@
 /** @file Pass "infer-shapes": gives every node a TensorType; shape errors point at the spec. */
 import { nodeError, type Note } from "../diagnostics.ts";
 import { type IrModule, type Node, numel, type TensorType } from "../ir/node.ts";
-import { arity, type Dim, Op, type OpParams } from "../ir/ops.ts";
+import { arity, type Dim, type MaskSpec, Op, type OpParams } from "../ir/ops.ts";
 import type { Pass } from "../pass.ts";
 
 /** Thrown by a shape rule; turned into a diagnostic at the node's span. */
@@ -102,25 +102,26 @@ export const shapeRules: { readonly [O in Op]: ShapeRule<O> } = {
     shape[p.axis] = total;
     return f32(shape);
   },
-  [Op.Attention]: (p, [q, k, v]) => {
-    for (const [n, t] of [["q", q!], ["k", k!], ["v", v!]] as const) expectRank(`attention ${n}`, t, 4);
-    const [bq, hq, tq, dq] = q!.shape;
-    const [bk, hk, tk, dk] = k!.shape;
-    const [bv, hv, tv] = v!.shape;
-    if (bq !== bk || bk !== bv || hq !== hk || hk !== hv || dq !== dk || tk !== tv) {
-      throw new ShapeError(
-        `Cannot attend with q ${fmt(q!.shape)}, k ${fmt(k!.shape)}, v ${
-          fmt(v!.shape)
-        }: batch, heads and q/k head dim must agree, k and v must have the same length`,
-      );
+  [Op.Attention]: (p, ins) => attentionShape(p.mask, ins),
+  [Op.ExactAttention]: (p, ins) => attentionShape(p.mask, ins),
+  [Op.LowRankAttention]: (p, ins) => attentionShape(p.mask, ins),
+  [Op.LowRankState]: (p, [k, v, state]) => {
+    const [b, h, , d] = k!.shape;
+    const dv = v!.shape[3] as number;
+    if (d === undefined) throw new ShapeError(`Expected k of rank 4, got ${fmt(k!.shape)}`);
+    const out = f32([b!, h!, p.plan.rank, dv + 1]);
+    if (state && fmt(state.shape) !== fmt(out.shape)) {
+      throw new ShapeError(`Low-rank state ${fmt(state.shape)} does not match ${fmt(out.shape)}`);
     }
-    if (p.mask.kind !== "none") {
-      const l = p.mask.schedule.reduce((a, n) => a + n * n, 0);
-      if (tq !== l || tk !== l) {
-        throw new ShapeError(`Cannot apply a ${p.mask.kind} mask over ${l} tokens to ${tq} queries and ${tk} keys`);
-      }
+    return out;
+  },
+  [Op.LowRankRead]: (p, [q, state]) => {
+    const [b, h, t] = q!.shape;
+    const dv1 = state!.shape[3] as number;
+    if (state!.shape[2] !== p.plan.rank) {
+      throw new ShapeError(`Low-rank state ${fmt(state!.shape)} has rank ${state!.shape[2]}, expected ${p.plan.rank}`);
     }
-    return f32([bq!, hq!, tq!, v!.shape[3]!]);
+    return f32([b!, h!, t!, dv1 - 1]);
   },
   [Op.Conv2d]: (p, [x, w, b]) => {
     expectRank("conv2d input", x!, 4);
@@ -143,6 +144,28 @@ export const shapeRules: { readonly [O in Op]: ShapeRule<O> } = {
     return f32([b, c, h * p.factor, w * p.factor]);
   },
 };
+
+/** q [B,H,Tq,D], k/v [B,H,Tk,D(v)] -> [B,H,Tq,Dv]; a scale mask needs Tq = Tk = L of its schedule. */
+function attentionShape(mask: MaskSpec, [q, k, v]: readonly TensorType[]): TensorType {
+  for (const [n, t] of [["q", q!], ["k", k!], ["v", v!]] as const) expectRank(`attention ${n}`, t, 4);
+  const [bq, hq, tq, dq] = q!.shape;
+  const [bk, hk, tk, dk] = k!.shape;
+  const [bv, hv, tv] = v!.shape;
+  if (bq !== bk || bk !== bv || hq !== hk || hk !== hv || dq !== dk || tk !== tv) {
+    throw new ShapeError(
+      `Cannot attend with q ${fmt(q!.shape)}, k ${fmt(k!.shape)}, v ${
+        fmt(v!.shape)
+      }: batch, heads and q/k head dim must agree, k and v must have the same length`,
+    );
+  }
+  if (mask.kind !== "none") {
+    const l = mask.schedule.reduce((a, n) => a + n * n, 0);
+    if (tq !== l || tk !== l) {
+      throw new ShapeError(`Cannot apply a ${mask.kind} mask over ${l} tokens to ${tq} queries and ${tk} keys`);
+    }
+  }
+  return f32([bq!, hq!, tq!, v!.shape[3]!]);
+}
 
 function expectRank(what: string, t: TensorType, rank: number): void {
   if (t.shape.length !== rank) throw new ShapeError(`Expected ${what} of rank ${rank}, got ${fmt(t.shape)}`);

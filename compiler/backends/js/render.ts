@@ -63,14 +63,40 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
       prod(s.slice(axis + 1))
     })`;
   },
-  [Op.Attention]: (c) => {
+  [Op.Attention]: (c) => exactAttention(c),
+  [Op.ExactAttention]: (c) => exactAttention(c),
+  [Op.LowRankAttention]: (c) => {
     const [b, h, tq, d] = c.ins[0]!.shape;
     const tk = c.ins[1]!.shape[2], dv = c.ins[2]!.shape[3];
-    const ranges = c.hoist(maskRanges(c.node.params.mask, Number(tq), Number(tk)));
+    const { mask, scale, plan } = c.node.params;
+    const table = c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`);
+    const ranges = c.hoist(maskRanges(mask, Number(tq), Number(tk)));
+    const sizes = mask.kind === "none" ? "null" : lit(mask.schedule.map((n) => n * n));
+    const window = mask.kind === "scale_window" ? mask.window : "Infinity";
     const qkv = [0, 1, 2].map((i) => c.arg(i)).join(", ");
-    return `K.attention(${qkv}, ${prod([b!, h!])}, ${tq}, ${tk}, ${d}, ${dv}, ${
-      numberLit(c.node.params.scale)
-    }, ${ranges})`;
+    return `LR.lowrankAttention(${qkv}, ${prod([b!, h!])}, ${tq}, ${tk}, ${d}, ${dv}, ${
+      numberLit(scale)
+    }, ${sizes}, ${window}, ${table}, ${numberLit(plan.beta)}, ${ranges})`;
+  },
+  [Op.LowRankState]: (c) => {
+    const [b, h, t, d] = c.ins[0]!.shape;
+    const dv = c.ins[1]!.shape[3];
+    const { plan, scale, keyNorm } = c.node.params;
+    const table = c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`);
+    const prev = c.ins.length === 3 ? c.arg(2) : "null";
+    return `LR.lowrankState(${c.arg(0)}, ${c.arg(1)}, ${prev}, ${prod([b!, h!])}, ${t}, ${d}, ${dv}, ${table}, ${
+      numberLit(keyNorm)
+    }, ${lit(where(c))})`;
+  },
+  [Op.LowRankRead]: (c) => {
+    const [b, h, t, d] = c.ins[0]!.shape;
+    const dv = (c.ins[1]!.shape[3] as number) - 1;
+    const { plan, scale, keyNorm } = c.node.params;
+    const table = c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`);
+    const args = `${prod([b!, h!])}, ${t}, ${d}, ${dv}, ${numberLit(scale)}, ${table}, ${numberLit(plan.beta)}, ${
+      numberLit(keyNorm)
+    }`;
+    return `LR.lowrankRead(${c.arg(0)}, ${c.arg(1)}, ${args}, ${lit(where(c))})`;
   },
   [Op.Conv2d]: (c) => {
     const [b, ci, h, w] = c.ins[0]!.shape;
@@ -89,6 +115,22 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
     return `K.upsampleNearest(${c.arg(0)}, ${prod([b!, ch!])}, ${h}, ${w}, ${c.node.params.factor})`;
   },
 };
+
+/** Exact fused attention (online softmax over each query's key range). */
+function exactAttention(c: RenderCtx<Op.Attention | Op.ExactAttention>): string {
+  const [b, h, tq, d] = c.ins[0]!.shape;
+  const tk = c.ins[1]!.shape[2], dv = c.ins[2]!.shape[3];
+  const ranges = c.hoist(maskRanges(c.node.params.mask, Number(tq), Number(tk)));
+  const qkv = [0, 1, 2].map((i) => c.arg(i)).join(", ");
+  return `K.attention(${qkv}, ${prod([b!, h!])}, ${tq}, ${tk}, ${d}, ${dv}, ${
+    numberLit(c.node.params.scale)
+  }, ${ranges})`;
+}
+
+/** The spec location of a node, for run-time messages. */
+function where(c: RenderCtx<Op>): string {
+  return `attention at ${c.node.span.file}:${c.node.span.line}:${c.node.span.column}`;
+}
 
 function maskRanges(mask: MaskSpec, tq: number, tk: number): string {
   switch (mask.kind) {

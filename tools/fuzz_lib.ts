@@ -1,0 +1,380 @@
+/**
+ * @file The fuzz driver: generates cases deterministically from (seed, fuzzer, index), runs them in
+ * worker threads with a per-case time bound (or in this thread), tallies outcomes per mutation
+ * class, and keeps every failing mutant under the output directory.
+ *
+ * The mutators and oracles live in `tests/fuzz/`: `spec_fuzz.ts` (DSL specs through the front end
+ * and the pass pipeline) and `weights_fuzz.ts` (safetensors files through the reader and the weight
+ * binder).
+ */
+import { join, resolve } from "node:path";
+import { LIMITS } from "../compiler/dsl/interp.ts";
+import {
+  type Artifact,
+  type CaseResult,
+  caseRng,
+  describeError,
+  type FuzzKind,
+  type Outcome,
+  ROOT,
+} from "../tests/fuzz/common.ts";
+import {
+  loadSpecCorpus,
+  makeSpecMutant,
+  runSpecMutant,
+  SPEC_CLASSES,
+  specArtifact,
+  type SpecCorpus,
+} from "../tests/fuzz/spec_fuzz.ts";
+import {
+  loadWeightsCorpus,
+  makeWeightsMutant,
+  runWeightsMutant,
+  WEIGHTS_CLASSES,
+  weightsArtifact,
+  type WeightsCorpus,
+} from "../tests/fuzz/weights_fuzz.ts";
+
+export type { CaseResult, FuzzKind, Outcome } from "../tests/fuzz/common.ts";
+
+/** Evaluation limits while fuzzing: the largest preset needs about 500,000 steps. */
+export const FUZZ_LIMITS: Partial<typeof LIMITS> = { steps: 1_000_000 };
+
+/** Options of a fuzz run. */
+export interface FuzzOptions {
+  /** Number of spec cases and of checkpoint cases. */
+  readonly spec: number;
+  readonly weights: number;
+  readonly seed: number;
+  /** Worker threads; 0 runs every case in this thread (no way to stop a hang, only to time it). */
+  readonly jobs: number;
+  /** A case running longer than this is a hang (a failure). */
+  readonly timeoutMs: number;
+  /** Where failing mutants are written (created on the first failure). */
+  readonly outDir: string;
+  /** Run only these cases (e.g. to reproduce one). */
+  readonly only?: readonly { kind: FuzzKind; index: number }[];
+  /** Called with each finished case (progress). */
+  readonly onResult?: (r: CaseResult, done: number, total: number) => void;
+}
+
+/** Everything a thread needs to build and judge cases. Corpora load on first use. */
+export class FuzzContext {
+  #spec?: SpecCorpus;
+  #weights?: WeightsCorpus;
+  constructor(readonly seed: number, readonly tmpDir: string) {}
+
+  get spec(): SpecCorpus {
+    return this.#spec ??= loadSpecCorpus(this.tmpDir);
+  }
+
+  get weights(): WeightsCorpus {
+    return this.#weights ??= loadWeightsCorpus();
+  }
+
+  /** The mutant of a case, as a file to keep in `dir`, with its class and seed. */
+  mutant(kind: FuzzKind, index: number, dir: string): { cls: string; seed: string; artifact: Artifact } {
+    const rng = caseRng(this.seed, kind, index);
+    if (kind === "spec") {
+      const m = makeSpecMutant(this.spec, rng);
+      return { cls: m.cls, seed: m.seed, artifact: specArtifact(m, dir) };
+    }
+    const m = makeWeightsMutant(this.weights, rng, index);
+    return { cls: m.cls, seed: m.seed, artifact: weightsArtifact(m) };
+  }
+
+  /** Builds, runs and judges one case. */
+  run(kind: FuzzKind, index: number, timeoutMs: number, artifactDir: string): CaseResult {
+    const rng = caseRng(this.seed, kind, index);
+    let cls = "?", seed = "?";
+    const t0 = performance.now();
+    try {
+      let verdict: { outcome: Outcome; detail: string };
+      let keep: () => Artifact;
+      if (kind === "spec") {
+        const m = makeSpecMutant(this.spec, rng);
+        [cls, seed] = [m.cls, m.seed];
+        verdict = runSpecMutant(m, this.spec, index);
+        keep = () => specArtifact(m, artifactDir);
+      } else {
+        const m = makeWeightsMutant(this.weights, rng, index);
+        [cls, seed] = [m.cls, m.seed];
+        verdict = runWeightsMutant(m, this.weights);
+        keep = () => weightsArtifact(m);
+      }
+      const ms = performance.now() - t0;
+      if (ms > timeoutMs && verdict.outcome !== "failure") {
+        verdict = { outcome: "failure", detail: `hang: took ${(ms / 1000).toFixed(1)} s (${verdict.detail})` };
+      }
+      const bad = verdict.outcome === "failure" || verdict.outcome === "suspect";
+      return { kind, index, cls, seed, ...verdict, ms, ...(bad ? { artifact: keep() } : {}) };
+    } catch (e) {
+      return {
+        kind,
+        index,
+        cls,
+        seed,
+        outcome: "failure",
+        detail: `fuzzer: ${describeError(e)}`,
+        ms: performance.now() - t0,
+      };
+    }
+  }
+}
+
+/** Runs `f` with some evaluation limits changed, then restores them. */
+export function withLimits<T>(limits: Partial<typeof LIMITS>, f: () => T): T {
+  const saved = { ...LIMITS };
+  Object.assign(LIMITS, limits);
+  try {
+    return f();
+  } finally {
+    Object.assign(LIMITS, saved);
+  }
+}
+
+/** Counts of one fuzzer, overall and per mutation class. */
+export interface KindSummary {
+  readonly cases: number;
+  readonly outcomes: Record<Outcome, number>;
+  readonly byClass: Record<string, Record<Outcome, number>>;
+  /** ok cases split by detail (`parsed`, `lowered`, `bound`) and rejections by first diagnostic id / error. */
+  readonly details: Record<string, number>;
+  readonly ms: number;
+}
+
+/** The result of a fuzz run. */
+export interface FuzzSummary {
+  readonly seed: number;
+  readonly jobs: number;
+  readonly elapsedMs: number;
+  readonly spec: KindSummary;
+  readonly weights: KindSummary;
+  /** Failures and suspects, with where their mutants were written. */
+  readonly findings: readonly (CaseResult & { readonly file?: string })[];
+  /** The slowest cases. */
+  readonly slowest: readonly CaseResult[];
+}
+
+const zero = (): Record<Outcome, number> => ({ ok: 0, rejected: 0, suspect: 0, failure: 0 });
+
+function emptySummary(classes: readonly string[]): KindSummary {
+  return {
+    cases: 0,
+    outcomes: zero(),
+    byClass: Object.fromEntries(classes.map((c) => [c, zero()])),
+    details: {},
+    ms: 0,
+  };
+}
+
+/** Runs the spec and checkpoint fuzzers and returns their tallies; never throws for a bad case. */
+export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
+  const tasks = options.only ?? [
+    ...Array.from({ length: options.spec }, (_, index) => ({ kind: "spec" as const, index })),
+    ...Array.from({ length: options.weights }, (_, index) => ({ kind: "weights" as const, index })),
+  ];
+  const outDir = resolve(options.outDir);
+  const tmpDir = join(outDir, `tmp-${options.seed}-${Date.now()}`);
+  const summary = {
+    spec: emptySummary(SPEC_CLASSES),
+    weights: emptySummary(WEIGHTS_CLASSES),
+    findings: [] as (CaseResult & { file?: string })[],
+    slowest: [] as CaseResult[],
+  };
+  let done = 0;
+  const record = (r: CaseResult) => {
+    const k = summary[r.kind];
+    (k as { cases: number }).cases++;
+    (k as { ms: number }).ms += r.ms;
+    k.outcomes[r.outcome]++;
+    (k.byClass[r.cls] ??= zero())[r.outcome]++;
+    const key = r.outcome === "ok" ? `ok:${r.detail}` : r.outcome === "rejected" ? r.detail.split(",")[0]! : r.outcome;
+    k.details[key] = (k.details[key] ?? 0) + 1;
+    if (r.outcome === "failure" || r.outcome === "suspect") {
+      const { artifact, ...rest } = r;
+      summary.findings.push({ ...rest, ...(artifact ? { file: save(outDir, options.seed, r, artifact) } : {}) });
+    }
+    summary.slowest.push(r);
+    summary.slowest.sort((a, b) => b.ms - a.ms);
+    summary.slowest.length = Math.min(summary.slowest.length, 5);
+    options.onResult?.(r, ++done, tasks.length);
+  };
+  const t0 = performance.now();
+  try {
+    if (options.jobs <= 0) {
+      const ctx = new FuzzContext(options.seed, tmpDir);
+      withLimits(FUZZ_LIMITS, () => {
+        for (const t of tasks) record(ctx.run(t.kind, t.index, options.timeoutMs, outDir));
+      });
+    } else {
+      await runInWorkers(options, tasks, tmpDir, outDir, record);
+    }
+  } finally {
+    try {
+      Deno.removeSync(tmpDir, { recursive: true });
+    } catch {
+      // never created
+    }
+  }
+  return {
+    seed: options.seed,
+    jobs: options.jobs,
+    elapsedMs: performance.now() - t0,
+    ...summary,
+  };
+}
+
+function save(outDir: string, seed: number, r: CaseResult, artifact: Artifact): string {
+  Deno.mkdirSync(outDir, { recursive: true });
+  const base = join(outDir, `${r.kind}-s${seed}-${r.index}-${r.cls}`);
+  const file = `${base}.${artifact.ext}`;
+  if (artifact.bytes) Deno.writeFileSync(file, artifact.bytes);
+  else Deno.writeTextFileSync(file, artifact.text ?? "");
+  const how = `deno run -A tools/fuzz.ts --seed ${seed} --only ${r.kind}:${r.index}`;
+  Deno.writeTextFileSync(
+    `${base}.txt`,
+    `${r.outcome}: ${r.detail}\nclass: ${r.cls}\nseed: ${r.seed}\nms: ${r.ms.toFixed(0)}\nreproduce: ${how}\n`,
+  );
+  return file;
+}
+
+interface Slot {
+  worker: Worker;
+  ready: Promise<void>;
+}
+
+/** Runs cases in worker threads; a case that outlives the time bound or crashes its worker is a failure. */
+async function runInWorkers(
+  options: FuzzOptions,
+  tasks: readonly { kind: FuzzKind; index: number }[],
+  tmpDir: string,
+  outDir: string,
+  record: (r: CaseResult) => void,
+): Promise<void> {
+  const url = new URL("../tests/fuzz/worker.ts", import.meta.url).href;
+  let main: FuzzContext | undefined;
+  const lost = (t: { kind: FuzzKind; index: number }, detail: string, ms: number): CaseResult => {
+    main ??= new FuzzContext(options.seed, tmpDir);
+    try {
+      const m = main.mutant(t.kind, t.index, outDir);
+      return { ...t, cls: m.cls, seed: m.seed, outcome: "failure", detail, ms, artifact: m.artifact };
+    } catch (e) {
+      return { ...t, cls: "?", seed: "?", outcome: "failure", detail: `${detail}; fuzzer: ${describeError(e)}`, ms };
+    }
+  };
+  const spawn = (): Slot => {
+    const worker = new Worker(url, { type: "module" });
+    const ready = new Promise<void>((ok, fail) => {
+      worker.onmessage = (
+        e,
+      ) => (e.data?.type === "ready" ? ok() : fail(new Error(`worker: ${JSON.stringify(e.data)}`)));
+      worker.onerror = (e) => {
+        e.preventDefault();
+        fail(new Error(`worker failed to start: ${e.message}`));
+      };
+    });
+    worker.postMessage({ type: "init", seed: options.seed, tmpDir, outDir, limits: FUZZ_LIMITS });
+    return { worker, ready };
+  };
+  let next = 0;
+  const lane = async () => {
+    let slot = spawn();
+    await slot.ready;
+    while (next < tasks.length) {
+      const t = tasks[next++]!;
+      const t0 = performance.now();
+      const result = await new Promise<CaseResult | "lost">((done) => {
+        const timer = setTimeout(() => done("lost"), options.timeoutMs);
+        slot.worker.onmessage = (e) => {
+          clearTimeout(timer);
+          done(e.data as CaseResult);
+        };
+        slot.worker.onerror = (e) => {
+          e.preventDefault();
+          clearTimeout(timer);
+          done(lost(t, `crash: ${e.message}`, performance.now() - t0));
+        };
+        slot.worker.postMessage({ type: "run", kind: t.kind, index: t.index, timeoutMs: options.timeoutMs });
+      });
+      if (result === "lost" || result.outcome === "failure" && result.detail.startsWith("crash:")) {
+        slot.worker.terminate();
+        record(
+          result === "lost"
+            ? lost(t, `hang: no result after ${options.timeoutMs / 1000} s`, options.timeoutMs)
+            : result,
+        );
+        slot = spawn();
+        await slot.ready;
+      } else record(result);
+    }
+    slot.worker.terminate();
+  };
+  await Promise.all(Array.from({ length: Math.min(options.jobs, Math.max(1, tasks.length)) }, lane));
+}
+
+/** The run as text: counts per outcome and per mutation class, throughput, findings. */
+export function formatSummary(s: FuzzSummary): string {
+  const out: string[] = [];
+  const pct = (n: number, d: number) => (d ? `${((100 * n) / d).toFixed(1)}%` : "-");
+  for (const kind of ["spec", "weights"] as const) {
+    const k = s[kind];
+    if (k.cases === 0) continue;
+    const title = kind === "spec"
+      ? "spec fuzzing (parseSpec, plus the pass pipeline for a sample)"
+      : "weights fuzzing (parseSafetensors, read-back, bindWeights)";
+    out.push(
+      `${title}: ${k.cases} cases, ${(k.ms / 1000).toFixed(1)} s of case time (${(k.ms / k.cases).toFixed(1)} ms/case)`,
+    );
+    const okLabel = kind === "spec" ? "compiled ok" : "parsed+bound ok";
+    const rejLabel = kind === "spec" ? "diagnostics" : "named errors";
+    out.push(
+      `  ${okLabel}: ${k.outcomes.ok} (${pct(k.outcomes.ok, k.cases)}), ${rejLabel}: ${k.outcomes.rejected} (${
+        pct(k.outcomes.rejected, k.cases)
+      }), suspects: ${k.outcomes.suspect}, failures: ${k.outcomes.failure}`,
+    );
+    const details = Object.entries(k.details).sort((a, b) => b[1] - a[1]).slice(0, 12);
+    out.push(`  top results: ${details.map(([d, n]) => `${d} ${n}`).join(", ")}`);
+    out.push(
+      `  ${"class".padEnd(20)} ${"cases".padStart(6)} ${"ok".padStart(6)} ${rejLabel.padStart(12)} ${
+        "suspect".padStart(8)
+      } ${"failure".padStart(8)}`,
+    );
+    for (const [cls, o] of Object.entries(k.byClass).sort()) {
+      const n = o.ok + o.rejected + o.suspect + o.failure;
+      if (n === 0) continue;
+      out.push(
+        `  ${cls.padEnd(20)} ${String(n).padStart(6)} ${String(o.ok).padStart(6)} ${String(o.rejected).padStart(12)} ${
+          String(o.suspect).padStart(8)
+        } ${String(o.failure).padStart(8)}`,
+      );
+    }
+  }
+  const total = s.spec.cases + s.weights.cases;
+  out.push(
+    `wall time ${(s.elapsedMs / 1000).toFixed(1)} s for ${total} cases (${
+      (total / (s.elapsedMs / 1000)).toFixed(1)
+    } cases/s, ${s.jobs > 0 ? `${s.jobs} worker${s.jobs > 1 ? "s" : ""}` : "in-process"}), seed ${s.seed}`,
+  );
+  if (s.slowest.length) {
+    out.push(
+      `slowest: ${s.slowest.map((r) => `${r.kind}:${r.index} ${r.cls} ${(r.ms / 1000).toFixed(2)} s`).join(", ")}`,
+    );
+  }
+  const groups = new Map<string, (typeof s.findings)[number][]>();
+  for (const f of s.findings) {
+    const key = `${f.outcome} ${f.kind}: ${f.detail.replace(/"[^"]*"/g, '"…"').replace(/\d+/g, "N").slice(0, 120)}`;
+    groups.set(key, [...(groups.get(key) ?? []), f]);
+  }
+  for (const [key, fs] of [...groups].sort((a, b) => b[1].length - a[1].length)) {
+    const f = fs[0]!;
+    out.push(`${fs.length} × ${key}`);
+    out.push(
+      `    e.g. ${f.kind}:${f.index} [${f.cls}, seed ${f.seed}] ${f.detail}${f.file ? `\n    -> ${f.file}` : ""}`,
+    );
+  }
+  return out.join("\n");
+}
+
+/** Repository root, for callers that resolve paths. */
+export { ROOT };
