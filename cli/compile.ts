@@ -1,6 +1,8 @@
 /** @file `varc compile`: spec -> DIR/model.js, model.d.ts, model.src.ts, report.json, report.md. */
 import { join } from "node:path";
-import { compile, type Compiled, type CompileReport } from "../compiler/mod.ts";
+import { compile, type Compiled, type CompileReport, explainMarkdown } from "../compiler/mod.ts";
+import { analysisOptions } from "./explain.ts";
+import { LOWERING_FLAGS, LOWERING_HELP } from "./lowering.ts";
 import { defaultPipeline } from "../compiler/pipeline.ts";
 import type { TargetName } from "../compiler/options.ts";
 import { type Command, grouped, passList, required, specArg, UsageError } from "./common.ts";
@@ -22,6 +24,10 @@ generated source), DIR/report.json and DIR/report.md, and prints a summary.
 Options:
   --out DIR                output directory (created if missing)
   --target js|webgpu       code generation target (default js)
+  --var FILE               VAR checkpoint: bounds from its weights (τ read exactly)
+  --vae FILE               VQ-VAE checkpoint (decoder bounds; needed by --calibrate)
+  --calibrate N            measure attention norms over N sample generations (needs --var, --vae)
+${LOWERING_HELP}
   --print-ir-after NAMES   print the IR after these passes (comma-separated, or "all")
   --list-passes            list the passes of the pipeline and exit
   --no-minify              keep the bundled module readable
@@ -29,6 +35,10 @@ Options:
   options: {
     out: { type: "string" },
     target: { type: "string" },
+    var: { type: "string" },
+    vae: { type: "string" },
+    calibrate: { type: "string" },
+    ...LOWERING_FLAGS,
     "print-ir-after": { type: "string" },
     "list-passes": { type: "boolean" },
     "no-minify": { type: "boolean" },
@@ -40,7 +50,9 @@ Options:
     }
     const spec = specArg(positionals);
     const out = required(values, "out");
-    const compiled = await compile(spec, { target: targetFlag(values.target), minify: !values["no-minify"] }, {
+    const analysis = await analysisOptions(spec, values);
+    const options = { ...analysis, target: targetFlag(values.target), minify: !values["no-minify"] };
+    const compiled = await compile(spec, options, {
       hooks: { printIrAfter: passList(values["print-ir-after"]) },
     });
     await writeArtifacts(compiled, out);
@@ -54,7 +66,7 @@ export async function writeArtifacts(c: Compiled, dir: string): Promise<void> {
   await Deno.writeTextFile(join(dir, "model.js"), c.emitted.bundle);
   await Deno.writeTextFile(join(dir, "model.d.ts"), c.emitted.dts);
   await Deno.writeTextFile(join(dir, "model.src.ts"), c.emitted.source);
-  await Deno.writeTextFile(join(dir, "report.json"), JSON.stringify(c.report, null, 2) + "\n");
+  await Deno.writeTextFile(join(dir, "report.json"), JSON.stringify(c.report, jsonNumbers, 2) + "\n");
   await Deno.writeTextFile(join(dir, "report.md"), reportMarkdown(c.report));
 }
 
@@ -65,8 +77,16 @@ export function summary(r: CompileReport, out: string): string {
     `  parameters: ${grouped(r.parameters.var)} (VAR, ${r.tensors.var} tensors) + ${
       grouped(r.parameters.vae)
     } (VQ-VAE pieces, ${r.tensors.vae} tensors)`,
+    `  attention: ${
+      r.attention.filter((a) => a.decision === "lowrank").length
+    } of ${r.attention.length} blocks low-rank (see report.md or varc explain)`,
     `  wrote ${join(out, "model.js")}, model.d.ts, model.src.ts, report.json, report.md`,
   ].join("\n");
+}
+
+/** JSON has no Infinity: unbounded quantities are written as the string "Infinity". */
+function jsonNumbers(_: string, v: unknown): unknown {
+  return typeof v === "number" && !Number.isFinite(v) ? String(v) : v;
 }
 
 function reportMarkdown(r: CompileReport): string {
@@ -82,5 +102,9 @@ function reportMarkdown(r: CompileReport): string {
 | pass | ms |
 |---|---|
 ${rows}
+
+## Attention
+
+${explainMarkdown(r.attention)}
 `;
 }

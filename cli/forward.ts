@@ -1,5 +1,6 @@
 /** @file `varc forward`: teacher-forced logits of a token pyramid, as the official `VAR.forward`. */
 import { readSafetensors, type TensorToWrite, writeSafetensors } from "../runtime/safetensors.ts";
+import { LOWERING_FLAGS, LOWERING_HELP } from "./lowering.ts";
 import { type Command, parseLabels, required, specArg, UsageError } from "./common.ts";
 import { compileAndLoad } from "./model.ts";
 
@@ -22,6 +23,7 @@ Options:
   --out FILE               output safetensors file
   --target js|webgpu       code generation target (default js)
   --print-ir-after NAMES   print the IR after these passes
+${LOWERING_HELP}
   -h, --help               show this help`,
   options: {
     var: { type: "string" },
@@ -32,6 +34,7 @@ Options:
     tap: { type: "string", multiple: true },
     out: { type: "string" },
     target: { type: "string" },
+    ...LOWERING_FLAGS,
     "print-ir-after": { type: "string" },
   },
   async run(values, positionals) {

@@ -4,6 +4,7 @@ import { checkGenerateOptions, generate } from "../runtime/generate.ts";
 import { loadModel } from "../runtime/mod.ts";
 import { toPng } from "../runtime/png.ts";
 import { writeSafetensors } from "../runtime/safetensors.ts";
+import { LOWERING_FLAGS, LOWERING_HELP } from "./lowering.ts";
 import { type Command, numberFlag, parseLabels, required, scaleProgress, specArg } from "./common.ts";
 import { compileModel } from "./model.ts";
 
@@ -27,6 +28,7 @@ Options:
   --seed N           sampling seed (default 0)
   --out DIR          output directory (created if missing)
   --target js|webgpu code generation target (default js)
+${LOWERING_HELP}
   -h, --help         show this help`,
   options: {
     var: { type: "string" },
@@ -38,6 +40,7 @@ Options:
     seed: { type: "string" },
     out: { type: "string" },
     target: { type: "string" },
+    ...LOWERING_FLAGS,
     "print-ir-after": { type: "string" },
   },
   async run(values, positionals) {
@@ -74,6 +77,10 @@ Options:
       ], { producer: "varc generate", spec, labels: labels.join(","), ...stringify(settings) }),
     );
     const t = g.timings;
+    const guard = module.guardStats;
+    if (guard && guard.checks > 0) {
+      console.log(`low-rank guard: ${guard.checks} head checks, ${guard.fallbacks} fell back to exact attention`);
+    }
     console.log(`wrote ${files.join(", ")} and ${join(out!, "outputs.safetensors")}`);
     console.log(
       `time: compile ${s(compileMs)}, load ${s(loadMs)}, transformer ${s(t.transformer)}, sampling ${s(t.sampling)}, ` +

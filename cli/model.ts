@@ -2,6 +2,7 @@
 import { compile } from "../compiler/mod.ts";
 import { importModel, type LoadedModel, loadModel, type ModelModule } from "../runtime/mod.ts";
 import { passList } from "./common.ts";
+import { loweringOptions } from "./lowering.ts";
 import { targetFlag } from "./compile.ts";
 
 /** Model metadata every VAR spec records (see compiler/dsl/lib/var.ts). */
@@ -19,7 +20,7 @@ export async function compileModel(
   values: Record<string, unknown>,
 ): Promise<{ module: ModelModule; meta: VarMeta; compileMs: number }> {
   const t0 = performance.now();
-  const compiled = await compile(spec, { target: targetFlag(values.target) }, {
+  const compiled = await compile(spec, { ...loweringOptions(values), target: targetFlag(values.target) }, {
     hooks: { printIrAfter: passList(values["print-ir-after"]) },
   });
   const module = await importModel(compiled.emitted.bundle);

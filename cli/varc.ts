@@ -1,5 +1,5 @@
 /**
- * @file The `varc` command line: compile, forward, generate, decode (and --help on each).
+ * @file The `varc` command line: compile, explain, forward, generate, decode (and --help on each).
  *
  * Errors never print stack traces: spec problems print diagnostics with
  * `file:line:col`; bad files and flags print one message naming the tensor or flag.
@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { compileCommand } from "./compile.ts";
 import { decodeCommand } from "./decode.ts";
+import { explainCommand } from "./explain.ts";
 import { forwardCommand } from "./forward.ts";
 import { generateCommand } from "./generate.ts";
 import { type Command, UsageError } from "./common.ts";
@@ -14,6 +15,7 @@ import { CompileError } from "../compiler/diagnostics.ts";
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   compile: compileCommand,
+  explain: explainCommand,
   forward: forwardCommand,
   generate: generateCommand,
   decode: decodeCommand,
@@ -82,6 +84,7 @@ const KNOWN_ERRORS = new Set([
   "InputError",
   "KernelError",
   "GenerateError",
+  "GuardError",
   "TypeError",
 ]);
 

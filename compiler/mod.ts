@@ -16,8 +16,10 @@ import { type CompileOptions, resolveOptions } from "./options.ts";
 import { type PipelineHooks, runPipeline } from "./pass.ts";
 import { defaultPipeline } from "./pipeline.ts";
 import { applyPlugins, type Plugin } from "./plugin.ts";
+import { attentionReport, type AttentionRow } from "./report.ts";
 
 export { CompileError, formatDiagnostics } from "./diagnostics.ts";
+export { type AttentionRow, explainMarkdown, explainText } from "./report.ts";
 export type { Plugin } from "./plugin.ts";
 
 /** Built-in backends by target name. */
@@ -32,6 +34,8 @@ export interface CompileReport {
   readonly parameters: { readonly var: number; readonly vae: number };
   readonly tensors: { readonly var: number; readonly vae: number };
   readonly passes: readonly { name: string; ms: number }[];
+  /** Per attention block: bound, polynomial, cost and decision. */
+  readonly attention: readonly AttentionRow[];
 }
 
 /** The result of `compile`. */
@@ -82,5 +86,6 @@ function report(module: IrModule, spec: string, target: string, passes: { name: 
     count[p.source] += numel(p.shape);
     tensors[p.source] += 1;
   }
-  return { name: module.name, spec, target, nodes: module.nodes.length, parameters: count, tensors, passes };
+  const attention = attentionReport(module);
+  return { name: module.name, spec, target, nodes: module.nodes.length, parameters: count, tensors, passes, attention };
 }

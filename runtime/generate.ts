@@ -17,6 +17,9 @@ export interface GenerateOptions {
   readonly onScale?: (s: number, scales: number, ms: number) => void;
   /** Keep the guided logits of the first `keepGuided` scales (for parity checks). */
   readonly keepGuided?: number;
+  /** Labelled tensors to tap in every step, passed to `onTaps`. */
+  readonly taps?: readonly string[];
+  readonly onTaps?: (taps: Record<string, HostTensor>) => void;
 }
 
 /** Everything a generation produces. */
@@ -88,7 +91,10 @@ export function generate(model: LoadedModel, o: GenerateOptions): Generation {
     const T = schedule[s]! ** 2;
     const inputs: Record<string, HostTensor> = { labels: labels2, ...carry };
     if (words) inputs.x_words = twice(words);
-    const step = model.run(`step_${s}`, pick(inputs, model.module.info.entries[`step_${s}`]!.inputs));
+    const entry = model.module.info.entries[`step_${s}`]!;
+    const taps = (o.taps ?? []).filter((t) => entry.labels.includes(t));
+    const step = model.run(`step_${s}`, pick(inputs, entry.inputs), { taps });
+    if (o.onTaps) o.onTaps(step.taps);
     const t1 = performance.now();
     const g = guide(step.outputs.logits!.data as Float32Array, B, T * vocab, S === 1 ? 0 : o.cfg * s / (S - 1));
     if (s < (o.keepGuided ?? 0)) guided.push(g);

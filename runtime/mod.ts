@@ -42,6 +42,8 @@ export interface ModelModule {
     readonly entries: Readonly<Record<string, EntryInfo>>;
   };
   readonly entries: Readonly<Record<string, EntryFn>>;
+  /** Low-rank guard counters: heads checked, heads that fell back to exact attention. */
+  readonly guardStats?: { readonly checks: number; readonly fallbacks: number };
 }
 
 /** Imports a bundled model module from its source text. */

@@ -3,8 +3,8 @@ import { relative } from "node:path";
 import type { Node, SourceFile } from "ts-morph";
 import type { SourceSpan } from "../diagnostics.ts";
 
-/** Lines and display path of each source file, computed once (spans are made for every node). */
-const fileInfo = new WeakMap<SourceFile, { lines: string[]; path: string }>();
+/** Lines, line start offsets and display path of each source file, computed once (spans are made for every node). */
+const fileInfo = new WeakMap<SourceFile, { lines: string[]; starts: number[]; path: string }>();
 
 /** `file:line:col` span of a node (file relative to the working directory when inside it). */
 export function spanOf(node: Node): SourceSpan {
@@ -13,23 +13,38 @@ export function spanOf(node: Node): SourceSpan {
   const sf = node.getSourceFile();
   let info = fileInfo.get(sf);
   if (!info) {
+    const text = sf.getFullText();
     info = {
-      lines: sf.getFullText().split("\n").map((l) => l.replace(/\r$/, "")),
+      lines: text.split("\n").map((l) => l.replace(/\r$/, "")),
+      starts: lineStarts(text),
       path: displayPath(sf.getFilePath()),
     };
     fileInfo.set(sf, info);
   }
   const start = node.getStart();
-  const { line, column } = sf.getLineAndColumnAtPos(start);
+  // Binary search for the line (ts-morph's own lookup scans the text from the start: quadratic over a file).
+  let lo = 0, hi = info.starts.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (info.starts[mid]! <= start) lo = mid;
+    else hi = mid - 1;
+  }
   const span = {
     file: info.path,
-    line,
-    column,
+    line: lo + 1,
+    column: start - info.starts[lo]! + 1,
     length: Math.max(1, node.getEnd() - start),
-    lineText: info.lines[line - 1] ?? "",
+    lineText: info.lines[lo] ?? "",
   };
   spans.set(node.compilerNode, span);
   return span;
+}
+
+/** Offsets where each line starts (lines end at "\n", as in diagnostics and `spanAt`). */
+function lineStarts(text: string): number[] {
+  const starts = [0];
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+  return starts;
 }
 
 /** Spans by syntax node: loops and entry points evaluate the same calls many times. */

@@ -25,6 +25,8 @@ export interface AttentionBound {
   /** Upper bounds of ‖q_i‖₂ and ‖k_j‖₂ (β = s · qNorm · kNorm for a single-head bound). */
   readonly qNorm: number;
   readonly kNorm: number;
+  /** Upper bound of max |v| entries (sizes the output error bound 2ε/(1−ε)·‖V‖∞). */
+  readonly vAbsMax: number;
   /** One line on how the bound was obtained. */
   readonly how: string;
 }

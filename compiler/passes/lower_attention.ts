@@ -64,7 +64,8 @@ export function decide(
   if (!poly) {
     return {
       kind: "exact",
-      reason: `β = ${fmt(beta)} needs a ${options.family} degree > ${MAX_DEGREE} for ε = ${options.eps}`,
+      reason: `β = ${fmt(beta)} needs a ${options.family} degree > ${MAX_DEGREE} for ε = ${options.eps}, ` +
+        `and rank C(${d}+${MAX_DEGREE}, ${MAX_DEGREE}) = ${sci(rank(d!, MAX_DEGREE))} already exceeds the ${tk} keys`,
       flops: base,
     };
   }
@@ -79,7 +80,8 @@ export function decide(
     coeffs: poly.coeffs,
     relError: poly.boundRelError,
   };
-  const numbers = `degree ${poly.degree}, rank C(${d}+${poly.degree}, ${poly.degree}) = ${r}; ${
+  const rankText = r > 1e6 ? sci(r) : String(r);
+  const numbers = `degree ${poly.degree}, rank C(${d}+${poly.degree}, ${poly.degree}) = ${rankText}; ${
     sci(flops.lowrank!)
   } vs ${sci(flops.exact)} exact flops per head`;
   if (options.attention === "lowrank") {
@@ -96,7 +98,7 @@ export function decide(
     const keys = Math.round(visiblePairs(mask, tq!, tk) / tq!);
     return {
       kind: "exact",
-      reason: `low-rank costs more: ${numbers} (rank ${r} vs ${keys} keys per query on average)`,
+      reason: `low-rank costs more: ${numbers} (rank ${rankText} vs ${keys} keys per query on average)`,
       flops,
     };
   }

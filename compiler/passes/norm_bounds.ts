@@ -51,7 +51,7 @@ export const boundRules: { readonly [O in Op]: BoundRule<O> } = {
   [Op.Param]: (n, _, c) => paramFact(n, c),
   [Op.LevelIds]: (n) => ({ lo: 0, hi: n.params.schedule.length - 1, row: Infinity }),
   [Op.Gather]: (_, [table]) => ({ lo: table!.lo, hi: table!.hi, row: table!.row }), // every row: every class
-  [Op.Linear]: (n, [x, w, b], c) => {
+  [Op.Linear]: (n, [x, , b], c) => {
     const wn = weightNorms(n.inputs[1]!, c);
     const bNorm = b ? b.row : 0, bMax = b ? absMax(b) : 0;
     const row = wn.spectral * x!.row + bNorm;
@@ -204,7 +204,8 @@ export function attentionBound(node: Node, c: Ctx): AttentionBound {
   const heads = q.type!.shape[1] as number;
   const scale = Math.abs((node.params as { scale: number }).scale);
   const qf = c.facts[qId]!, kf = c.facts[kId]!;
-  const base = { qAbsMax: absMax(qf), kAbsMax: absMax(kf), qNorm: qf.row, kNorm: kf.row };
+  const vf = c.facts[node.inputs[2]!]!;
+  const base = { qAbsMax: absMax(qf), kAbsMax: absMax(kf), qNorm: qf.row, kNorm: kf.row, vAbsMax: absMax(vf) };
   const exact = staticExact(q, k, c, heads);
   if (exact) {
     const betaPerHead = exact.tau.map((t) => scale * t);

@@ -21,6 +21,7 @@ import {
   shift,
   silu,
   slice,
+  tag,
   type Tensor,
   upsampleNearest,
   type VarConfig,
@@ -73,7 +74,8 @@ export function attnBlock(x: Tensor, p: string, ch: number, hw: number): Tensor 
   const heads = reshape(qkv, [B, 3, ch, hw * hw]);
   const part = (i: number) =>
     reshape(permute(reshape(slice(heads, 1, i, i + 1), [B, ch, hw * hw]), [0, 2, 1]), [B, 1, hw * hw, ch]);
-  const o = attention(part(0), part(1), part(2), { scale: 1 / Math.sqrt(ch), mask: noMask() }); // [B, 1, hw², C]
+  const q = tag(part(0), `${p}.q`);
+  const o = attention(q, part(1), part(2), { scale: 1 / Math.sqrt(ch), mask: noMask() }); // [B, 1, hw², C]
   const h = reshape(permute(reshape(o, [B, hw * hw, ch]), [0, 2, 1]), [B, ch, hw, hw]);
   return add(x, vaeConv(h, `${p}.proj_out`, ch, ch, 1));
 }
