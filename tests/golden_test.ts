@@ -28,6 +28,6 @@ Deno.test("printing is stable: two compiles print the same IR", () => {
   const a = printModule(lower("tests/specs/markov.var.ts"));
   const b = printModule(lower("tests/specs/markov.var.ts"));
   assert.equal(a, b);
-  assert.match(a, /attention\{scale=1, mask=scale_window\(2; 1,2,3,4\)\}/);
+  assert.match(a, /exact_attention\{scale=1, mask=scale_window\(2; 1,2,3,4\), beta=100 \(static-exact\)\}/);
   assert.match(a, /unary\{fn="silu"\}/);
 });

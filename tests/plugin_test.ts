@@ -35,7 +35,7 @@ Deno.test("a plugin pass's error diagnostic stops the pipeline and names the pas
       return module;
     },
   };
-  const plugin: Plugin = { name: "policy", setup: (b) => b.addPass(reject, { before: "eliminate-dead-code" }) };
+  const plugin: Plugin = { name: "policy", setup: (b) => b.addPass(reject, { before: "norm-bounds" }) };
   const e = await compile(SPEC, {}, { plugins: [plugin] }).then(() => undefined, (e) => e);
   assert.ok(e instanceof CompileError);
   assert.equal(e.diagnostics[0]!.pass, "reject-attention");

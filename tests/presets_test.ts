@@ -19,7 +19,9 @@ for (const [name, count] of Object.entries(OFFICIAL)) {
     const params = module.nodes.filter((n) => n.op === Op.Param).map((n) => n.params as OpParams[Op.Param]);
     const total = params.filter((p) => p.source === "var").reduce((a, p) => a + numel(p.shape), 0);
     assert.equal(total, count);
-    const attention = entryNodes(module, "forward").map((id) => module.nodes[id]!).filter((n) => n.op === Op.Attention);
+    const attention = entryNodes(module, "forward").map((id) => module.nodes[id]!).filter((n) =>
+      n.op === Op.ExactAttention
+    );
     assert.equal(attention.length, module.meta.depth);
     const mask = (attention[0]!.params as { mask: MaskSpec }).mask;
     assert.equal(mask.kind, "block_causal");

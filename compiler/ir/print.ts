@@ -1,6 +1,6 @@
 /** @file Stable text form of the IR: the format of golden tests and `--print-ir-after`. */
 import type { IrModule, Node } from "./node.ts";
-import { type MaskSpec, Op } from "./ops.ts";
+import { type LowRankPlan, type MaskSpec, Op, type OpParams } from "./ops.ts";
 
 /** Options for printing. */
 export interface PrintOptions {
@@ -29,13 +29,32 @@ export function printModule(module: IrModule, options: PrintOptions = {}): strin
 
 function printParams(node: Node): string {
   const p = node.params as unknown as Record<string, unknown>;
-  if (node.op === Op.Attention) {
-    const a = node.params as { scale: number; mask: MaskSpec };
-    return `{scale=${a.scale}, mask=${printMask(a.mask)}}`;
+  switch (node.op) {
+    case Op.Attention:
+    case Op.ExactAttention:
+    case Op.LowRankAttention: {
+      const a = node.params as OpParams[Op.LowRankAttention];
+      const bound = a.bound ? `, beta=${num(Math.max(...a.bound.betaPerHead))} (${a.bound.source})` : "";
+      return `{scale=${num(a.scale)}, mask=${printMask(a.mask)}${bound}${a.plan ? plan(a.plan) : ""}}`;
+    }
+    case Op.LowRankState:
+    case Op.LowRankRead: {
+      const a = node.params as OpParams[Op.LowRankState];
+      const name = a.stateName ? `, state=${JSON.stringify(a.stateName)}` : "";
+      return `{scale=${num(a.scale)}${plan(a.plan)}, keyNorm=${num(a.keyNorm)}${name}}`;
+    }
   }
   const keys = Object.keys(p).sort();
   if (keys.length === 0) return "";
   return `{${keys.map((k) => `${k}=${printValue(p[k])}`).join(", ")}}`;
+}
+
+function plan(p: LowRankPlan): string {
+  return `, ${p.family} g=${p.degree} r=${p.rank} beta=${num(p.beta)}`;
+}
+
+function num(x: number): string {
+  return Number.isFinite(x) ? Number(x.toPrecision(6)).toString() : String(x);
 }
 
 function printMask(m: MaskSpec): string {

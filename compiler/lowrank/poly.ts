@@ -125,11 +125,11 @@ export function smallestDegree(family: Family, beta: number, eps: number): ExpPo
   return undefined;
 }
 
-/** C(n, k) as a float (exact below 2^53). */
+/** C(n, k), computed exactly in integers and rounded once to a double (exact below 2^53). */
 export function binomial(n: number, k: number): number {
-  let r = 1;
-  for (let i = 1; i <= k; i++) r = (r * (n - k + i)) / i;
-  return Math.round(r);
+  let r = 1n;
+  for (let i = 1; i <= k; i++) r = (r * BigInt(n - k + i)) / BigInt(i); // each prefix is C(n−k+i, i): exact
+  return Number(r);
 }
 
 /** Rank of the feature map: monomials of degree ≤ g in d variables. */
