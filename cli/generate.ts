@@ -1,6 +1,6 @@
 /** @file `varc generate`: class-conditional images, as the official `autoregressive_infer_cfg`. */
 import { join } from "node:path";
-import { checkGenerateOptions, generate } from "../runtime/generate.ts";
+import { checkGenerateOptions, checkGenerationMemory, generate } from "../runtime/generate.ts";
 import { loadModel } from "../runtime/mod.ts";
 import { toPng } from "../runtime/png.ts";
 import { writeSafetensors } from "../runtime/safetensors.ts";
@@ -60,6 +60,7 @@ ${LOWERING_HELP}
       onScale: scaleProgress(meta.schedule),
     };
     checkGenerateOptions(options, meta); // before reading checkpoints, which may be gigabytes
+    checkGenerationMemory(module.info.meta, options.labels.length);
     const t0 = performance.now();
     const model = await loadModel(module, { var: varPath, vae: vaePath });
     const loadMs = performance.now() - t0;

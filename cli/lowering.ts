@@ -9,13 +9,15 @@ export const LOWERING_FLAGS: Options = {
   eps: { type: "string" },
   family: { type: "string" },
   degree: { type: "string" },
+  "check-numerics": { type: "boolean" },
 };
 
 /** Help lines of the lowering flags. */
 export const LOWERING_HELP = `  --attention MODE         auto (bound and cost model), exact or lowrank (default auto)
   --eps E                  entrywise relative error of the low-rank exp approximation (default 1e-3)
   --family F               taylor or chebyshev (default chebyshev)
-  --degree G               polynomial degree override (default: smallest meeting --eps)`;
+  --degree G               polynomial degree override (default: smallest meeting --eps)
+  --check-numerics         check every result for NaN/Inf and name the first node (spec span, scale)`;
 
 /** Reads the lowering flags; bad values are usage errors naming the flag. */
 export function loweringOptions(values: Record<string, unknown>): Partial<CompileOptions> {
@@ -46,6 +48,7 @@ export function loweringOptions(values: Record<string, unknown>): Partial<Compil
     }
     out.degree = g;
   }
+  if (values["check-numerics"]) out.checkNumerics = true;
   return out;
 }
 

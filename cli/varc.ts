@@ -85,6 +85,9 @@ const KNOWN_ERRORS = new Set([
   "KernelError",
   "GenerateError",
   "GuardError",
+  "NumericsError",
+  "NonFiniteLogitsError",
+  "ResourceError",
   "TypeError",
 ]);
 

@@ -23,6 +23,8 @@ export interface CompileOptions {
   readonly family: "taylor" | "chebyshev";
   /** Polynomial degree override (0: the smallest degree meeting eps). */
   readonly degree: number;
+  /** Check every float result for NaN/Inf at run time and name the first node that produced one. */
+  readonly checkNumerics: boolean;
   /** Checkpoint tensors, when a checkpoint was given (`--var`). */
   readonly weights?: WeightLookup;
   /** Measured norms from `--calibrate`. */
@@ -37,6 +39,7 @@ export const DEFAULT_OPTIONS: CompileOptions = {
   eps: 1e-3,
   family: "chebyshev",
   degree: 0,
+  checkNumerics: false,
 };
 
 const KNOWN = new Set([...Object.keys(DEFAULT_OPTIONS), "weights", "calibration"]);

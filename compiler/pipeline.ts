@@ -5,6 +5,7 @@ import { inferShapes } from "./passes/infer_shapes.ts";
 import { lowerAttention } from "./passes/lower_attention.ts";
 import { mergeParams } from "./passes/merge_params.ts";
 import { normBounds } from "./passes/norm_bounds.ts";
+import { planMemory } from "./passes/plan_memory.ts";
 
 /** The default pipeline; plugins insert passes relative to these names. */
 export const defaultPipeline: readonly Pass[] = [
@@ -13,4 +14,5 @@ export const defaultPipeline: readonly Pass[] = [
   normBounds, // per attention node: the logit half-range β per head and where it comes from
   lowerAttention, // attention -> exact or low-rank kernels by bound and cost; low-rank state in steps
   eliminateDeadCode, // drop what no output needs (the merged duplicates, replaced KV caches)
+  planMemory, // peak live bytes per entry and batch row; tensors that cannot fit are errors
 ];

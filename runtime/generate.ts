@@ -72,10 +72,58 @@ export function checkGenerateOptions(o: GenerateOptions, meta: VarMeta): void {
   if (!Number.isSafeInteger(o.seed)) throw new GenerateError(`--seed must be an integer, got ${o.seed}`);
 }
 
+/** A generation that would not fit in memory, refused before it starts. */
+export class ResourceError extends Error {
+  override name = "ResourceError";
+}
+
+/**
+ * Peak bytes of the generation for B images, from the compiler's per-entry plan (`meta.memory`): steps
+ * run on 2B rows, f̂ and decode on B. The checkpoints are already in memory and not counted.
+ */
+export function generationBytes(meta: Readonly<Record<string, unknown>>, B: number): { bytes: number; entry: string } {
+  const memory = (meta.memory ?? {}) as Record<string, { fixedBytes: number; perRowBytes: number }>;
+  let worst = { bytes: 0, entry: "" };
+  for (const [entry, m] of Object.entries(memory)) {
+    if (entry === "forward" || entry === "tokens_to_fhat") continue;
+    const rows = entry.startsWith("step_") ? 2 * B : B;
+    const bytes = m.fixedBytes + m.perRowBytes * rows;
+    if (bytes > worst.bytes) worst = { bytes, entry };
+  }
+  return worst;
+}
+
+/** Refuses a batch whose planned peak exceeds the memory available now (numbers in the message). */
+export function checkGenerationMemory(
+  meta: Readonly<Record<string, unknown>>,
+  B: number,
+  available = availableBytes(),
+): void {
+  const { bytes, entry } = generationBytes(meta, B);
+  if (bytes > available) {
+    const gib = (x: number) => `${(x / 2 ** 30).toFixed(2)} GiB`;
+    const perImage = generationBytes(meta, 1).bytes;
+    const fits = Math.max(0, Math.floor(available / Math.max(1, perImage)));
+    throw new ResourceError(
+      `--labels: ${B} images need about ${gib(bytes)} at their peak (${entry}), but ${gib(available)} are available; ` +
+        `at most about ${fits} images fit at once: generate in smaller batches`,
+    );
+  }
+}
+
+function availableBytes(): number {
+  try {
+    return Deno.systemMemoryInfo().available;
+  } catch {
+    return Infinity;
+  }
+}
+
 /** Runs the whole generation loop on a loaded model. */
 export function generate(model: LoadedModel, o: GenerateOptions): Generation {
   const meta = model.module.info.meta as unknown as VarMeta;
   checkGenerateOptions(o, meta);
+  checkGenerationMemory(model.module.info.meta, o.labels.length);
   const { schedule, vocab, classes } = meta;
   const S = schedule.length, B = o.labels.length;
   const gen = new Generator(o.seed);

@@ -39,6 +39,11 @@ export function guide(logits: Float32Array, B: number, rowSize: number, t: numbe
   return out;
 }
 
+/** Logits that cannot be sampled (NaN or infinite). */
+export class NonFiniteLogitsError extends Error {
+  override name = "NonFiniteLogitsError";
+}
+
 /** Sampling settings; 0 disables top-k or top-p, as in the official code. */
 export interface SampleOptions {
   readonly topK: number;
@@ -52,6 +57,14 @@ export interface SampleOptions {
  */
 export function sampleRows(g: Float32Array, V: number, options: SampleOptions, gen: Generator): Int32Array {
   const rows = g.length / V;
+  const bad = g.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) {
+    throw new NonFiniteLogitsError(
+      `Guided logit ${g[bad]} at token ${Math.floor(bad / V)}, class ${
+        bad % V
+      }: sampling needs finite logits (run with --check-numerics to find the node that produced it)`,
+    );
+  }
   const out = new Int32Array(rows);
   const order = new Int32Array(V);
   for (let r = 0; r < rows; r++) out[r] = sampleRow(g.subarray(r * V, r * V + V), options, gen, order);

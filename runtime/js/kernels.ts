@@ -11,6 +11,22 @@ export class KernelError extends Error {
   override name = "KernelError";
 }
 
+/** A NaN or infinity found by `--check-numerics`, naming the node, its spec span and the entry. */
+export class NumericsError extends Error {
+  override name = "NumericsError";
+}
+
+/** Throws NumericsError at the first non-finite element (`what` names the node and entry). */
+export function checkFinite(x: Float32Array, what: string): void {
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i]!)) {
+      const scale = /^step_(\d+)/.exec(what)?.[1];
+      const at = scale !== undefined ? ` (generation scale ${scale})` : "";
+      throw new NumericsError(`${what}${at} produced ${x[i]} at flat index ${i} of ${x.length}`);
+    }
+  }
+}
+
 /** table [N, C], idx [n] -> [n, C]. */
 export function gather(table: Float32Array, N: number, C: number, idx: Int32Array, what: string): Float32Array {
   const out = new Float32Array(idx.length * C);

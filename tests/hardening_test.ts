@@ -1,0 +1,61 @@
+/** @file Numeric guards and resource limits: NaN/Inf located at their node, sampling refuses them, oversize work refused up front. */
+import assert from "node:assert/strict";
+import { compile, CompileError } from "../compiler/mod.ts";
+import { checkGenerationMemory, generationBytes, ResourceError } from "../runtime/generate.ts";
+import { importModel } from "../runtime/mod.ts";
+import { Generator, NonFiniteLogitsError, sampleRows } from "../runtime/sample.ts";
+
+Deno.test("--check-numerics names the first node that produced Inf, with its spec span", async () => {
+  const checked = await importModel(
+    (await compile("tests/specs/overflow.var.ts", { checkNumerics: true })).emitted.bundle,
+  );
+  const x = { x: { data: Float32Array.from([0, 0.01, 0.5, 0]), shape: [1, 4] } };
+  assert.throws(
+    () => checked.entries.forward!(() => new Float32Array(0), x),
+    (e: Error) =>
+      e.name === "NumericsError" &&
+      /forward: %\d+ \(unary\) at tests\/specs\/overflow\.var\.ts:6:\d+ produced Infinity at flat index 2/.test(
+        e.message,
+      ),
+  );
+  const plain = await importModel((await compile("tests/specs/overflow.var.ts")).emitted.bundle);
+  const y = plain.entries.forward!(() => new Float32Array(0), x).outputs.y!.data;
+  assert.equal(y[2], Infinity, "without the flag the overflow passes through unchecked");
+});
+
+Deno.test("sampling rejects non-finite guided logits with the token and class", () => {
+  const g = new Float32Array(8).fill(0.5);
+  g[6] = NaN;
+  assert.throws(
+    () => sampleRows(g, 4, { topK: 0, topP: 0 }, new Generator(0)),
+    (e: Error) => e instanceof NonFiniteLogitsError && /NaN at token 1, class 2/.test(e.message),
+  );
+  g[6] = Infinity;
+  assert.throws(() => sampleRows(g, 4, { topK: 1, topP: 0 }, new Generator(0)), NonFiniteLogitsError);
+});
+
+Deno.test("a tensor larger than the machine's memory is a compile error at its span", async () => {
+  await assert.rejects(compile("tests/specs/huge.var.ts"), (e: unknown) => {
+    assert.ok(e instanceof CompileError);
+    const d = e.diagnostics[0]!;
+    assert.equal(d.id, "resource-limit");
+    assert.equal(d.span?.line, 4);
+    assert.match(d.message, /needs 3725\.3 GiB for one batch row/);
+    return true;
+  });
+});
+
+Deno.test("generate refuses a batch whose planned peak exceeds the available memory, with the numbers", async () => {
+  const module = await importModel((await compile("tests/specs/markov.var.ts")).emitted.bundle);
+  const one = generationBytes(module.info.meta, 1).bytes, ten = generationBytes(module.info.meta, 10).bytes;
+  assert.ok(one > 0 && ten > 5 * one, `planned peaks ${one} and ${ten} bytes`);
+  checkGenerationMemory(module.info.meta, 10, ten); // exactly fits
+  assert.throws(
+    () => checkGenerationMemory(module.info.meta, 10, ten - 1),
+    (e: Error) =>
+      e instanceof ResourceError &&
+      /10 images need about .* GiB at their peak \(.+\), but .* GiB are available; at most about \d+ images/.test(
+        e.message,
+      ),
+  );
+});
