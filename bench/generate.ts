@@ -20,7 +20,7 @@ const t1 = performance.now();
 const { model } = randomModel(module, 1);
 const t2 = performance.now();
 const perScale: number[] = [];
-const g = generate(model, {
+const g = await generate(model, {
   labels,
   cfg: 1.5,
   topK: 900,

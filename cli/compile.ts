@@ -8,10 +8,28 @@ import type { TargetName } from "../compiler/options.ts";
 import { type Command, grouped, passList, required, specArg, UsageError } from "./common.ts";
 
 /** Reads `--target`. */
-export function targetFlag(v: unknown): TargetName {
+export async function targetFlag(v: unknown): Promise<TargetName> {
   const t = v ?? "js";
-  if (t !== "js" && t !== "webgpu") throw new UsageError(`--target must be "js" or "webgpu", got "${t}"`);
-  return t;
+  if (t !== "js" && t !== "webgpu" && t !== "auto") {
+    throw new UsageError(`--target must be "js", "webgpu" or "auto", got "${t}"`);
+  }
+  if (t !== "auto") return t;
+  const adapter = await findAdapter();
+  console.error(adapter ? `target auto: WebGPU on ${adapter}` : "target auto: no WebGPU adapter found, using js");
+  return adapter ? "webgpu" : "js";
+}
+
+/** A description of the WebGPU adapter, or undefined when there is none. */
+export async function findAdapter(): Promise<string | undefined> {
+  try {
+    const adapter = await navigator.gpu?.requestAdapter();
+    if (!adapter) return undefined;
+    const info = adapter.info;
+    return [info.description || info.device || info.vendor || "adapter", info.isFallbackAdapter ? "(fallback adapter)" : ""]
+      .filter(Boolean).join(" ");
+  } catch {
+    return undefined;
+  }
 }
 
 export const compileCommand: Command = {
@@ -23,7 +41,7 @@ generated source), DIR/report.json and DIR/report.md, and prints a summary.
 
 Options:
   --out DIR                output directory (created if missing)
-  --target js|webgpu       code generation target (default js)
+  --target T               js, webgpu, or auto (WebGPU when an adapter exists; default js)
   --var FILE               VAR checkpoint: bounds from its weights (τ read exactly)
   --vae FILE               VQ-VAE checkpoint (decoder bounds; needed by --calibrate)
   --calibrate N            measure attention norms over N sample generations (needs --var, --vae)
@@ -51,7 +69,7 @@ ${LOWERING_HELP}
     const spec = specArg(positionals);
     const out = required(values, "out");
     const analysis = await analysisOptions(spec, values);
-    const options = { ...analysis, target: targetFlag(values.target), minify: !values["no-minify"] };
+    const options = { ...analysis, target: await targetFlag(values.target), minify: !values["no-minify"] };
     const compiled = await compile(spec, options, {
       hooks: { printIrAfter: passList(values["print-ir-after"]) },
     });

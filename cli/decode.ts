@@ -17,7 +17,7 @@ Options:
   --tokens FILE        safetensors file holding the pyramid [B, L] (I64 or I32)
   --tokens-name NAME   tensor name inside --tokens (default idx_BL)
   --out FILE           output safetensors file
-  --target js|webgpu   code generation target (default js)
+  --target T           js, webgpu, or auto (default js)
   -h, --help           show this help`,
   options: {
     vae: { type: "string" },
@@ -34,8 +34,8 @@ Options:
     const { model, meta } = await compileAndLoad(spec, values, { vae: vaePath }, entries);
     const name = (values["tokens-name"] as string | undefined) ?? "idx_BL";
     const { data, batch } = await readTokens(tokensPath!, name, undefined, meta);
-    const fhat = model.run("tokens_to_fhat", { idx_BL: { data, shape: [batch, meta.tokens] } }).outputs.fhat!;
-    const img = model.run("decode", { fhat }).outputs.img!;
+    const fhat = (await model.run("tokens_to_fhat", { idx_BL: { data, shape: [batch, meta.tokens] } })).outputs.fhat!;
+    const img = (await model.run("decode", { fhat })).outputs.img!;
     await Deno.writeFile(
       out!,
       writeSafetensors([

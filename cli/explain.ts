@@ -45,6 +45,6 @@ export async function analysisOptions(spec: string, values: Record<string, unkno
   }
   if (!files.var || !files.vae) throw new UsageError("--calibrate needs --var and --vae (it runs sample generations)");
   const exact = await compile(spec, { ...options, attention: "exact" });
-  const calibration = calibrate(await importModel(exact.emitted.bundle), files, runs);
+  const calibration = await calibrate(await importModel(exact.emitted.bundle), files, runs);
   return { ...options, calibration };
 }

@@ -21,7 +21,7 @@ Options:
   --tokens-name NAME       tensor name inside --tokens (default idx_BL)
   --tap LABEL              also write this labelled tensor (repeatable), e.g. blocks.0.attn.q
   --out FILE               output safetensors file
-  --target js|webgpu       code generation target (default js)
+  --target T               js, webgpu, or auto (WebGPU when an adapter exists; default js)
   --print-ir-after NAMES   print the IR after these passes
 ${LOWERING_HELP}
   -h, --help               show this help`,
@@ -46,7 +46,7 @@ ${LOWERING_HELP}
     const labels = parseLabels(labelText!, meta.classes);
     const name = (values["tokens-name"] as string | undefined) ?? "idx_BL";
     const { data } = await readTokens(tokensPath!, name, labels.length, meta);
-    const result = model.run("forward", {
+    const result = await model.run("forward", {
       labels: { data: Int32Array.from(labels), shape: [labels.length] },
       idx_BL: { data, shape: [labels.length, meta.tokens] },
     }, { taps: (values.tap as string[] | undefined) ?? [] });

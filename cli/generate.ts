@@ -27,7 +27,7 @@ Options:
   --top-p P          nucleus mass in [0, 1], 0 = off (default 0.96)
   --seed N           sampling seed (default 0)
   --out DIR          output directory (created if missing)
-  --target js|webgpu code generation target (default js)
+  --target T         js, webgpu, or auto (WebGPU when an adapter exists; default js)
 ${LOWERING_HELP}
   -h, --help         show this help`,
   options: {
@@ -62,10 +62,19 @@ ${LOWERING_HELP}
     checkGenerateOptions(options, meta); // before reading checkpoints, which may be gigabytes
     checkGenerationMemory(module.info.meta, options.labels.length);
     const t0 = performance.now();
-    const model = await loadModel(module, { var: varPath, vae: vaePath });
+    let model = await loadModel(module, { var: varPath, vae: vaePath });
     const loadMs = performance.now() - t0;
     const labels = options.labels;
-    const g = generate(model, options);
+    let g;
+    try {
+      g = await generate(model, options);
+    } catch (e) {
+      if (values.target !== "auto" || !DEVICE_FAILURES.has((e as Error).name)) throw e;
+      console.error(`WebGPU failed (${(e as Error).message}); falling back to the js target`);
+      const js = await compileModel(spec, { ...values, target: "js" });
+      model = await loadModel(js.module, { var: varPath, vae: vaePath });
+      g = await generate(model, options);
+    }
     await Deno.mkdir(out!, { recursive: true });
     const files = labels.map((_, i) => join(out!, `image_${i}.png`));
     await Promise.all(files.map((f, i) => Deno.writeFile(f, toPng(g.img.data as Float32Array, g.img.shape, i))));
@@ -78,17 +87,21 @@ ${LOWERING_HELP}
       ], { producer: "varc generate", spec, labels: labels.join(","), ...stringify(settings) }),
     );
     const t = g.timings;
-    const guard = module.guardStats;
-    if (guard && guard.checks > 0) {
+    const guard = await model.guardStats();
+    if (guard.checks > 0) {
       console.log(`low-rank guard: ${guard.checks} head checks, ${guard.fallbacks} fell back to exact attention`);
     }
-    console.log(`wrote ${files.join(", ")} and ${join(out!, "outputs.safetensors")}`);
+    const device = await model.device();
+    console.log(`wrote ${files.join(", ")} and ${join(out!, "outputs.safetensors")}${device ? ` (WebGPU: ${device})` : ""}`);
     console.log(
       `time: compile ${s(compileMs)}, load ${s(loadMs)}, transformer ${s(t.transformer)}, sampling ${s(t.sampling)}, ` +
         `f̂ ${s(t.fhat)}, decode ${s(t.decode)} (${labels.length} image${labels.length === 1 ? "" : "s"})`,
     );
   },
 };
+
+/** Errors of the device itself: `--target auto` falls back to js on these. */
+const DEVICE_FAILURES = new Set(["DeviceLostError", "NoAdapterError", "WgslError"]);
 
 function s(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;

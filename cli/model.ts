@@ -20,7 +20,7 @@ export async function compileModel(
   values: Record<string, unknown>,
 ): Promise<{ module: ModelModule; meta: VarMeta; compileMs: number }> {
   const t0 = performance.now();
-  const compiled = await compile(spec, { ...loweringOptions(values), target: targetFlag(values.target) }, {
+  const compiled = await compile(spec, { ...loweringOptions(values), target: await targetFlag(values.target) }, {
     hooks: { printIrAfter: passList(values["print-ir-after"]) },
   });
   const module = await importModel(compiled.emitted.bundle);

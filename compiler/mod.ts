@@ -9,6 +9,7 @@
  */
 import type { Backend, Emitted } from "./backends/backend.ts";
 import { jsBackend } from "./backends/js/mod.ts";
+import { webgpuBackend } from "./backends/webgpu/mod.ts";
 import { parseSpec } from "./dsl/mod.ts";
 import { type IrModule, numel } from "./ir/node.ts";
 import { Op } from "./ir/ops.ts";
@@ -23,7 +24,7 @@ export { type AttentionRow, explainMarkdown, explainText } from "./report.ts";
 export type { Plugin } from "./plugin.ts";
 
 /** Built-in backends by target name. */
-export const backends: Readonly<Record<string, Backend>> = { js: jsBackend };
+export const backends: Readonly<Record<string, Backend>> = { js: jsBackend, webgpu: webgpuBackend };
 
 /** Summary of a compiled model (also written as report.json). */
 export interface CompileReport {

@@ -29,7 +29,7 @@ console.log(
     settings.labels.join(",")
   } (cfg ${settings.cfg}, top-k ${settings.topK}, top-p ${settings.topP}, seed ${settings.seed}) on random weights`,
 );
-const g = generate(model, { ...settings, onScale: scaleProgress(meta.schedule) });
+const g = await generate(model, { ...settings, onScale: scaleProgress(meta.schedule) });
 
 const files = settings.labels.map((_, i) => join(OUT, `image_${i}.png`));
 await Promise.all(files.map((f, i) => Deno.writeFile(f, toPng(g.img.data as Float32Array, g.img.shape, i))));

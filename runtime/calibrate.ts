@@ -29,11 +29,11 @@ export function headNorms(t: HostTensor): number[] {
 }
 
 /** Runs `runs` generations (random labels, seeds 0..runs-1, cfg 1.5, top-k 900) and returns the norms. */
-export function calibrate(
+export async function calibrate(
   module: ModelModule,
   files: Partial<Record<"var" | "vae", SafetensorsFile>>,
   runs: number,
-): Calibration {
+): Promise<Calibration> {
   const model = bindModel(module, files);
   const meta = module.info.meta as { classes: number; vocab: number };
   const qLabels = [
@@ -43,7 +43,7 @@ export function calibrate(
   const r = rng(7);
   for (let run = 0; run < runs; run++) {
     const label = Math.floor(r.uniform() * meta.classes);
-    generate(model, {
+    await generate(model, {
       labels: [label],
       cfg: 1.5,
       topK: Math.min(900, meta.vocab),

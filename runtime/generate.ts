@@ -120,7 +120,7 @@ function availableBytes(): number {
 }
 
 /** Runs the whole generation loop on a loaded model. */
-export function generate(model: LoadedModel, o: GenerateOptions): Generation {
+export async function generate(model: LoadedModel, o: GenerateOptions): Promise<Generation> {
   const meta = model.module.info.meta as unknown as VarMeta;
   checkGenerateOptions(o, meta);
   checkGenerationMemory(model.module.info.meta, o.labels.length);
@@ -141,7 +141,7 @@ export function generate(model: LoadedModel, o: GenerateOptions): Generation {
     if (words) inputs.x_words = twice(words);
     const entry = model.module.info.entries[`step_${s}`]!;
     const taps = (o.taps ?? []).filter((t) => entry.labels.includes(t));
-    const step = model.run(`step_${s}`, pick(inputs, entry.inputs), { taps });
+    const step = await model.run(`step_${s}`, pick(inputs, entry.inputs), { taps });
     if (o.onTaps) o.onTaps(step.taps);
     const t1 = performance.now();
     const g = guide(step.outputs.logits!.data as Float32Array, B, T * vocab, S === 1 ? 0 : o.cfg * s / (S - 1));
@@ -149,7 +149,7 @@ export function generate(model: LoadedModel, o: GenerateOptions): Generation {
     const tokens = sampleRows(g, vocab, o, gen); // [B, T]
     for (let b = 0; b < B; b++) idx.set(tokens.subarray(b * T, b * T + T), b * meta.tokens + start);
     const t2 = performance.now();
-    const f = model.run(`fhat_${s}`, {
+    const f = await model.run(`fhat_${s}`, {
       idx: { data: tokens, shape: [B, T] },
       ...(fhat ? { fhat } : {}),
     });
@@ -163,7 +163,7 @@ export function generate(model: LoadedModel, o: GenerateOptions): Generation {
     o.onScale?.(s, S, t3 - t0);
   }
   const t4 = performance.now();
-  const img = model.run("decode", { fhat: fhat! }).outputs.img!;
+  const img = (await model.run("decode", { fhat: fhat! })).outputs.img!;
   time.decode = performance.now() - t4;
   return { idx, fhat: fhat!, img, guided, timings: time };
 }

@@ -25,12 +25,25 @@ export interface EntryResult {
   readonly taps: Record<string, HostTensor>;
 }
 
-/** A generated entry function. */
+/** A generated entry function (async on device targets, which also take the device). */
 export type EntryFn = (
-  weight: (name: string) => Float32Array,
+  weight: (name: string) => unknown,
   inputs: Readonly<Record<string, HostTensor>>,
   options?: { taps?: readonly string[] },
-) => EntryResult;
+  device?: unknown,
+) => EntryResult | Promise<EntryResult>;
+
+/** The device class a WebGPU module exports (`runtime/webgpu/device.ts`), as the runtime uses it. */
+export interface DeviceClass {
+  create(): Promise<Device>;
+}
+
+/** A created device: uploads, reads back, releases; reports its adapter and guard counters. */
+export interface Device {
+  readonly info: string;
+  upload(data: Float32Array | Int32Array): unknown;
+  guardStats(): Promise<{ checks: number; fallbacks: number }>;
+}
 
 /** What a generated model module exports. */
 export interface ModelModule {
@@ -40,10 +53,14 @@ export interface ModelModule {
     readonly optionalWeights: readonly string[];
     readonly params: readonly ParamSpec[];
     readonly entries: Readonly<Record<string, EntryInfo>>;
+    /** "js" or "webgpu". */
+    readonly target: string;
   };
   readonly entries: Readonly<Record<string, EntryFn>>;
-  /** Low-rank guard counters: heads checked, heads that fell back to exact attention. */
+  /** Low-rank guard counters of the JS target: heads checked, heads that fell back to exact attention. */
   readonly guardStats?: { readonly checks: number; readonly fallbacks: number };
+  /** The device class of a WebGPU module. */
+  readonly Gpu?: DeviceClass;
 }
 
 /** Imports a bundled model module from its source text. */
@@ -57,8 +74,16 @@ export async function importModel(bundle: string): Promise<ModelModule> {
 /** A model with its weights bound, ready to run. */
 export interface LoadedModel {
   readonly module: ModelModule;
-  /** Runs one entry; unknown entries are a TypeError naming the available ones. */
-  run(entry: string, inputs: Readonly<Record<string, HostTensor>>, options?: { taps?: readonly string[] }): EntryResult;
+  /** Runs one entry (a promise on device targets); unknown entries are a TypeError naming the available ones. */
+  run(
+    entry: string,
+    inputs: Readonly<Record<string, HostTensor>>,
+    options?: { taps?: readonly string[] },
+  ): EntryResult | Promise<EntryResult>;
+  /** Heads checked by low-rank guards and heads that fell back to exact attention. */
+  guardStats(): Promise<{ checks: number; fallbacks: number }>;
+  /** The adapter a device target runs on ("" on the JS target). */
+  device(): Promise<string>;
 }
 
 /**
@@ -72,17 +97,37 @@ export function bindModel(
 ): LoadedModel {
   const needed = entries && new Set(entries.flatMap((e) => module.info.entries[e]?.params ?? []));
   const weights = bindWeights(module.info.params, files, module.info.optionalWeights, needed);
+  const entry = (name: string) => {
+    const fn = module.entries[name];
+    if (!fn) {
+      throw new TypeError(`Model "${module.info.name}" has no entry "${name}" (entries: ${Object.keys(module.entries).join(", ")})`);
+    }
+    return fn;
+  };
+  if (module.info.target !== "webgpu") {
+    return {
+      module,
+      run: (name, inputs, options) => entry(name)(weights, inputs, options),
+      guardStats: () => Promise.resolve({ ...(module.guardStats ?? { checks: 0, fallbacks: 0 }) }),
+      device: () => Promise.resolve(""),
+    };
+  }
+  // WebGPU: the device is created on first use; each weight is uploaded once, when first read.
+  let device: Promise<Device> | undefined;
+  const gpu = () => (device ??= module.Gpu!.create());
+  const uploaded = new Map<string, unknown>();
   return {
     module,
-    run(entry, inputs, options) {
-      const fn = module.entries[entry];
-      if (!fn) {
-        throw new TypeError(
-          `Model "${module.info.name}" has no entry "${entry}" (entries: ${Object.keys(module.entries).join(", ")})`,
-        );
-      }
-      return fn(weights, inputs, options);
+    async run(name, inputs, options) {
+      const fn = entry(name), d = await gpu();
+      const weight = (n: string) => {
+        if (!uploaded.has(n)) uploaded.set(n, d.upload(weights(n)));
+        return uploaded.get(n);
+      };
+      return await fn(weight, inputs, options, d);
     },
+    guardStats: async () => await (await gpu()).guardStats(),
+    device: async () => (await gpu()).info,
   };
 }
 

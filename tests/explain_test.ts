@@ -55,8 +55,8 @@ Deno.test("a low-rank block's output stays within 2ε/(1−ε)·‖V‖∞ of ex
     },
   };
   const taps = ["blocks.0.attn.o", "blocks.0.attn.v"];
-  const a = bindModel(low, files).run("forward", inputs, { taps }).taps;
-  const b = bindModel(exact, files).run("forward", inputs, { taps }).taps;
+  const a = (await bindModel(low, files).run("forward", inputs, { taps })).taps;
+  const b = (await bindModel(exact, files).run("forward", inputs, { taps })).taps;
   // Block 0 sees identical inputs on both paths, so its attention output differs only by the
   // approximation: ≤ 2ε/(1−ε)·‖V‖∞, plus float32 storage of the output (2^-24·‖V‖∞ each side).
   const vMax = maxAbs(b["blocks.0.attn.v"]!.data);

@@ -21,7 +21,7 @@ Deno.test("forward matches the official teacher-forced logits, input and attenti
   const ref = await readSafetensors(`${FIXTURE}reference.safetensors`);
   const model = await fixtureModel();
   const idx = ref.i32("tf.idx_BL");
-  const { outputs, taps } = model.run("forward", {
+  const { outputs, taps } = await model.run("forward", {
     labels: { data: Int32Array.from([3, 7]), shape: [2] },
     idx_BL: { data: idx, shape: [2, 680] },
   }, { taps: TAPS });
@@ -60,7 +60,7 @@ Deno.test("forward agrees with the float64 reference on a shared-AdaLN, 512-sche
   const B = 2, L = meta.tokens;
   const idx = Int32Array.from({ length: B * L }, (_, i) => (i * 7919) % meta.vocab);
   const labels = [1, 4];
-  const { outputs } = model.run("forward", {
+  const { outputs } = await model.run("forward", {
     labels: { data: Int32Array.from(labels), shape: [B] },
     idx_BL: { data: idx, shape: [B, L] },
   });

@@ -20,7 +20,7 @@ Deno.test("generate reproduces the official greedy generation (tokens, guided lo
   const module = await importModel((await compile("examples/var_tiny_a.var.ts")).emitted.bundle);
   const model = await loadModel(module, { var: `${FIXTURE}var.safetensors`, vae: `${FIXTURE}vae.safetensors` });
   const ref = await readSafetensors(`${FIXTURE}reference.safetensors`);
-  const g = generate(model, { labels: [3, 7], cfg: 1.5, topK: 1, topP: 0, seed: 0, keepGuided: 3 });
+  const g = await generate(model, { labels: [3, 7], cfg: 1.5, topK: 1, topP: 0, seed: 0, keepGuided: 3 });
   const want = ref.i32("gen.idx_BL");
   const differing = want.reduce((n, t, i) => n + (t === g.idx[i] ? 0 : 1), 0);
   assert.equal(differing, 0, `${differing} of ${want.length} greedy tokens differ`);
@@ -36,9 +36,10 @@ Deno.test("decode matches the official idxBl_to_img (f_hat, image mapped to [0, 
   const module = await importModel((await compile("examples/var_tiny_a.var.ts")).emitted.bundle);
   const model = await loadModel(module, { vae: `${FIXTURE}vae.safetensors` }, ["tokens_to_fhat", "decode"]);
   const ref = await readSafetensors(`${FIXTURE}reference.safetensors`);
-  const fhat = model.run("tokens_to_fhat", { idx_BL: { data: ref.i32("dec.idx_BL"), shape: [2, 680] } }).outputs.fhat!;
+  const fhat = (await model.run("tokens_to_fhat", { idx_BL: { data: ref.i32("dec.idx_BL"), shape: [2, 680] } })).outputs
+    .fhat!;
   assertClose("f_hat", fhat.data, ref.f32("dec.f_hat"), 2e-5);
-  const img = model.run("decode", { fhat }).outputs.img!.data;
+  const img = (await model.run("decode", { fhat })).outputs.img!.data;
   const official01 = ref.f32("dec.img").map((v) => (v + 1) / 2); // dec.img is in [-1, 1]
   assertClose("img", img, official01, 1e-4); // 2e-4 in [-1, 1] units
 });
@@ -55,7 +56,7 @@ Deno.test("KV-cached generation equals the teacher-forced forward on another con
   };
   const labels = [4, 0, 2];
   // cfg 0: the guided logits are the conditional rows of every step, to compare with `forward`.
-  const g = generate(model, { labels, cfg: 0, topK: 4, topP: 0.9, seed: 3, keepGuided: 99 });
+  const g = await generate(model, { labels, cfg: 0, topK: 4, topP: 0.9, seed: 3, keepGuided: 99 });
   const stepped = new Float32Array(g.guided.reduce((n, a) => n + a.length, 0));
   const B = labels.length, V = meta.vocab, L = meta.tokens;
   let offset = 0; // guided[s] is [B, T_s, V]; forward logits are [B, L, V]
@@ -65,10 +66,10 @@ Deno.test("KV-cached generation equals the teacher-forced forward on another con
     for (let b = 0; b < B; b++) byRow.set(part.subarray(b * T * V, (b + 1) * T * V), (b * L + offset) * V);
     offset += T;
   }
-  const forward = model.run("forward", {
+  const forward = (await model.run("forward", {
     labels: { data: Int32Array.from(labels), shape: [B] },
     idx_BL: { data: g.idx, shape: [B, L] },
-  }).outputs.logits_BLV!.data;
+  })).outputs.logits_BLV!.data;
   assertClose("cached steps vs forward", byRow, forward, 2e-5 * Math.max(1, maxAbs(forward)));
 
   const cfg = {
@@ -89,7 +90,7 @@ Deno.test("KV-cached generation equals the teacher-forced forward on another con
 Deno.test("generation is reproducible: same seed, same tokens; another seed, other tokens", async () => {
   const module = await importModel((await compile("tests/specs/markov.var.ts")).emitted.bundle);
   const { model } = randomModel(module, 9);
-  const run = (seed: number) => generate(model, { labels: [1, 2], cfg: 1.5, topK: 8, topP: 0.95, seed }).idx;
-  assert.deepEqual(run(1), run(1));
-  assert.notDeepEqual(run(1), run(2));
+  const run = async (seed: number) => (await generate(model, { labels: [1, 2], cfg: 1.5, topK: 8, topP: 0.95, seed })).idx;
+  assert.deepEqual(await run(1), await run(1));
+  assert.notDeepEqual(await run(1), await run(2));
 });

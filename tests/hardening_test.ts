@@ -19,7 +19,7 @@ Deno.test("--check-numerics names the first node that produced Inf, with its spe
       ),
   );
   const plain = await importModel((await compile("tests/specs/overflow.var.ts")).emitted.bundle);
-  const y = plain.entries.forward!(() => new Float32Array(0), x).outputs.y!.data;
+  const y = (await plain.entries.forward!(() => new Float32Array(0), x)).outputs.y!.data;
   assert.equal(y[2], Infinity, "without the flag the overflow passes through unchecked");
 });
 

@@ -55,7 +55,7 @@ Deno.test("a plugin backend is selected by --target name", async () => {
   assert.match(c.emitted.bundle, /export const nodes = \d+;/);
   await assert.rejects(
     compile(SPEC, { target: "ir-text" }),
-    /Target "ir-text" has no backend in this build \(available: js\)/,
+    /Target "ir-text" has no backend in this build \(available: js, webgpu\)/,
   );
 });
 

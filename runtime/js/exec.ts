@@ -65,7 +65,11 @@ export function bindInputs(
 export function tapper(
   wanted: readonly string[] | undefined,
   known: readonly string[],
-): { take: (label: string, data: Float32Array, shape: number[]) => void; taken: Record<string, HostTensor> } {
+): {
+  wants: (label: string) => boolean;
+  take: (label: string, data: Float32Array, shape: number[]) => void;
+  taken: Record<string, HostTensor>;
+} {
   const want = new Set(wanted ?? []);
   for (const w of want) {
     if (!known.includes(w)) {
@@ -77,5 +81,5 @@ export function tapper(
     }
   }
   const taken: Record<string, HostTensor> = {};
-  return { take: (label, data, shape) => void (want.has(label) && (taken[label] = { data, shape })), taken };
+  return { wants: (label) => want.has(label), take: (label, data, shape) => void (taken[label] = { data, shape }), taken };
 }

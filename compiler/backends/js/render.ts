@@ -1,4 +1,8 @@
-/** @file JS backend: renders each IR op as a call into `runtime/js/kernels.ts`; one table entry per op. */
+/**
+ * @file Renders each IR op as a kernel call with static sizes; one table entry per op. The same table
+ * serves the JS target (`runtime/js/kernels.ts`, `lowrank.ts`) and WebGPU (`runtime/webgpu/kernels.ts`),
+ * whose kernels share names and arguments.
+ */
 import type { Node, TensorType } from "../../ir/node.ts";
 import { type MaskSpec, Op } from "../../ir/ops.ts";
 import { broadcastStrides, prod, shapeLit } from "./dims.ts";
@@ -10,8 +14,15 @@ export interface RenderCtx<O extends Op> {
   readonly out: TensorType;
   /** JS name of input i. */
   arg(i: number): string;
-  /** Hoists a constant expression to module scope; returns its name. */
+  /** Hoists a constant host expression to module scope; returns its name. */
   hoist(expr: string): string;
+  /**
+   * The start of a call to kernel `name`, through the argument list's opening: "K.linear(" on the JS
+   * target, "G.linear(gpu, " on WebGPU. Kernels have the same names and arguments on every target.
+   */
+  fn(name: string): string;
+  /** Wraps a host input (a typed array) as the target's tensor value. */
+  input(expr: string): string;
 }
 
 type RenderRule<O extends Op> = (c: RenderCtx<O>) => string;
@@ -20,46 +31,46 @@ const lit = (v: unknown) => JSON.stringify(v);
 
 /** The expression computing each op. Adding an op without a rule is a type error. */
 export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
-  [Op.Input]: (c) => `input(${lit(c.node.params.name)})`,
+  [Op.Input]: (c) => c.input(`input(${lit(c.node.params.name)})`),
   [Op.Param]: (c) => `weight(${lit(c.node.params.name)})`,
-  [Op.LevelIds]: (c) => c.hoist(`K.levelIds(${lit(c.node.params.schedule)})`),
+  [Op.LevelIds]: (c) => `${c.fn("levelIds")}${lit(c.node.params.schedule)})`,
   [Op.Gather]: (c) => {
     const [n, ch] = c.ins[0]!.shape;
-    return `K.gather(${c.arg(0)}, ${n}, ${ch}, ${c.arg(1)}, ${lit(`node %${c.node.id} (gather)`)})`;
+    return `${c.fn("gather")}${c.arg(0)}, ${n}, ${ch}, ${c.arg(1)}, ${lit(`node %${c.node.id} (gather)`)})`;
   },
   [Op.Linear]: (c) => {
     const x = c.ins[0]!.shape;
     const [n, k] = c.ins[1]!.shape;
-    return `K.linear(${c.arg(0)}, ${prod(x.slice(0, -1))}, ${k}, ${c.arg(1)}, ${n}, ${
+    return `${c.fn("linear")}${c.arg(0)}, ${prod(x.slice(0, -1))}, ${k}, ${c.arg(1)}, ${n}, ${
       c.node.params.bias ? c.arg(2) : "null"
     })`;
   },
-  [Op.LayerNorm]: (c) => `K.layerNorm(${c.arg(0)}, ${c.out.shape.at(-1)}, ${c.node.params.eps})`,
+  [Op.LayerNorm]: (c) => `${c.fn("layerNorm")}${c.arg(0)}, ${c.out.shape.at(-1)}, ${c.node.params.eps})`,
   [Op.GroupNorm]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
     const { groups, eps } = c.node.params;
-    return `K.groupNorm(${c.arg(0)}, ${c.arg(1)}, ${c.arg(2)}, ${b}, ${ch}, ${prod([h!, w!])}, ${groups}, ${eps})`;
+    return `${c.fn("groupNorm")}${c.arg(0)}, ${c.arg(1)}, ${c.arg(2)}, ${b}, ${ch}, ${prod([h!, w!])}, ${groups}, ${eps})`;
   },
-  [Op.L2Normalize]: (c) => `K.l2Normalize(${c.arg(0)}, ${c.out.shape.at(-1)}, ${c.node.params.eps})`,
-  [Op.Unary]: (c) => `K.unary(${c.arg(0)}, ${lit(c.node.params.fn)})`,
+  [Op.L2Normalize]: (c) => `${c.fn("l2Normalize")}${c.arg(0)}, ${c.out.shape.at(-1)}, ${c.node.params.eps})`,
+  [Op.Unary]: (c) => `${c.fn("unary")}${c.arg(0)}, ${lit(c.node.params.fn)})`,
   [Op.Binary]: (c) => {
     const out = c.out.shape;
     const sa = broadcastStrides(c.ins[0]!.shape, out), sb = broadcastStrides(c.ins[1]!.shape, out);
-    return `K.binary(${c.arg(0)}, ${c.arg(1)}, ${lit(c.node.params.fn)}, ${shapeLit(out)}, [${sa}], [${sb}])`;
+    return `${c.fn("binary")}${c.arg(0)}, ${c.arg(1)}, ${lit(c.node.params.fn)}, ${shapeLit(out)}, [${sa}], [${sb}])`;
   },
-  [Op.Scalar]: (c) => `K.scalar(${c.arg(0)}, ${lit(c.node.params.fn)}, ${numberLit(c.node.params.value)})`,
+  [Op.Scalar]: (c) => `${c.fn("scalar")}${c.arg(0)}, ${lit(c.node.params.fn)}, ${numberLit(c.node.params.value)})`,
   [Op.Reshape]: (c) => c.arg(0),
-  [Op.Permute]: (c) => `K.permute(${c.arg(0)}, ${shapeLit(c.ins[0]!.shape)}, ${lit(c.node.params.perm)})`,
+  [Op.Permute]: (c) => `${c.fn("permute")}${c.arg(0)}, ${shapeLit(c.ins[0]!.shape)}, ${lit(c.node.params.perm)})`,
   [Op.Slice]: (c) => {
     const { axis, start, end } = c.node.params;
     const s = c.ins[0]!.shape;
-    return `K.slice(${c.arg(0)}, ${prod(s.slice(0, axis))}, ${s[axis]}, ${prod(s.slice(axis + 1))}, ${start}, ${end})`;
+    return `${c.fn("slice")}${c.arg(0)}, ${prod(s.slice(0, axis))}, ${s[axis]}, ${prod(s.slice(axis + 1))}, ${start}, ${end})`;
   },
   [Op.Concat]: (c) => {
     const axis = c.node.params.axis;
     const s = c.out.shape;
     const args = c.ins.map((_, i) => c.arg(i)).join(", ");
-    return `K.concat([${args}], ${prod(s.slice(0, axis))}, ${lit(c.ins.map((t) => t.shape[axis]))}, ${
+    return `${c.fn("concat")}[${args}], ${prod(s.slice(0, axis))}, ${lit(c.ins.map((t) => t.shape[axis]))}, ${
       prod(s.slice(axis + 1))
     })`;
   },
@@ -74,7 +85,7 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
     const sizes = mask.kind === "none" ? "null" : lit(mask.schedule.map((n) => n * n));
     const window = mask.kind === "scale_window" ? mask.window : "Infinity";
     const qkv = [0, 1, 2].map((i) => c.arg(i)).join(", ");
-    return `LR.lowrankAttention(${qkv}, ${prod([b!, h!])}, ${tq}, ${tk}, ${d}, ${dv}, ${
+    return `${c.fn("lowrankAttention")}${qkv}, ${prod([b!, h!])}, ${tq}, ${tk}, ${d}, ${dv}, ${
       numberLit(scale)
     }, ${sizes}, ${window}, ${table}, ${numberLit(plan.beta)}, ${ranges})`;
   },
@@ -84,7 +95,7 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
     const { plan, scale, keyNorm } = c.node.params;
     const table = c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`);
     const prev = c.ins.length === 3 ? c.arg(2) : "null";
-    return `LR.lowrankState(${c.arg(0)}, ${c.arg(1)}, ${prev}, ${prod([b!, h!])}, ${t}, ${d}, ${dv}, ${table}, ${
+    return `${c.fn("lowrankState")}${c.arg(0)}, ${c.arg(1)}, ${prev}, ${prod([b!, h!])}, ${t}, ${d}, ${dv}, ${table}, ${
       numberLit(keyNorm)
     }, ${lit(where(c))})`;
   },
@@ -96,23 +107,23 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
     const args = `${prod([b!, h!])}, ${t}, ${d}, ${dv}, ${numberLit(scale)}, ${table}, ${numberLit(plan.beta)}, ${
       numberLit(keyNorm)
     }`;
-    return `LR.lowrankRead(${c.arg(0)}, ${c.arg(1)}, ${args}, ${lit(where(c))})`;
+    return `${c.fn("lowrankRead")}${c.arg(0)}, ${c.arg(1)}, ${args}, ${lit(where(c))})`;
   },
   [Op.Conv2d]: (c) => {
     const [b, ci, h, w] = c.ins[0]!.shape;
     const [co, , kh, kw] = c.ins[1]!.shape;
-    return `K.conv2d(${c.arg(0)}, ${b}, ${ci}, ${h}, ${w}, ${c.arg(1)}, ${co}, ${kh}, ${kw}, ${
+    return `${c.fn("conv2d")}${c.arg(0)}, ${b}, ${ci}, ${h}, ${w}, ${c.arg(1)}, ${co}, ${kh}, ${kw}, ${
       c.arg(2)
     }, ${c.node.params.padding})`;
   },
   [Op.Interpolate]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
     const { size, mode } = c.node.params;
-    return `K.interpolate(${c.arg(0)}, ${prod([b!, ch!])}, ${h}, ${w}, ${size}, ${lit(mode)})`;
+    return `${c.fn("interpolate")}${c.arg(0)}, ${prod([b!, ch!])}, ${h}, ${w}, ${size}, ${lit(mode)})`;
   },
   [Op.Upsample]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
-    return `K.upsampleNearest(${c.arg(0)}, ${prod([b!, ch!])}, ${h}, ${w}, ${c.node.params.factor})`;
+    return `${c.fn("upsampleNearest")}${c.arg(0)}, ${prod([b!, ch!])}, ${h}, ${w}, ${c.node.params.factor})`;
   },
 };
 
@@ -122,7 +133,7 @@ function exactAttention(c: RenderCtx<Op.Attention | Op.ExactAttention>): string 
   const tk = c.ins[1]!.shape[2], dv = c.ins[2]!.shape[3];
   const ranges = c.hoist(maskRanges(c.node.params.mask, Number(tq), Number(tk)));
   const qkv = [0, 1, 2].map((i) => c.arg(i)).join(", ");
-  return `K.attention(${qkv}, ${prod([b!, h!])}, ${tq}, ${tk}, ${d}, ${dv}, ${
+  return `${c.fn("attention")}${qkv}, ${prod([b!, h!])}, ${tq}, ${tk}, ${d}, ${dv}, ${
     numberLit(c.node.params.scale)
   }, ${ranges})`;
 }
