@@ -25,7 +25,10 @@ export async function findAdapter(): Promise<string | undefined> {
     const adapter = await navigator.gpu?.requestAdapter();
     if (!adapter) return undefined;
     const info = adapter.info;
-    return [info.description || info.device || info.vendor || "adapter", info.isFallbackAdapter ? "(fallback adapter)" : ""]
+    return [
+      info.description || info.device || info.vendor || "adapter",
+      info.isFallbackAdapter ? "(fallback adapter)" : "",
+    ]
       .filter(Boolean).join(" ");
   } catch {
     return undefined;

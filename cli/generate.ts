@@ -92,7 +92,9 @@ ${LOWERING_HELP}
       console.log(`low-rank guard: ${guard.checks} head checks, ${guard.fallbacks} fell back to exact attention`);
     }
     const device = await model.device();
-    console.log(`wrote ${files.join(", ")} and ${join(out!, "outputs.safetensors")}${device ? ` (WebGPU: ${device})` : ""}`);
+    console.log(
+      `wrote ${files.join(", ")} and ${join(out!, "outputs.safetensors")}${device ? ` (WebGPU: ${device})` : ""}`,
+    );
     console.log(
       `time: compile ${s(compileMs)}, load ${s(loadMs)}, transformer ${s(t.transformer)}, sampling ${s(t.sampling)}, ` +
         `f̂ ${s(t.fhat)}, decode ${s(t.decode)} (${labels.length} image${labels.length === 1 ? "" : "s"})`,

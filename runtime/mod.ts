@@ -100,7 +100,9 @@ export function bindModel(
   const entry = (name: string) => {
     const fn = module.entries[name];
     if (!fn) {
-      throw new TypeError(`Model "${module.info.name}" has no entry "${name}" (entries: ${Object.keys(module.entries).join(", ")})`);
+      throw new TypeError(
+        `Model "${module.info.name}" has no entry "${name}" (entries: ${Object.keys(module.entries).join(", ")})`,
+      );
     }
     return fn;
   };

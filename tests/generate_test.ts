@@ -90,7 +90,8 @@ Deno.test("KV-cached generation equals the teacher-forced forward on another con
 Deno.test("generation is reproducible: same seed, same tokens; another seed, other tokens", async () => {
   const module = await importModel((await compile("tests/specs/markov.var.ts")).emitted.bundle);
   const { model } = randomModel(module, 9);
-  const run = async (seed: number) => (await generate(model, { labels: [1, 2], cfg: 1.5, topK: 8, topP: 0.95, seed })).idx;
+  const run = async (seed: number) =>
+    (await generate(model, { labels: [1, 2], cfg: 1.5, topK: 8, topP: 0.95, seed })).idx;
   assert.deepEqual(await run(1), await run(1));
   assert.notDeepEqual(await run(1), await run(2));
 });

@@ -12,6 +12,7 @@ import {
   MaskVal,
   ModelVal,
   ObjVal,
+  quote,
   TensorRef,
   type Value,
 } from "./values.ts";
@@ -53,15 +54,33 @@ function intArg(args: Value[], i: number, fn: string, at: CallSite, min = 0): nu
   return v;
 }
 
-function strArg(args: Value[], i: number, fn: string, at: CallSite, pattern: RegExp, what: string): string {
+/** `key`: the name becomes a property of an object in generated code (inputs, taps, outputs). */
+function strArg(
+  args: Value[],
+  i: number,
+  fn: string,
+  at: CallSite,
+  pattern: RegExp,
+  what: string,
+  key = false,
+): string {
   const v = args[i];
   if (typeof v !== "string") badArg(at, fn, i, "a string", v);
   if (!pattern.test(v)) {
-    fail("unsafe-name", `Cannot use ${JSON.stringify(v)} as ${what}: it must match ${pattern.source}`, argSpan(at, i), [
+    fail("unsafe-name", `Cannot use ${quote(v)} as ${what}: it must match ${pattern.source}`, argSpan(at, i), [
       { message: "Names reach generated code and checkpoints; use letters, digits, '_' (and '.' between words)" },
     ]);
   }
+  if (key) notProto(v, what, argSpan(at, i));
   return v;
+}
+
+/** "__proto__" as an object key in generated code sets the prototype instead of a field. */
+function notProto(name: string, what: string, span: SourceSpan): void {
+  if (name !== "__proto__") return;
+  fail("unsafe-name", `Cannot use "__proto__" as ${what}: in generated code it would set an object's prototype`, span, [
+    { message: "Rename it" },
+  ]);
 }
 
 function intList(args: Value[], i: number, fn: string, at: CallSite, min: number): number[] {
@@ -115,7 +134,7 @@ export function makeBuiltins(g: GraphBuilder): Table {
     B: new BatchSym(),
     model: def("model", (a, at) => modelBuiltin(a, at)),
     input: def("input", (a, at) => {
-      const name = strArg(a, 0, "input", at, IDENT, "an input name");
+      const name = strArg(a, 0, "input", at, IDENT, "an input name", true);
       const dtype = a[2] === undefined ? "f32" : a[2];
       if (dtype !== "f32" && dtype !== "i32") badArg(at, "input", 2, '"f32" or "i32"', dtype);
       return g.add(Op.Input, { name, dtype, shape: dimList(a, 1, "input", at) }, [], at.span);
@@ -129,7 +148,7 @@ export function makeBuiltins(g: GraphBuilder): Table {
     }),
     tag: def("tag", (a, at) => {
       const t = tensorArg(a, 0, "tag", at);
-      g.label(t, strArg(a, 1, "tag", at, DOTTED, "a tensor label"));
+      g.label(t, strArg(a, 1, "tag", at, DOTTED, "a tensor label", true));
       return t;
     }),
     range: def("range", (a, at) => {
@@ -142,7 +161,11 @@ export function makeBuiltins(g: GraphBuilder): Table {
       if (!(o instanceof ObjVal)) badArg(at, "varConfig", 0, "an object", o);
       return validateVarConfig(o, at.span);
     }),
-    phiIndex: def("phiIndex", (a, at) => phiIndexTable(intArg(a, 0, "phiIndex", at, 1))),
+    phiIndex: def("phiIndex", (a, at) => {
+      const n = intArg(a, 0, "phiIndex", at, 1);
+      if (n > MAX_ARRAY) fail("bad-size", `phiIndex(${n}) is longer than ${MAX_ARRAY} elements`, argSpan(at, 0));
+      return phiIndexTable(n);
+    }),
     blockCausal: def(
       "blockCausal",
       (a, at) => new MaskVal({ kind: "block_causal", schedule: scheduleArg(a, 0, "blockCausal", at) }),
@@ -308,7 +331,8 @@ function modelBuiltin(a: Value[], at: CallSite): ModelVal {
     }
     for (const [k, v] of entriesVal.props) {
       const span = entriesVal.spans.get(k) ?? field("entries");
-      if (!IDENT.test(k)) fail("unsafe-name", `Entry name ${JSON.stringify(k)} is not an identifier`, span);
+      if (!IDENT.test(k)) fail("unsafe-name", `Entry name ${quote(k)} is not an identifier`, span);
+      notProto(k, "an entry name", span);
       entries.set(k, outputsOf(v, `entry "${k}"`, span));
     }
   }
@@ -329,7 +353,8 @@ function outputsOf(v: Value, what: string, span: SourceSpan): Map<string, Tensor
   const outputs = new Map<string, TensorRef>();
   for (const [k, t] of v.props) {
     const at = v.spans.get(k) ?? span;
-    if (!IDENT.test(k)) fail("unsafe-name", `Output name ${JSON.stringify(k)} is not an identifier`, at);
+    if (!IDENT.test(k)) fail("unsafe-name", `Output name ${quote(k)} is not an identifier`, at);
+    notProto(k, "an output name", at);
     if (!(t instanceof TensorRef)) fail("bad-argument", `Output "${k}" must be a tensor, got ${describe(t)}`, at);
     outputs.set(k, t);
   }

@@ -30,7 +30,7 @@ import {
 } from "./values.ts";
 
 /** Limits that keep reading a spec bounded in time and stack. */
-export const LIMITS = { steps: 5_000_000, depth: 200, nesting: 400, arrayLength: 1 << 20 };
+export const LIMITS = { steps: 5_000_000, depth: 200, nesting: 400, arrayLength: 1 << 20, stringLength: 1 << 20 };
 
 type Completion = { value: Value } | undefined;
 
@@ -71,7 +71,7 @@ export class Evaluator {
   }
 
   #expr(e: Expression, env: Env): Value {
-    if (TsNode.isNumericLiteral(e)) return e.getLiteralValue();
+    if (TsNode.isNumericLiteral(e)) return numericValue(e);
     if (TsNode.isStringLiteral(e) || TsNode.isNoSubstitutionTemplateLiteral(e)) return e.getLiteralValue();
     if (TsNode.isTemplateExpression(e)) return this.#template(e, env);
     switch (e.getKind()) {
@@ -121,6 +121,7 @@ export class Evaluator {
         fail("bad-operand", `Cannot put ${describe(v)} in a template string`, spanOf(span.getExpression()));
       }
       s += String(v) + span.getLiteral().getLiteralText();
+      checkString(s, e);
     }
     return s;
   }
@@ -143,12 +144,11 @@ export class Evaluator {
       if (TsNode.isSpreadElement(el)) {
         const v = this.expr(el.getExpression(), env);
         if (!Array.isArray(v)) fail("bad-operand", `Cannot spread ${describe(v)} into an array`, spanOf(el));
-        out.push(...v);
+        checkLength(out.length + v.length, el);
+        for (const x of v) out.push(x); // not push(...v): a long spread overflows the stack
       } else out.push(this.expr(el, env));
     }
-    if (out.length > LIMITS.arrayLength) {
-      fail("bad-size", `Array of ${out.length} elements is too large`, spanOf(elements[0]!));
-    }
+    if (out.length > LIMITS.arrayLength) checkLength(out.length, elements[0]!);
     return out;
   }
 
@@ -273,25 +273,41 @@ export class Evaluator {
     return this.expr(body as Expression, scope);
   }
 
-  /** Binds a name or an array/object destructuring pattern. */
+  /** Binds a name or an array/object destructuring pattern (with defaults and `...rest`). */
   bindPattern(name: TsNode, v: Value, env: Env, mutable: boolean): void {
     if (TsNode.isIdentifier(name)) return env.define(name.getText(), v, mutable, spanOf(name));
     if (TsNode.isArrayBindingPattern(name)) {
       if (!Array.isArray(v)) fail("bad-operand", `Cannot destructure ${describe(v)} as an array`, spanOf(name));
       name.getElements().forEach((el, i) => {
-        if (TsNode.isBindingElement(el)) this.bindPattern(el.getNameNode(), v[i], env, mutable);
+        if (!TsNode.isBindingElement(el)) return;
+        const item = el.getDotDotDotToken() ? v.slice(i) : v[i];
+        this.bindPattern(el.getNameNode(), this.#orDefault(item, el, env), env, mutable);
       });
       return;
     }
     if (TsNode.isObjectBindingPattern(name)) {
       if (!(v instanceof ObjVal)) fail("bad-operand", `Cannot destructure ${describe(v)} as an object`, spanOf(name));
+      const taken = new Set<string>();
       for (const el of name.getElements()) {
-        const key = el.getPropertyNameNode()?.getText() ?? el.getName();
-        this.bindPattern(el.getNameNode(), v.props.get(key), env, mutable);
+        if (el.getDotDotDotToken()) {
+          const rest = new ObjVal(new Map([...v.props].filter(([k]) => !taken.has(k))), v.span, v.spans);
+          this.bindPattern(el.getNameNode(), rest, env, mutable);
+          continue;
+        }
+        const prop = el.getPropertyNameNode();
+        const key = prop ? this.#key(prop, env) : el.getName();
+        taken.add(key);
+        this.bindPattern(el.getNameNode(), this.#orDefault(v.props.get(key), el, env), env, mutable);
       }
       return;
     }
     unsupported(name);
+  }
+
+  /** A destructured value, or the element's default (`{ a = 1 }`) when it is undefined. */
+  #orDefault(v: Value, el: TsNode, env: Env): Value {
+    const init = el.asKindOrThrow(SyntaxKind.BindingElement).getInitializer();
+    return v === undefined && init ? this.expr(init, env) : v;
   }
 
   /** Runs statements; returns a completion when a `return` ran. */
@@ -440,6 +456,23 @@ export class Evaluator {
   }
 }
 
+/** Arrays longer than LIMITS.arrayLength are refused where they are built. */
+function checkLength(n: number, node: TsNode): void {
+  if (n > LIMITS.arrayLength) {
+    fail("bad-size", `Array of ${n} elements is too large (limit ${LIMITS.arrayLength})`, spanOf(node));
+  }
+}
+
+/** Strings longer than LIMITS.stringLength are refused where they are built (concatenation, templates). */
+function checkString(s: string, node: TsNode): string {
+  if (s.length > LIMITS.stringLength) {
+    fail("bad-size", `String of ${s.length} characters is too long (limit ${LIMITS.stringLength})`, spanOf(node), [
+      { message: "Strings in specs are names and labels; build them from bounded pieces" },
+    ]);
+  }
+  return s;
+}
+
 function truthy(v: Value): boolean {
   if (v instanceof TensorRef || v instanceof BatchSym || typeof v === "object" && v !== null) return true;
   return Boolean(v);
@@ -450,7 +483,7 @@ function arith(op: SyntaxKind, a: Value, b: Value, node: TsNode): Value {
   if (op === SyntaxKind.ExclamationEqualsEqualsToken || op === SyntaxKind.ExclamationEqualsToken) return a !== b;
   if (op === SyntaxKind.PlusToken && (typeof a === "string" || typeof b === "string")) {
     if ((typeof a === "string" || typeof a === "number") && (typeof b === "string" || typeof b === "number")) {
-      return `${a}${b}`;
+      return checkString(`${a}${b}`, node);
     }
   }
   if (typeof a !== "number" || typeof b !== "number") {
@@ -513,8 +546,15 @@ function arrayMethod(arr: Value[], name: string, ev: Evaluator): Builtin | undef
     case "map":
       return new Builtin("map", ([f], at) => arr.map((x, i) => ev.apply(fnArg(f, at), [x, i], at.span)));
     case "push":
-      return new Builtin("push", (xs) => {
-        arr.push(...xs);
+      return new Builtin("push", (xs, at) => {
+        if (arr.length + xs.length > LIMITS.arrayLength) {
+          fail(
+            "bad-size",
+            `Array of ${arr.length + xs.length} elements is too large (limit ${LIMITS.arrayLength})`,
+            at.span,
+          );
+        }
+        for (const x of xs) arr.push(x);
         return arr.length;
       });
     case "slice":
@@ -537,8 +577,17 @@ function arrayMethod(arr: Value[], name: string, ev: Evaluator): Builtin | undef
 
 function propertyKey(n: TsNode): string {
   if (TsNode.isIdentifier(n)) return n.getText();
-  if (TsNode.isStringLiteral(n) || TsNode.isNumericLiteral(n)) return String(n.getLiteralValue());
+  if (TsNode.isStringLiteral(n)) return n.getLiteralValue();
+  if (TsNode.isNumericLiteral(n)) return String(numericValue(n));
   return unsupported(n);
+}
+
+/**
+ * The value of a numeric literal. TypeScript keeps it as canonical JS text ("1e-12", "16" for 0x10);
+ * ts-morph's getLiteralValue() would parseInt text without a ".", reading 1e-12 as 1 and 1e308 as 1.
+ */
+function numericValue(n: TsNode): number {
+  return Number(n.asKindOrThrow(SyntaxKind.NumericLiteral).compilerNode.text);
 }
 
 function unsupported(n: TsNode): never {

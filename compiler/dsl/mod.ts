@@ -17,7 +17,7 @@ import { Env } from "./env.ts";
 import { GraphBuilder } from "./graph.ts";
 import { Evaluator } from "./interp.ts";
 import { spanAt, spanOf } from "./spans.ts";
-import { Builtin, Closure, describe, fail, ModelVal, ObjVal, SpecError, type Value } from "./values.ts";
+import { Builtin, Closure, describe, fail, ModelVal, ObjVal, quote, SpecError, type Value } from "./values.ts";
 
 /** Absolute path of the DSL declarations; importing it binds the builtins. */
 export const LANG_PATH = fileURLToPath(new URL("./lang.ts", import.meta.url));
@@ -86,19 +86,31 @@ class SpecReader {
   }
 
   #parse(file: string, text?: string, from?: SourceSpan): SourceFile {
+    // The spec itself has no importer to point at: its problems are reported at its first line.
+    const at = from ?? spanAt(file, text ?? firstLine(file), 0);
+    if (unsafePath(file)) {
+      fail(
+        "bad-import",
+        `Cannot read spec ${quote(file, 400)}: its path contains a control or line-break character`,
+        at,
+        [
+          { message: "Paths reach comments of the generated code; rename the file" },
+        ],
+      );
+    }
     let source = text;
     if (source === undefined) {
       try {
-        if (Deno.statSync(file).size > MAX_SPEC_BYTES) {
-          throw new SpecError([
-            error("spec-too-large", `Spec ${file} is larger than ${MAX_SPEC_BYTES} bytes`, from),
-          ]);
-        }
+        const size = Deno.statSync(file).size;
+        if (size > MAX_SPEC_BYTES) tooLarge(file, size, at);
         source = Deno.readTextFileSync(file);
       } catch (e) {
         if (e instanceof SpecError) throw e;
-        throw new SpecError([error("cannot-read", `Cannot read spec ${file}: ${(e as Error).message}`, from)]);
+        throw new SpecError([error("cannot-read", `Cannot read spec ${file}: ${(e as Error).message}`, at)]);
       }
+    } else if (source.length > MAX_SPEC_BYTES / 3) {
+      const size = utf8Length(source);
+      if (size > MAX_SPEC_BYTES) tooLarge(file, size, at);
     }
     this.#texts.set(file, source);
     const sf = this.#project.createSourceFile(file, source, { overwrite: true });
@@ -147,7 +159,8 @@ class SpecReader {
         }
         for (const d of s.getDeclarations()) {
           this.#ev.declare(d, env, false);
-          if (s.hasExportKeyword()) exports.set(d.getName(), env.lookup(d.getName())!.value);
+          if (!s.hasExportKeyword()) continue;
+          for (const name of boundNames(d.getNameNode())) exports.set(name, env.lookup(name)!.value);
         }
       } else if (TsNode.isExportAssignment(s)) {
         this.defaultSpan.set(sf.getFilePath(), spanOf(s.getExpression()));
@@ -159,7 +172,13 @@ class SpecReader {
 
   #import(s: TsNode, sf: SourceFile, env: Env): void {
     const imp = s.asKindOrThrow(ts.SyntaxKind.ImportDeclaration);
-    const spec = imp.getModuleSpecifierValue();
+    const specifier = imp.compilerNode.moduleSpecifier;
+    if (!ts.isStringLiteral(specifier)) {
+      fail("bad-import", "Cannot import from a computed module name: write the path as a string literal", spanOf(imp), [
+        { message: 'For example: import { varModel } from "../compiler/dsl/lib/var.ts";' },
+      ]);
+    }
+    const spec = specifier.text;
     if (!spec.startsWith(".") || !spec.endsWith(".ts")) {
       fail(
         "bad-import",
@@ -229,7 +248,10 @@ function globalScope(): Env {
           );
         }
       });
-      return f(...(args as number[]));
+      const xs = args as number[];
+      // min/max fold instead of spreading: a spread of a million numbers overflows the stack.
+      if (name === "min" || name === "max") return xs.reduce((a, x) => f(a, x), name === "min" ? Infinity : -Infinity);
+      return f(xs[0]!, xs[1]!);
     });
   const fns = ["sqrt", "log", "exp", "min", "max", "floor", "ceil", "round", "abs", "pow", "trunc"] as const;
   const math = new ObjVal(
@@ -239,6 +261,61 @@ function globalScope(): Env {
   for (const k of ["PI", "E", "LN2", "LN10"] as const) math.props.set(k, Math[k]);
   env.define("Math", math, false, spanAt("<globals>", "", 0));
   return env;
+}
+
+/** True when a path holds a control or line-break character: it could end a comment of the generated code. */
+function unsafePath(path: string): boolean {
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f || c === 0x85 || c === 0x2028 || c === 0x2029) return true;
+  }
+  return false;
+}
+
+/** The first line of a file (read from its first 4 KiB), or "" when it cannot be read. */
+function firstLine(file: string): string {
+  try {
+    const f = Deno.openSync(file);
+    try {
+      const buf = new Uint8Array(4096);
+      const n = f.readSync(buf) ?? 0;
+      return new TextDecoder().decode(buf.subarray(0, n)).split("\n")[0]!;
+    } finally {
+      f.close();
+    }
+  } catch {
+    return "";
+  }
+}
+
+function tooLarge(file: string, size: number, at: SourceSpan): never {
+  fail("spec-too-large", `Spec ${file} is ${size} bytes, larger than the limit of ${MAX_SPEC_BYTES} bytes`, at, [
+    { message: "Split the spec into DSL modules and import them" },
+  ]);
+}
+
+/** UTF-8 byte length of a string, without encoding it. */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** The names a declaration binds: an identifier, or every name of a destructuring pattern. */
+function boundNames(n: TsNode): string[] {
+  if (TsNode.isIdentifier(n)) return [n.getText()];
+  if (TsNode.isObjectBindingPattern(n) || TsNode.isArrayBindingPattern(n)) {
+    return n.getElements().flatMap((el) => (TsNode.isBindingElement(el) ? boundNames(el.getNameNode()) : []));
+  }
+  return [];
 }
 
 function isTypeExport(file: string, name: string, reader: SpecReader): boolean {
@@ -258,23 +335,49 @@ function toModule(model: ModelVal, graph: GraphBuilder): IrModule {
     entries: Object.fromEntries(
       [...model.entries].map(([e, outs]) => [e, Object.fromEntries([...outs].map(([k, t]) => [k, t.id]))]),
     ),
-    meta: toMeta(model.meta, model) as Record<string, MetaValue>,
+    meta: toMeta(model.meta, model.meta.span ?? model.span) as Record<string, MetaValue>,
     optionalWeights: model.optionalWeights,
     span: model.span,
   };
 }
 
-function toMeta(v: Value, model: ModelVal): MetaValue | undefined {
-  if (typeof v === "number" || typeof v === "string" || typeof v === "boolean") return v;
-  if (Array.isArray(v)) return v.map((x) => toMeta(x, model)).filter((x) => x !== undefined);
+/** Metadata deeper than this is refused (it also stops a list that contains itself). */
+const META_DEPTH = 32;
+
+/**
+ * Model metadata as JSON-like data. The generated module stores it as a JS object literal, so it
+ * must survive that: finite numbers only, and no "__proto__" key (it would set the prototype).
+ */
+function toMeta(v: Value, span: SourceSpan, depth = 0): MetaValue | undefined {
+  if (depth > META_DEPTH) {
+    fail("bad-argument", `Model metadata nests deeper than ${META_DEPTH} levels (or contains itself)`, span, [
+      { message: "Metadata is a small tree of numbers, strings, booleans, lists and objects" },
+    ]);
+  }
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) {
+      fail("bad-argument", `Model metadata cannot hold ${describe(v)}: it is stored as JSON, which has no ${v}`, span, [
+        { message: 'Store a finite number, or a string such as "Infinity"' },
+      ]);
+    }
+    return v;
+  }
+  if (typeof v === "string" || typeof v === "boolean") return v;
+  if (Array.isArray(v)) return v.map((x) => toMeta(x, span, depth + 1)).filter((x) => x !== undefined);
   if (v instanceof ObjVal) {
     const out: Record<string, MetaValue> = {};
     for (const [k, x] of v.props) {
-      const m = toMeta(x, model);
+      const at = v.spans.get(k) ?? span;
+      if (k === "__proto__") {
+        fail("unsafe-name", `Model metadata cannot have the key "__proto__"`, at, [
+          { message: "In the generated module it would set the object's prototype instead of a field; rename it" },
+        ]);
+      }
+      const m = toMeta(x, at, depth + 1);
       if (m !== undefined) out[k] = m;
     }
     return out;
   }
   if (v instanceof Closure || v instanceof Builtin || v === undefined) return undefined;
-  fail("bad-argument", `Model metadata cannot hold ${describe(v)}`, model.span);
+  fail("bad-argument", `Model metadata cannot hold ${describe(v)}`, span);
 }

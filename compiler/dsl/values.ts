@@ -91,7 +91,7 @@ export function describe(v: Value): string {
   if (v === undefined) return "undefined";
   if (v === null) return "null";
   if (typeof v === "number") return `number ${v}`;
-  if (typeof v === "string") return `string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v)}`;
+  if (typeof v === "string") return `string ${quote(v, 40)}`;
   if (typeof v === "boolean") return `boolean ${v}`;
   if (Array.isArray(v)) return `an array of ${v.length}`;
   if (v instanceof TensorRef) return "a tensor";
@@ -100,4 +100,20 @@ export function describe(v: Value): string {
   if (v instanceof ModelVal) return "a model";
   if (v instanceof Closure || v instanceof Builtin) return `function "${v.name}"`;
   return "an object";
+}
+
+/**
+ * A string as a double-quoted literal for messages: shortened to `max` characters, with controls,
+ * line separators and bidirectional-text marks escaped so that a hostile name prints as what it is.
+ */
+export function quote(s: string, max = 80): string {
+  const short = s.length > max ? s.slice(0, max) + "…" : s;
+  let out = "";
+  for (const ch of JSON.stringify(short)) {
+    const c = ch.charCodeAt(0);
+    const hidden = (c >= 0x7f && c <= 0x9f) || c === 0x061c || c === 0x200e || c === 0x200f || c === 0x2028 ||
+      c === 0x2029 || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) || c === 0xfeff;
+    out += hidden ? `\\u${c.toString(16).padStart(4, "0")}` : ch;
+  }
+  return out;
 }

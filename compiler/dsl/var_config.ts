@@ -1,6 +1,6 @@
 /** @file `varConfig`: validates VAR options field by field and derives sizes; the official Phi table. */
 import { type Diagnostic, error, type SourceSpan } from "../diagnostics.ts";
-import { describe, ObjVal, SpecError, type Value } from "./values.ts";
+import { describe, ObjVal, quote, SpecError, type Value } from "./values.ts";
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -117,7 +117,7 @@ function checkField(k: string, kind: FieldKind, v: Value): { id: string; message
       }
       return IDENT.test(v) ? undefined : {
         id: "unsafe-name",
-        message: `Model name ${JSON.stringify(v)} is not a safe identifier (${IDENT.source})`,
+        message: `Model name ${quote(v)} is not a safe identifier (${IDENT.source})`,
         hint: "The name reaches generated JS and WGSL; use letters, digits and '_'",
       };
     case "schedule":

@@ -81,5 +81,9 @@ export function tapper(
     }
   }
   const taken: Record<string, HostTensor> = {};
-  return { wants: (label) => want.has(label), take: (label, data, shape) => void (taken[label] = { data, shape }), taken };
+  return {
+    wants: (label) => want.has(label),
+    take: (label, data, shape) => void (taken[label] = { data, shape }),
+    taken,
+  };
 }

@@ -2,9 +2,15 @@
  * @file Float32 reference kernels of the JS target. Generated model modules call these with static sizes.
  *
  * Layouts are row-major. Accumulation happens in float64 (JS numbers); results are stored as float32.
- * Sizes and strides are computed by the compiler; kernels only check what depends on run-time data
- * (token indices).
+ * The exception is `gemmNT` (and so `linear` and `conv2d`): products of at least `WASM_MIN_MACS`
+ * multiply-adds run in the WebAssembly SIMD128 kernel of `./wasm/gemm.ts` when the host supports it,
+ * which accumulates in float32 (four partial sums per output per K block of 512); the JS kernel
+ * below stays the fallback, and `setGemmBackend("js")` forces it. Sizes and strides are computed by
+ * the compiler; kernels only check what depends on run-time data (token indices).
  */
+import { gemmNTWasm, WASM_MIN_MACS } from "./wasm/gemm.ts";
+
+export { type GemmBackend, gemmBackend, gemmThreads, setGemmBackend, setGemmThreads } from "./wasm/gemm.ts";
 
 /** Error raised by a kernel on bad run-time data (e.g. a token index out of range). */
 export class KernelError extends Error {
@@ -53,10 +59,28 @@ export function linear(
 }
 
 /**
- * out[M, N] = a[M, K] @ w[N, K]ᵀ (+ bias): both operands are contiguous along K. Tiles of 4 rows ×
- * 4 columns keep 16 accumulators in registers, so each loaded value feeds 4 multiply-adds.
+ * out[M, N] = a[M, K] @ w[N, K]ᵀ (+ bias): both operands are contiguous along K. Large products go
+ * to the WebAssembly SIMD kernel (split across worker threads when large enough); the rest, and all
+ * of them where WebAssembly SIMD is unavailable or `setGemmBackend("js")` is set, to `gemmNTJs`.
  */
 export function gemmNT(
+  a: Float32Array,
+  M: number,
+  K: number,
+  w: Float32Array,
+  N: number,
+  bias: Float32Array | null,
+  out: Float32Array,
+): void {
+  if (M * N * K >= WASM_MIN_MACS && gemmNTWasm(a, M, K, w, N, bias, out)) return;
+  gemmNTJs(a, M, K, w, N, bias, out);
+}
+
+/**
+ * The JS GEMM, out[M, N] = a[M, K] @ w[N, K]ᵀ (+ bias), accumulating in float64. Tiles of 4 rows ×
+ * 4 columns keep 16 accumulators in registers, so each loaded value feeds 4 multiply-adds.
+ */
+export function gemmNTJs(
   a: Float32Array,
   M: number,
   K: number,

@@ -936,7 +936,7 @@ export function runSpecMutant(m: SpecMutant, corpus: SpecCorpus, index: number):
       text = relocateImports(text, dirname(m.path), corpus.tmpDir);
       Deno.writeTextFileSync(written, text);
     }
-    text = m.bytes ? Deno.readTextFileSync(written) : text;
+    text = Deno.readTextFileSync(written); // what the front end reads (lone surrogates were written as U+FFFD)
     path = written;
   }
   const files = new Map([[displayPath(resolve(path)), text]]);

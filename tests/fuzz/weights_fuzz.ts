@@ -418,7 +418,7 @@ function withLength(bytes: Uint8Array, n: bigint): Uint8Array {
   return out;
 }
 
-function headerEdit(text: string, data: Uint8Array, rng: Rng, keepLength: boolean, old: number): Uint8Array {
+function headerEdit(text: string, data: Uint8Array, keepLength: boolean, old: number): Uint8Array {
   const file = rawFile(text, data);
   return keepLength ? withLength(file, BigInt(old)) : file;
 }
@@ -551,22 +551,27 @@ const FILE_MUTATORS: readonly (readonly [number, string, FileMutator])[] = [
         ? text.slice(0, at) + text.slice(at + 1)
         : text.slice(0, at) + ch + text.slice(at + 1);
     }
-    return headerEdit(text, s.data, rng, rng.chance(0.3), headerLen(bytes));
+    return headerEdit(text, s.data, rng.chance(0.3), headerLen(bytes));
   }],
   [3, "encoding", (bytes, rng) => {
     const s = split(bytes);
     if (!s) return bytes;
     const json = new TextEncoder().encode(s.headerText.trimEnd());
-    const variants: Uint8Array[] = [
-      Uint8Array.of(0xef, 0xbb, 0xbf, ...json),
-      Uint8Array.of(...json, 0, 0, 0, 0),
-      Uint8Array.of(...json, 0x09, 0x0a, 0x0d),
-      Uint8Array.of(...json, 0xff),
-      Uint8Array.of(...json.subarray(0, 2), 0xc0, 0x80, ...json.subarray(2)),
-      Uint8Array.of(...json.subarray(0, 2), 0xed, 0xa0, 0x80, ...json.subarray(2)),
-      Uint8Array.of(...json, 0x20, 0x78),
+    const join = (...parts: ArrayLike<number>[]) => {
+      const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+      parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
+      return out;
+    };
+    const variants: (() => Uint8Array)[] = [
+      () => join([0xef, 0xbb, 0xbf], json),
+      () => join(json, [0, 0, 0, 0]),
+      () => join(json, [0x09, 0x0a, 0x0d]),
+      () => join(json, [0xff]),
+      () => join(json.subarray(0, 2), [0xc0, 0x80], json.subarray(2)),
+      () => join(json.subarray(0, 2), [0xed, 0xa0, 0x80], json.subarray(2)),
+      () => join(json, [0x20, 0x78]),
     ];
-    const h = rng.pick(variants);
+    const h = rng.pick(variants)();
     const out = new Uint8Array(8 + h.length + s.data.length);
     new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
     out.set(h, 8);
@@ -626,9 +631,14 @@ function mutateOnce(bytes: Uint8Array, name: string, rng: Rng, corpus: WeightsCo
   if (h) {
     const s = split(bytes);
     if (!s) return bytes;
-    const header = structuredClone(s.header);
+    const header = JSON.parse(s.headerText); // a fresh copy (structuredClone overflows on deep JSON)
     h[2](header, s, rng);
-    return rebuild(header, s.data, rng);
+    try {
+      return rebuild(header, s.data, rng);
+    } catch (e) {
+      if (e instanceof RangeError) return bytes; // JSON.stringify of a deeply nested header from an earlier round
+      throw e;
+    }
   }
   const f = FILE_MUTATORS.find(([, n]) => n === name);
   return f ? f[2](bytes, rng, corpus.seeds) : bytes;

@@ -49,7 +49,9 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
   [Op.GroupNorm]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
     const { groups, eps } = c.node.params;
-    return `${c.fn("groupNorm")}${c.arg(0)}, ${c.arg(1)}, ${c.arg(2)}, ${b}, ${ch}, ${prod([h!, w!])}, ${groups}, ${eps})`;
+    return `${c.fn("groupNorm")}${c.arg(0)}, ${c.arg(1)}, ${c.arg(2)}, ${b}, ${ch}, ${
+      prod([h!, w!])
+    }, ${groups}, ${eps})`;
   },
   [Op.L2Normalize]: (c) => `${c.fn("l2Normalize")}${c.arg(0)}, ${c.out.shape.at(-1)}, ${c.node.params.eps})`,
   [Op.Unary]: (c) => `${c.fn("unary")}${c.arg(0)}, ${lit(c.node.params.fn)})`,
@@ -64,7 +66,9 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
   [Op.Slice]: (c) => {
     const { axis, start, end } = c.node.params;
     const s = c.ins[0]!.shape;
-    return `${c.fn("slice")}${c.arg(0)}, ${prod(s.slice(0, axis))}, ${s[axis]}, ${prod(s.slice(axis + 1))}, ${start}, ${end})`;
+    return `${c.fn("slice")}${c.arg(0)}, ${prod(s.slice(0, axis))}, ${s[axis]}, ${
+      prod(s.slice(axis + 1))
+    }, ${start}, ${end})`;
   },
   [Op.Concat]: (c) => {
     const axis = c.node.params.axis;
