@@ -28,6 +28,8 @@ export interface HostTarget {
   release(value: string): string;
   /** The type of `weight(name)`'s result. */
   readonly weightType: string;
+  /** A statement run before a node's kernel, e.g. recording which spec node runs (for device errors). */
+  before?(what: string): string;
 }
 
 /** Static facts about a compiled model, exported by the generated module as `info`. */
@@ -148,7 +150,9 @@ function renderNode(node: Node, module: IrModule, target: HostTarget, hoisted: s
   };
   const rule = renderOp[node.op] as (c: RenderCtx<Op>) => string;
   const where = `${node.span.file}:${node.span.line}`;
-  let line = `let v${node.id} = ${rule(ctx)}; // ${node.op} ${shapeOf(node.type!)} ${where}`;
+  const origin = `%${node.id} ${node.op} at ${node.span.file}:${node.span.line}:${node.span.column}`;
+  const pre = target.before && node.op !== Op.Param && node.op !== Op.Reshape ? target.before(origin) : "";
+  let line = `${pre}let v${node.id} = ${rule(ctx)}; // ${node.op} ${shapeOf(node.type!)} ${where}`;
   if (checkEntry !== undefined && node.type!.dtype === "f32" && node.op !== Op.Param && node.op !== Op.Reshape) {
     const span = `${node.span.file}:${node.span.line}:${node.span.column}`;
     const what = `${checkEntry}: %${node.id} (${node.op}${node.label ? ` "${node.label}"` : ""}) at ${span}`;
