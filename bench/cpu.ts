@@ -1,0 +1,736 @@
+/**
+ * @file `deno task bench:cpu`: varc's CPU kernels side by side with onnxruntime, in one process with
+ * interleaved rounds and medians.
+ *
+ * (a) GEMM, n×n×n (varc's A·Wᵀ layout; onnxruntime gets a MatMul with W pre-transposed as an
+ *     initializer): varc JS (forced fallback), varc WASM SIMD on 1 thread and on all threads,
+ *     onnxruntime-node with 1 and 2 intra-op threads, onnxruntime-web's wasm backend (1 thread);
+ *     GFLOP/s = 2n³/t against the 294 GFLOP/s AVX-512 peak of this machine's two cores.
+ * (b) Block-causal attention over the 256/512/1024/2048-px VAR schedules: the paper regime (head
+ *     dim 8, 16 heads, β = 0.5, ε = 1e-3: varc exact in its JS row form and its WASM GEMM form,
+ *     varc low-rank, onnxruntime exact) and the
+ *     official head dim 64 (exact only). onnxruntime's graph is MatMul → Softmax → MatMul per scale
+ *     against the keys of the scales up to it (the block-causal mask as slices, so no masked work),
+ *     with queries in chunks that bound the logits buffer. Errors are measured against a float64
+ *     reference on sampled query rows; the low-rank bound is 2ε/(1−ε)·‖V‖∞. A combination whose
+ *     predicted time (previous schedule × work ratio) exceeds 60 s is skipped with a note. Log-log
+ *     slopes of time against n (the last side) are fitted per path.
+ *
+ * Writes bench/RESULTS.md and bench/attention_scaling.svg. onnxruntime is optional: when a package
+ * cannot be loaded the reason is printed and its columns are skipped. `--quick` runs the two
+ * smallest sizes only.
+ */
+import { smallestDegree } from "../compiler/lowrank/poly.ts";
+import {
+  attention,
+  gemmBackend,
+  gemmNT,
+  gemmThreads,
+  type KeyRanges,
+  scaleKeyRanges,
+  setGemmBackend,
+  setGemmThreads,
+} from "../runtime/js/kernels.ts";
+import { featureTable, lowrankAttention } from "../runtime/js/lowrank.ts";
+import { gemmModule } from "../runtime/js/wasm/gemm_module.ts";
+import { randomF32 } from "../runtime/random.ts";
+
+const PEAK = 294;
+/** `--quick`: the two smallest sizes only (a smoke run of the whole script). */
+const QUICK = Deno.args.includes("--quick");
+const SKIP_S = 60;
+const HERE = new URL(".", import.meta.url);
+
+// ---------------------------------------------------------------------------------------------
+// Minimal ONNX (protobuf) writer.
+
+/** Protobuf message under construction. */
+class Pb {
+  readonly b: number[] = [];
+  private key(field: number, wire: number): void {
+    this.varint(BigInt((field << 3) | wire));
+  }
+  private varint(v: bigint): void {
+    let x = BigInt.asUintN(64, v);
+    do {
+      const byte = Number(x & 0x7fn);
+      x >>= 7n;
+      this.b.push(x ? byte | 0x80 : byte);
+    } while (x);
+  }
+  int(field: number, v: number): this {
+    this.key(field, 0), this.varint(BigInt(v));
+    return this;
+  }
+  float(field: number, v: number): this {
+    this.key(field, 5);
+    this.b.push(...new Uint8Array(new Float32Array([v]).buffer));
+    return this;
+  }
+  bytes(field: number, data: Uint8Array | readonly number[]): this {
+    this.key(field, 2), this.varint(BigInt(data.length));
+    for (let i = 0; i < data.length; i++) this.b.push(data[i]!);
+    return this;
+  }
+  str(field: number, s: string): this {
+    return this.bytes(field, new TextEncoder().encode(s));
+  }
+  msg(field: number, m: Pb): this {
+    return this.bytes(field, m.b);
+  }
+}
+
+type Attr = { name: string; i?: number; f?: number; ints?: number[] };
+
+/** An ONNX graph: float32 inputs and outputs, float32/int64 initializers, nodes. */
+class Graph {
+  readonly nodes: Pb[] = [];
+  readonly inits: Pb[] = [];
+  readonly inputs: Pb[] = [];
+  readonly outputs: Pb[] = [];
+  private n = 0;
+
+  private valueInfo(name: string, dims: number[]): Pb {
+    const shape = new Pb();
+    for (const d of dims) shape.msg(1, new Pb().int(1, d));
+    const tensor = new Pb().int(1, 1).msg(2, shape);
+    return new Pb().str(1, name).msg(2, new Pb().msg(1, tensor));
+  }
+  input(name: string, dims: number[]): string {
+    this.inputs.push(this.valueInfo(name, dims));
+    return name;
+  }
+  output(name: string, dims: number[]): void {
+    this.outputs.push(this.valueInfo(name, dims));
+  }
+  f32(dims: number[], data: Float32Array): string {
+    const name = `c${this.n++}`;
+    const t = new Pb();
+    for (const d of dims) t.int(1, d);
+    t.int(2, 1).str(8, name).bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.inits.push(t);
+    return name;
+  }
+  i64(values: number[]): string {
+    const name = `c${this.n++}`;
+    const raw = new Uint8Array(new BigInt64Array(values.map(BigInt)).buffer);
+    this.inits.push(new Pb().int(1, values.length).int(2, 7).str(8, name).bytes(9, raw));
+    return name;
+  }
+  node(op: string, inputs: string[], attrs: Attr[] = [], out?: string): string {
+    const o = out ?? `t${this.n++}`;
+    const p = new Pb();
+    for (const i of inputs) p.str(1, i);
+    p.str(2, o).str(3, `n${this.n++}`).str(4, op);
+    for (const a of attrs) {
+      const ap = new Pb().str(1, a.name);
+      if (a.ints) { for (const v of a.ints) ap.int(8, v); }
+      if (a.i !== undefined) ap.int(3, a.i);
+      if (a.f !== undefined) ap.float(2, a.f);
+      ap.int(20, a.ints ? 7 : a.f !== undefined ? 1 : 2);
+      p.msg(5, ap);
+    }
+    this.nodes.push(p);
+    return o;
+  }
+  model(): Uint8Array {
+    const g = new Pb();
+    for (const n of this.nodes) g.msg(1, n);
+    g.str(2, "g");
+    for (const i of this.inits) g.msg(5, i);
+    for (const i of this.inputs) g.msg(11, i);
+    for (const o of this.outputs) g.msg(12, o);
+    return Uint8Array.from(new Pb().int(1, 8).str(2, "varc-bench").msg(7, g).msg(8, new Pb().str(1, "").int(2, 17)).b);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// onnxruntime: `npm:` specifiers pinned here and built at run time, so that neither the type check
+// nor the lockfile (the task runs with --no-lock) pulls the packages in; Deno does not run their
+// install scripts, and the CPU binary ships inside onnxruntime-node.
+
+const ORT_VERSION = "1.30.0";
+
+interface OrtTensor {
+  readonly data: Float32Array;
+}
+interface OrtSession {
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  release?(): Promise<void>;
+}
+interface Ort {
+  Tensor: new (type: "float32", data: Float32Array, dims: number[]) => OrtTensor;
+  InferenceSession: { create(model: Uint8Array, options: Record<string, unknown>): Promise<OrtSession> };
+  env: { wasm?: { numThreads?: number } };
+}
+
+/** One onnxruntime configuration: a package and an intra-op thread count. */
+interface OrtPath {
+  readonly name: string;
+  readonly ort: Ort;
+  readonly threads: number;
+  readonly options: Record<string, unknown>;
+}
+
+const notes: string[] = [];
+function note(s: string): void {
+  console.log(`note: ${s}`);
+  notes.push(s);
+}
+
+async function loadOrt(): Promise<OrtPath[]> {
+  const paths: OrtPath[] = [];
+  const load = async (pkg: string) => {
+    const mod = await import(`npm:${pkg}@${ORT_VERSION}`);
+    return mod.default ?? mod;
+  };
+  try {
+    const ort = (await load(["onnxruntime", "node"].join("-"))) as Ort;
+    for (const threads of [1, 2]) {
+      paths.push({
+        name: `ORT-node ${threads}T`,
+        ort,
+        threads,
+        options: {
+          executionProviders: ["cpu"],
+          intraOpNumThreads: threads,
+          interOpNumThreads: 1,
+          graphOptimizationLevel: "all",
+          executionMode: "sequential",
+        },
+      });
+    }
+  } catch (e) {
+    note(`onnxruntime-node skipped: it could not be loaded (${String(e).split("\n")[0]})`);
+  }
+  try {
+    const ort = (await load(["onnxruntime", "web"].join("-"))) as Ort;
+    ort.env.wasm!.numThreads = 1;
+    const path: OrtPath = {
+      name: "ORT-web wasm 1T",
+      ort,
+      threads: 1,
+      options: { executionProviders: ["wasm"], graphOptimizationLevel: "all" },
+    };
+    const g = new Graph();
+    g.node("Relu", [g.input("x", [4])], [], "y");
+    g.output("y", [4]);
+    const s = await ort.InferenceSession.create(g.model(), path.options);
+    await s.run({ x: new ort.Tensor("float32", new Float32Array(4), [4]) });
+    paths.push(path);
+  } catch (e) {
+    note(`onnxruntime-web skipped: its wasm backend did not run under Deno (${String(e).split("\n")[0]})`);
+  }
+  return paths;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timing helpers.
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function timed<T>(f: () => T | Promise<T>): Promise<{ ms: number; out: T }> {
+  const t = performance.now();
+  const out = await f();
+  return { ms: performance.now() - t, out };
+}
+
+/** Least-squares slope of log t against log n. */
+function slope(points: [number, number][]): number {
+  const xs = points.map(([n]) => Math.log(n)), ys = points.map(([, t]) => Math.log(t));
+  const mx = xs.reduce((a, b) => a + b, 0) / xs.length, my = ys.reduce((a, b) => a + b, 0) / ys.length;
+  let sxy = 0, sxx = 0;
+  xs.forEach((x, i) => (sxy += (x - mx) * (ys[i]! - my), sxx += (x - mx) ** 2));
+  return sxy / sxx;
+}
+
+const fmtMs = (ms: number | undefined) =>
+  ms === undefined ? "–" : ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2);
+
+// ---------------------------------------------------------------------------------------------
+// (a) GEMM.
+
+interface GemmRow {
+  n: number;
+  ms: Record<string, number>;
+  copyMs: number;
+  err: Record<string, number>;
+}
+
+async function benchGemm(orts: OrtPath[], threads: number): Promise<{ rows: GemmRow[]; paths: string[] }> {
+  const rows: GemmRow[] = [];
+  const paths = [
+    "varc JS",
+    "varc WASM 1T",
+    ...(threads > 1 ? [`varc WASM ${threads}T`] : []),
+    ...orts.map((o) => o.name),
+  ];
+  for (const n of QUICK ? [256, 512] : [256, 512, 1024]) {
+    const a = randomF32(n * n, n), w = randomF32(n * n, n + 1);
+    const wT = new Float32Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) wT[j * n + i] = w[i * n + j]!;
+    // float64 reference on 64 sampled outputs
+    const samples = Array.from({ length: 64 }, (_, s) => [(s * 97) % n, (s * 61 + 7) % n] as const);
+    const ref = samples.map(([i, j]) => {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += a[i * n + k]! * w[j * n + k]!;
+      return s;
+    });
+    const errOf = (out: Float32Array) => Math.max(...samples.map(([i, j], s) => Math.abs(out[i * n + j]! - ref[s]!)));
+    const run: Record<string, () => Promise<Float32Array>> = {};
+    const varc = (backend: "js" | "auto", t: number) => () => {
+      setGemmBackend(backend), setGemmThreads(t);
+      const out = new Float32Array(n * n);
+      gemmNT(a, n, n, w, n, null, out);
+      setGemmBackend("auto"), setGemmThreads(undefined);
+      return Promise.resolve(out);
+    };
+    run["varc JS"] = varc("js", 1);
+    run["varc WASM 1T"] = varc("auto", 1);
+    if (threads > 1) run[`varc WASM ${threads}T`] = varc("auto", threads);
+    for (const o of orts) {
+      const g = new Graph();
+      g.node("MatMul", [g.input("a", [n, n]), g.f32([n, n], wT)], [], "y");
+      g.output("y", [n, n]);
+      const session = await o.ort.InferenceSession.create(g.model(), o.options);
+      run[o.name] = async () => {
+        const r = await session.run({ a: new o.ort.Tensor("float32", a, [n, n]) });
+        return r.y!.data;
+      };
+    }
+    const samplesMs: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
+    const err: Record<string, number> = {};
+    const rounds = n <= 512 ? 7 : 5;
+    for (const p of paths) err[p] = errOf(await run[p]!()); // warm-up and check
+    for (let r = 0; r < rounds; r++) {
+      for (const p of paths) {
+        if (p === "varc JS" && n === 1024 && r >= 3) continue;
+        samplesMs[p]!.push((await timed(run[p]!)).ms);
+      }
+    }
+    // the copy into and out of the WASM memory, timed alone on buffers of the same sizes
+    const scratch = new Float32Array(3 * n * n), outCopy = new Float32Array(n * n);
+    const copies: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const t = performance.now();
+      scratch.set(a, 0), scratch.set(w, n * n), outCopy.set(scratch.subarray(2 * n * n));
+      copies.push(performance.now() - t);
+    }
+    const ms = Object.fromEntries(paths.map((p) => [p, median(samplesMs[p]!)]));
+    rows.push({ n, ms, copyMs: median(copies), err });
+    console.log(
+      `gemm n=${n}: ` +
+        paths.map((p) => `${p} ${fmtMs(ms[p])} ms (${(2 * n ** 3 / ms[p]! / 1e6).toFixed(1)} GFLOP/s)`).join(", "),
+    );
+  }
+  return { rows, paths };
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) Attention.
+
+const SCHEDULES: [string, number[]][] = [
+  ["256px", [1, 2, 3, 4, 5, 6, 8, 10, 13, 16]],
+  ["512px", [1, 2, 3, 4, 6, 9, 13, 18, 24, 32]],
+  ["1024px", [1, 2, 3, 4, 5, 7, 9, 12, 16, 21, 27, 36, 48, 64]],
+  ["2048px", [1, 2, 3, 4, 5, 7, 9, 12, 16, 21, 27, 36, 48, 64, 85, 113, 128]],
+];
+const H = 16, BETA = 0.5, EPS = 1e-3;
+const poly = smallestDegree("chebyshev", BETA, EPS)!;
+
+/** Rows of L2 norm `norm`. */
+function rows(n: number, d: number, seed: number, norm: number): Float32Array {
+  const x = randomF32(n * d, seed);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let c = 0; c < d; c++) s += x[i * d + c]! ** 2;
+    for (let c = 0; c < d; c++) x[i * d + c]! *= norm / Math.sqrt(s);
+  }
+  return x;
+}
+
+/** ONNX exact block-causal attention: per scale, softmax(scale·q kᵀ) v against keys [0, end). */
+function attentionGraph(schedule: number[], D: number, scale: number): Uint8Array {
+  const g = new Graph();
+  const L = schedule.reduce((a, n) => a + n * n, 0);
+  const q = g.input("q", [H, L, D]), k = g.input("k", [H, L, D]), v = g.input("v", [H, L, D]);
+  const axis = g.i64([1]), zero = g.i64([0]);
+  const scaleC = scale === 1 ? null : g.f32([1], new Float32Array([scale]));
+  const outs: string[] = [];
+  let start = 0;
+  for (const side of schedule) {
+    const end = start + side * side;
+    const endC = g.i64([end]);
+    const kT = g.node("Transpose", [g.node("Slice", [k, zero, endC, axis])], [{ name: "perm", ints: [0, 2, 1] }]);
+    const vs = g.node("Slice", [v, zero, endC, axis]);
+    const chunk = Math.max(1, Math.floor((32 << 20) / (H * end))); // logits buffer ≤ 128 MiB
+    for (let q0 = start; q0 < end; q0 += chunk) {
+      const qc = g.node("Slice", [q, g.i64([q0]), g.i64([Math.min(end, q0 + chunk)]), axis]);
+      let s = g.node("MatMul", [qc, kT]);
+      if (scaleC) s = g.node("Mul", [s, scaleC]);
+      outs.push(g.node("MatMul", [g.node("Softmax", [s], [{ name: "axis", i: -1 }]), vs]));
+    }
+    start = end;
+  }
+  g.node("Concat", outs, [{ name: "axis", i: 1 }], "out");
+  g.output("out", [H, L, D]);
+  return g.model();
+}
+
+/** Sampled (head, query) rows: spread over the sequence, with the last query of each late scale. */
+function sampleRows(schedule: number[]): [number, number][] {
+  const L = schedule.reduce((a, n) => a + n * n, 0);
+  const out: [number, number][] = [];
+  for (let h = 0; h < H; h++) {
+    for (let s = 0; s < 6; s++) out.push([h, Math.floor((s * 7919 + h * 104729) % L)]);
+    out.push([h, L - 1]);
+  }
+  return out;
+}
+
+/** float64 attention of one row. */
+function refRow(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  L: number,
+  D: number,
+  scale: number,
+  ranges: KeyRanges,
+  h: number,
+  i: number,
+): Float64Array {
+  const qi = (h * L + i) * D;
+  const lo = ranges.lo[i]!, hi = ranges.hi[i]!;
+  const logits = new Float64Array(hi - lo);
+  let max = -Infinity;
+  for (let j = lo; j < hi; j++) {
+    let s = 0;
+    for (let d = 0; d < D; d++) s += q[qi + d]! * k[(h * L + j) * D + d]!;
+    logits[j - lo] = s * scale, max = Math.max(max, s * scale);
+  }
+  const acc = new Float64Array(D);
+  let sum = 0;
+  for (let j = lo; j < hi; j++) {
+    const p = Math.exp(logits[j - lo]! - max);
+    sum += p;
+    for (let d = 0; d < D; d++) acc[d]! += p * v[(h * L + j) * D + d]!;
+  }
+  return acc.map((x) => x / sum);
+}
+
+interface AttnCase {
+  schedule: string;
+  side: number;
+  L: number;
+  ms: Record<string, number | undefined>;
+  err: Record<string, number | undefined>;
+  bound: number;
+}
+
+async function benchAttention(
+  D: number,
+  orts: OrtPath[],
+  withLowrank: boolean,
+): Promise<{ cases: AttnCase[]; paths: string[]; rank: number | undefined }> {
+  const scale = D === 8 ? 1 : 1 / Math.sqrt(D);
+  const table = withLowrank ? featureTable(D, poly.coeffs, scale) : null;
+  const nodeOrts = orts.filter((o) => o.name.startsWith("ORT-node"));
+  const wasm = `varc exact (WASM GEMM ${gemmThreads()}T)`;
+  const paths = [
+    "varc exact (JS)",
+    ...(gemmBackend() === "wasm" ? [wasm] : []),
+    ...(withLowrank ? ["varc low-rank (JS)"] : []),
+    ...nodeOrts.map((o) => `${o.name} exact`),
+  ];
+  const cases: AttnCase[] = [];
+  const last: Record<string, { ms: number; work: number }> = {};
+  for (const [name, schedule] of QUICK ? SCHEDULES.slice(0, 2) : SCHEDULES) {
+    const L = schedule.reduce((a, n) => a + n * n, 0), side = schedule.at(-1)!;
+    const ranges = scaleKeyRanges(schedule, Infinity);
+    const sizes = schedule.map((n) => n * n);
+    let pairs = 0;
+    for (let i = 0; i < L; i++) pairs += ranges.hi[i]! - ranges.lo[i]!;
+    const work: Record<string, number> = Object.fromEntries(
+      paths.map((p) => [p, p.includes("low-rank") ? L * table!.r : pairs]),
+    );
+    // paper regime: unit keys, queries of norm β (|logit| ≤ β); head dim 64: normal rows, scale 1/√D
+    const q = D === 8 ? rows(H * L, D, 1, BETA) : randomF32(H * L * D, 1);
+    const k = D === 8 ? rows(H * L, D, 2, 1) : randomF32(H * L * D, 2);
+    const v = randomF32(H * L * D, 3);
+    let vmax = 0;
+    for (const x of v) vmax = Math.max(vmax, Math.abs(x));
+    const bound = (2 * poly.boundRelError) / (1 - poly.boundRelError) * vmax;
+    const run: Record<string, () => Promise<Float32Array>> = {};
+    run["varc exact (JS)"] = () => {
+      setGemmBackend("js");
+      const out = attention(q, k, v, H, L, L, D, D, scale, ranges);
+      setGemmBackend("auto");
+      return Promise.resolve(out);
+    };
+    run[wasm] = () => Promise.resolve(attention(q, k, v, H, L, L, D, D, scale, ranges));
+    if (withLowrank) {
+      run["varc low-rank (JS)"] = () =>
+        Promise.resolve(lowrankAttention(q, k, v, H, L, L, D, D, scale, sizes, Infinity, table!, BETA, ranges));
+    }
+    const sessions: OrtSession[] = [];
+    const runnable = paths.filter((p) => {
+      const prev = last[p];
+      if (!prev) return true;
+      const predicted = (prev.ms * work[p]!) / prev.work / 1000;
+      if (predicted <= SKIP_S) return true;
+      note(`${p}, d ${D}, ${name}: skipped (predicted ${predicted.toFixed(0)} s > ${SKIP_S} s)`);
+      return false;
+    });
+    for (const o of nodeOrts) {
+      const p = `${o.name} exact`;
+      if (!runnable.includes(p)) continue;
+      const session = await o.ort.InferenceSession.create(attentionGraph(schedule, D, scale), o.options);
+      sessions.push(session);
+      const feeds = {
+        q: new o.ort.Tensor("float32", q, [H, L, D]),
+        k: new o.ort.Tensor("float32", k, [H, L, D]),
+        v: new o.ort.Tensor("float32", v, [H, L, D]),
+      };
+      run[p] = async () => (await session.run(feeds)).out!.data;
+    }
+    const samples = sampleRows(schedule);
+    const refs = samples.map(([h, i]) => refRow(q, k, v, L, D, scale, ranges, h, i));
+    const errOf = (out: Float32Array) => {
+      let e = 0;
+      samples.forEach(([h, i], s) => {
+        for (let d = 0; d < D; d++) e = Math.max(e, Math.abs(out[(h * L + i) * D + d]! - refs[s]![d]!));
+      });
+      return e;
+    };
+    const times: Record<string, number[]> = Object.fromEntries(runnable.map((p) => [p, []]));
+    const err: Record<string, number | undefined> = {};
+    for (let r = 0; r < 3; r++) {
+      for (const p of runnable) {
+        const prev = times[p]!;
+        if (r > 0 && prev[0]! > 10_000) continue; // slow: one round
+        const { ms, out } = await timed(run[p]!);
+        prev.push(ms);
+        if (r === 0) err[p] = errOf(out);
+      }
+    }
+    const ms: Record<string, number | undefined> = {};
+    for (const p of runnable) ms[p] = median(times[p]!), last[p] = { ms: ms[p]!, work: work[p]! };
+    for (const s of sessions) await s.release?.();
+    cases.push({ schedule: name, side, L, ms, err, bound });
+    console.log(
+      `attention d ${D} ${name} (L ${L}): ` +
+        paths.map((p) => `${p} ${fmtMs(ms[p])} ms${err[p] !== undefined ? ` err ${err[p]!.toExponential(1)}` : ""}`)
+          .join(", "),
+    );
+  }
+  return { cases, paths, rank: table?.r };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+function loadavg(): string {
+  try {
+    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  } catch {
+    return "n/a";
+  }
+}
+const loadAtStart = loadavg();
+
+function wasmFlavour(): string {
+  const cfg = { rm: 3, rn: 3, kc: 512, mc: 64, relaxed: true, shared: false, initialPages: 1, maximumPages: 1 };
+  return WebAssembly.validate(gemmModule(cfg)) ? "relaxed-SIMD multiply-add" : "SIMD128 multiply + add";
+}
+
+function machine(): string[] {
+  let cpu = "unknown CPU";
+  try {
+    cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? cpu;
+  } catch { /* not Linux */ }
+  let mem = "";
+  try {
+    const kb = Number(Deno.readTextFileSync("/proc/meminfo").match(/MemTotal:\s*(\d+)/)?.[1]);
+    mem = `, ${(kb / 2 ** 20).toFixed(0)} GiB RAM`;
+  } catch { /* not Linux */ }
+  return [
+    `- machine: ${cpu}, ${navigator.hardwareConcurrency} logical cores${mem}; the % columns use ${PEAK} GFLOP/s fp32, the two-core AVX-512 peak of the project's reference machine (2 FMA ports × 16 lanes × 2 flop × 2.3 GHz × 2 cores)`,
+    `- Deno ${Deno.version.deno}, V8 ${Deno.version.v8}, ${Deno.build.target}`,
+    `- date: ${
+      new Date().toISOString().slice(0, 16).replace("T", " ")
+    } UTC; load average (1/5/15 min) ${loadAtStart} at the start, ${loadavg()} at the end`,
+    `- varc WASM GEMM: ${gemmBackend()}, ${gemmThreads()} thread(s), ${wasmFlavour()}`,
+  ];
+}
+
+function svg(series: { name: string; points: [number, number][]; slope: number }[]): string {
+  const W = 720, Hh = 460, left = 70, right = 250, top = 30, bottom = 50;
+  const xs = series.flatMap((s) => s.points.map(([n]) => n)), ys = series.flatMap((s) => s.points.map(([, t]) => t));
+  const x0 = Math.log10(Math.min(...xs)) - 0.05, x1 = Math.log10(Math.max(...xs)) + 0.05;
+  const y0 = Math.floor(Math.log10(Math.min(...ys))), y1 = Math.ceil(Math.log10(Math.max(...ys)));
+  const px = (n: number) => left + ((Math.log10(n) - x0) / (x1 - x0)) * (W - left - right);
+  const py = (t: number) => top + (1 - (Math.log10(t) - y0) / (y1 - y0)) * (Hh - top - bottom);
+  const colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" viewBox="0 0 ${W} ${Hh}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${Hh}" fill="white"/>`,
+    `<text x="${left}" y="18" font-size="14">Block-causal attention, 16 heads: time vs n (last side), log-log</text>`,
+  ];
+  for (let e = y0; e <= y1; e++) {
+    const y = py(10 ** e);
+    out.push(`<line x1="${left}" y1="${y}" x2="${W - right}" y2="${y}" stroke="#ddd"/>`);
+    out.push(
+      `<text x="${left - 6}" y="${y + 4}" text-anchor="end">${
+        10 ** e >= 1000 ? `${10 ** (e - 3)} s` : `${10 ** e} ms`
+      }</text>`,
+    );
+  }
+  for (const n of [...new Set(xs)].sort((a, b) => a - b)) {
+    const x = px(n);
+    out.push(`<line x1="${x}" y1="${top}" x2="${x}" y2="${Hh - bottom}" stroke="#ddd"/>`);
+    out.push(`<text x="${x}" y="${Hh - bottom + 16}" text-anchor="middle">${n}</text>`);
+  }
+  out.push(`<text x="${(left + W - right) / 2}" y="${Hh - 12}" text-anchor="middle">n (side of the last scale)</text>`);
+  out.push(
+    `<rect x="${left}" y="${top}" width="${W - left - right}" height="${
+      Hh - top - bottom
+    }" fill="none" stroke="#333"/>`,
+  );
+  series.forEach((s, i) => {
+    const c = colors[i % colors.length]!;
+    const pts = s.points.map(([n, t]) => `${px(n).toFixed(1)},${py(t).toFixed(1)}`);
+    out.push(`<polyline points="${pts.join(" ")}" fill="none" stroke="${c}" stroke-width="2"/>`);
+    for (const p of pts) {
+      const [x, y] = p.split(",");
+      out.push(`<circle cx="${x}" cy="${y}" r="3.5" fill="${c}"/>`);
+    }
+    const ly = top + 10 + i * 20;
+    out.push(
+      `<line x1="${W - right + 15}" y1="${ly}" x2="${W - right + 35}" y2="${ly}" stroke="${c}" stroke-width="2"/>`,
+    );
+    const label = `${s.name}: slope ${Number.isFinite(s.slope) ? s.slope.toFixed(2) : "–"}`;
+    out.push(`<text x="${W - right + 40}" y="${ly + 4}" font-size="11">${label.replaceAll("&", "&amp;")}</text>`);
+  });
+  out.push("</svg>");
+  return out.join("\n") + "\n";
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const orts = await loadOrt();
+const threads = gemmThreads();
+if (gemmBackend() !== "wasm") note("WebAssembly SIMD is not available: the varc WASM rows show the JS fallback");
+console.log(
+  `varc GEMM: ${gemmBackend()}, ${threads} thread(s); onnxruntime paths: ${
+    orts.map((o) => o.name).join(", ") || "none"
+  }`,
+);
+
+const gemm = await benchGemm(orts, threads);
+const paper = await benchAttention(8, orts, true);
+const official = await benchAttention(64, orts, false);
+
+const md: string[] = ["# CPU benchmark: varc kernels and onnxruntime", "", ...machine(), ""];
+md.push(
+  `Written by \`deno task bench:cpu\` (bench/cpu.ts): one process, paths interleaved within each round, medians. The machine is shared, so compare ratios within a table rather than across runs.`,
+  "",
+);
+md.push("## GEMM, n×n×n, fp32 (GFLOP/s = 2n³/t; % of the 294 GFLOP/s two-core peak)", "");
+md.push(`| n | ${gemm.paths.join(" | ")} | WASM copy in/out |`);
+md.push(`|---|${gemm.paths.map(() => "---").join("|")}|---|`);
+for (const r of gemm.rows) {
+  const cells = gemm.paths.map((p) => {
+    const gf = (2 * r.n ** 3) / r.ms[p]! / 1e6;
+    return `${fmtMs(r.ms[p])} ms, **${gf.toFixed(1)}** (${((100 * gf) / PEAK).toFixed(1)}%)`;
+  });
+  const share = (100 * r.copyMs) / r.ms["varc WASM 1T"]!;
+  md.push(`| ${r.n} | ${cells.join(" | ")} | ${fmtMs(r.copyMs)} ms (${share.toFixed(0)}% of WASM 1T) |`);
+}
+md.push("");
+md.push(`Speed relative to varc JS, and max |error| against float64 on 64 sampled outputs:`, "");
+md.push(`| n | ${gemm.paths.join(" | ")} |`, `|---|${gemm.paths.map(() => "---").join("|")}|`);
+for (const r of gemm.rows) {
+  md.push(
+    `| ${r.n} | ${
+      gemm.paths.map((p) => `${(r.ms["varc JS"]! / r.ms[p]!).toFixed(1)}×, ${r.err[p]!.toExponential(1)}`).join(" | ")
+    } |`,
+  );
+}
+md.push("");
+
+const attnTable = (title: string, res: { cases: AttnCase[]; paths: string[] }, lowrank: boolean) => {
+  md.push(`## ${title}`, "");
+  const base = "varc exact (JS)";
+  md.push(
+    `| schedule | n | L | ${res.paths.map((p) => `${p} ms`).join(" | ")} | ${
+      res.paths.filter((p) => p !== base).map((p) => `JS exact / ${p}`).join(" | ")
+    } | ${res.paths.map((p) => `error ${p}`).join(" | ")}${lowrank ? " | bound 2ε/(1−ε)‖V‖∞" : ""} |`,
+  );
+  const cols = 3 + res.paths.length * 3 - 1 + (lowrank ? 1 : 0);
+  md.push(`|${Array.from({ length: cols }, () => "---").join("|")}|`);
+  for (const c of res.cases) {
+    const ratio = (p: string) =>
+      c.ms[base] !== undefined && c.ms[p] !== undefined ? `${(c.ms[base]! / c.ms[p]!).toFixed(1)}×` : "–";
+    md.push(
+      `| ${c.schedule} | ${c.side} | ${c.L} | ${res.paths.map((p) => fmtMs(c.ms[p])).join(" | ")} | ${
+        res.paths.filter((p) => p !== base).map(ratio).join(" | ")
+      } | ${res.paths.map((p) => c.err[p] === undefined ? "–" : c.err[p]!.toExponential(1)).join(" | ")}${
+        lowrank ? ` | ${c.bound.toExponential(1)}` : ""
+      } |`,
+    );
+  }
+  md.push("");
+};
+attnTable(
+  `Attention, paper regime: 16 heads, head dim 8, β = ${BETA}, ε = ${EPS} (Chebyshev degree ${poly.degree}, rank ${paper.rank})`,
+  paper,
+  true,
+);
+// low-rank against onnxruntime where both ran
+const lr = "varc low-rank (JS)";
+const ortNames = paper.paths.filter((p) => p.startsWith("ORT"));
+if (ortNames.length) {
+  md.push(`Low-rank (JS) against onnxruntime exact (time ratio ORT / low-rank; > 1 means low-rank is faster):`, "");
+  md.push(`| schedule | ${ortNames.join(" | ")} |`, `|---|${ortNames.map(() => "---").join("|")}|`);
+  for (const c of paper.cases) {
+    md.push(
+      `| ${c.schedule} | ${
+        ortNames.map((p) =>
+          c.ms[p] !== undefined && c.ms[lr] !== undefined ? `${(c.ms[p]! / c.ms[lr]!).toFixed(2)}` : "–"
+        )
+          .join(" | ")
+      } |`,
+    );
+  }
+  md.push("");
+}
+attnTable("Attention, official head dim 64: 16 heads, scale 1/√64, exact only", official, false);
+md.push(
+  "Errors are max |out − float64| over 7 sampled query rows per head (including the last query). The bound column is the low-rank guarantee 2ε/(1−ε)·‖V‖∞.",
+  "",
+);
+
+const series: { name: string; points: [number, number][]; slope: number }[] = [];
+for (const [tag, res] of [["d 8", paper], ["d 64", official]] as const) {
+  for (const p of res.paths) {
+    const points = res.cases.filter((c) => c.ms[p] !== undefined).map((c) => [c.side, c.ms[p]!] as [number, number]);
+    if (points.length) series.push({ name: `${p}, ${tag}`, points, slope: points.length >= 2 ? slope(points) : NaN });
+  }
+}
+md.push("## Log-log slopes of time against n", "");
+md.push("| path | n measured | slope |", "|---|---|---|");
+for (const s of series) {
+  md.push(
+    `| ${s.name} | ${s.points.map(([n]) => n).join(", ")} | ${Number.isFinite(s.slope) ? s.slope.toFixed(2) : "–"} |`,
+  );
+}
+md.push("", "![attention scaling](attention_scaling.svg)", "");
+if (notes.length) md.push("## Notes", "", ...notes.map((n) => `- ${n}`), "");
+
+await Deno.writeTextFile(new URL("RESULTS.md", HERE), md.join("\n"));
+await Deno.writeTextFile(new URL("attention_scaling.svg", HERE), svg(series));
+console.log("wrote bench/RESULTS.md and bench/attention_scaling.svg");

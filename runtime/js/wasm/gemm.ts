@@ -1,0 +1,259 @@
+/**
+ * @file Host side of the WebAssembly SIMD128 GEMM: feature detection, one memory per process, the
+ * copy of operands into it, and the optional worker pool that splits large products across cores.
+ *
+ * Operands are copied into the module's memory (rows of a and w padded to a multiple of 4 floats
+ * with zeros), the kernel runs, and the result is copied out; the memory grows as needed and is
+ * kept for later calls. With worker threads (Deno and Node, through `node:worker_threads`, when
+ * SharedArrayBuffer exists) the memory is shared: the caller publishes a job in the control block,
+ * wakes the workers, computes chunks itself, and blocks in `Atomics.wait` until the last chunk is
+ * done, so the call stays synchronous. Workers are unref'd and never keep a process alive.
+ *
+ * Bundled copies of this file (one per compiled model) share one runtime through a global symbol.
+ */
+import { CTL, type GemmConfig, gemmModule } from "./gemm_module.ts";
+
+/** Which GEMM implementation `gemmNT` uses: "auto" (WASM when available and large enough) or "js". */
+export type GemmBackend = "auto" | "js";
+
+/** Products with fewer multiply-adds than this stay in JS (call and copy overhead). */
+export const WASM_MIN_MACS = 1 << 12;
+
+/** Products with at least this many multiply-adds are split across threads. */
+export const PARALLEL_MIN_MACS = 1 << 20;
+
+const PAGE = 65536;
+/** 2 GiB: the memory's maximum (virtual reservation only; it grows on demand). */
+const MAX_PAGES = 32768;
+
+const TILE = { rm: 3, rn: 3, kc: 512, mc: 64 } as const;
+
+interface Runtime {
+  readonly relaxed: boolean;
+  readonly memory: WebAssembly.Memory;
+  readonly gemm: (...args: number[]) => void;
+  readonly run: (() => void) | null;
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  readonly workers: { unref?(): void }[];
+  threads: number;
+  job: number;
+  f32: Float32Array;
+  i32: Int32Array;
+}
+
+interface State {
+  runtime: Runtime | null | undefined;
+  backend: GemmBackend;
+  threads: number | undefined;
+}
+
+const KEY = Symbol.for("varc.wasm.gemm.v1");
+const state: State = ((globalThis as Record<symbol, unknown>)[KEY] ??= {
+  runtime: undefined,
+  backend: "auto",
+  threads: undefined,
+}) as State;
+
+/** Selects the GEMM backend ("js" forces the plain JS kernel, e.g. for tests and benchmarks). */
+export function setGemmBackend(backend: GemmBackend): void {
+  state.backend = backend;
+}
+
+/** The GEMM backend in use: "wasm" only when selected and supported. */
+export function gemmBackend(): "wasm" | "js" {
+  return state.backend === "auto" && init() ? "wasm" : "js";
+}
+
+/**
+ * Threads for large products (the caller plus threads − 1 workers); undefined restores the
+ * default, the number of logical cores (at most 4). 1 disables the workers.
+ */
+export function setGemmThreads(threads: number | undefined): void {
+  state.threads = threads === undefined ? undefined : Math.max(1, Math.floor(threads));
+}
+
+/** Threads a large product would use now (1 without worker support). */
+export function gemmThreads(): number {
+  const rt = init();
+  return rt ? ensureWorkers(rt) : 1;
+}
+
+function config(relaxed: boolean, shared: boolean, initialPages: number): GemmConfig {
+  return { ...TILE, relaxed, shared, initialPages, maximumPages: MAX_PAGES };
+}
+
+// deno-lint-ignore no-explicit-any
+type Any = any;
+
+/** `node:worker_threads` when the host has it (Deno, Node), else null. */
+function workerThreads(): Any {
+  try {
+    return (globalThis as Any).process?.getBuiltinModule?.("node:worker_threads") ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Builds and instantiates the module once; null when WebAssembly SIMD is not available. */
+function init(): Runtime | null {
+  if (state.runtime !== undefined) return state.runtime;
+  state.runtime = null;
+  try {
+    if (typeof WebAssembly !== "object") return null;
+    const shared = typeof SharedArrayBuffer === "function" && workerThreads() !== null;
+    const relaxed = WebAssembly.validate(gemmModule(config(true, shared, 1)));
+    const bytes = gemmModule(config(relaxed, shared, 1));
+    if (!WebAssembly.validate(bytes)) return null;
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared } as WebAssembly.MemoryDescriptor);
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } });
+    const ex = instance.exports as Any;
+    state.runtime = {
+      relaxed,
+      memory,
+      bytes,
+      gemm: ex.gemm,
+      run: ex.run ?? null,
+      workers: [],
+      threads: 1,
+      job: 0,
+      f32: new Float32Array(memory.buffer),
+      i32: new Int32Array(memory.buffer),
+    };
+  } catch {
+    state.runtime = null;
+  }
+  return state.runtime;
+}
+
+/** Worker source: instantiate the same module on the shared memory, then run jobs as they come. */
+const WORKER_SOURCE = `
+const { workerData } = process.getBuiltinModule("node:worker_threads");
+const { bytes, memory } = workerData;
+const { run } = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
+const ctl = new Int32Array(memory.buffer, 0, ${CTL.BYTES / 4});
+let seen = 0;
+for (;;) {
+  Atomics.wait(ctl, ${CTL.SEQ}, seen);
+  seen = Atomics.load(ctl, ${CTL.SEQ});
+  run();
+}
+`;
+
+/** Starts workers up to the requested thread count; returns the threads available. */
+function ensureWorkers(rt: Runtime): number {
+  const want = state.threads ?? Math.min(4, (globalThis as Any).navigator?.hardwareConcurrency ?? 1);
+  if (!rt.run) return 1;
+  while (rt.workers.length < want - 1) {
+    try {
+      const wt = workerThreads();
+      const worker = new wt.Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { bytes: rt.bytes, memory: rt.memory },
+      });
+      worker.unref?.();
+      rt.workers.push(worker);
+    } catch {
+      break;
+    }
+  }
+  rt.threads = Math.min(want, rt.workers.length + 1);
+  return rt.threads;
+}
+
+/** Makes the memory at least `bytes` long; false when it cannot grow that far. */
+function reserve(rt: Runtime, bytes: number): boolean {
+  const have = rt.memory.buffer.byteLength;
+  if (bytes > have) {
+    const pages = Math.ceil((bytes - have) / PAGE);
+    if (have / PAGE + pages > MAX_PAGES) return false;
+    try {
+      rt.memory.grow(pages);
+    } catch {
+      return false;
+    }
+  }
+  if (rt.f32.buffer !== rt.memory.buffer || rt.f32.length * 4 !== rt.memory.buffer.byteLength) {
+    rt.f32 = new Float32Array(rt.memory.buffer);
+    rt.i32 = new Int32Array(rt.memory.buffer);
+  }
+  return true;
+}
+
+/** Copies rows [rows, K] into memory at float index `at` with row stride Kp (zero padding). */
+function copyRows(dst: Float32Array, at: number, src: Float32Array, rows: number, K: number, Kp: number): void {
+  if (K === Kp) return void dst.set(src.subarray(0, rows * K), at);
+  for (let r = 0; r < rows; r++) {
+    dst.set(src.subarray(r * K, r * K + K), at + r * Kp);
+    dst.fill(0, at + r * Kp + K, at + (r + 1) * Kp);
+  }
+}
+
+const align = (bytes: number) => (bytes + 63) & ~63;
+
+/**
+ * out[M, N] = a[M, K] · w[N, K]ᵀ (+ bias) in WebAssembly; false (nothing written) when the WASM
+ * path is off, unavailable or the operands do not fit its memory.
+ */
+export function gemmNTWasm(
+  a: Float32Array,
+  M: number,
+  K: number,
+  w: Float32Array,
+  N: number,
+  bias: Float32Array | null,
+  out: Float32Array,
+): boolean {
+  if (state.backend !== "auto") return false;
+  const rt = init();
+  if (!rt) return false;
+  const Kp = (K + 3) & ~3;
+  const aAt = CTL.BYTES, wAt = align(aAt + M * Kp * 4), bAt = align(wAt + N * Kp * 4);
+  const oAt = align(bAt + N * 4), end = oAt + M * N * 4;
+  if (!reserve(rt, end)) return false;
+  const f32 = rt.f32;
+  copyRows(f32, aAt / 4, a, M, K, Kp);
+  copyRows(f32, wAt / 4, w, N, K, Kp);
+  if (bias) f32.set(bias.subarray(0, N), bAt / 4);
+  const biasAt = bias ? bAt : 0;
+  const macs = M * N * Kp;
+  const threads = macs >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
+  if (threads <= 1) rt.gemm(aAt, wAt, biasAt, oAt, M, N, Kp, 0, M, 0, N);
+  else parallel(rt, threads, aAt, wAt, biasAt, oAt, M, N, Kp);
+  out.set(f32.subarray(oAt / 4, oAt / 4 + M * N));
+  return true;
+}
+
+/**
+ * Publishes one job in the control block and runs it on `threads` threads. Chunks are blocks of
+ * rows (multiples of the tile height) when M allows about 4 per thread, else blocks of columns.
+ */
+function parallel(
+  rt: Runtime,
+  threads: number,
+  aAt: number,
+  wAt: number,
+  biasAt: number,
+  oAt: number,
+  M: number,
+  N: number,
+  Kp: number,
+): void {
+  const want = 4 * threads;
+  let mStep = M, nStep = N;
+  if (M >= want * TILE.rm) mStep = Math.ceil(M / want / TILE.rm) * TILE.rm;
+  else nStep = Math.max(TILE.rn, Math.ceil(N / want / TILE.rn) * TILE.rn);
+  const mCount = Math.ceil(M / mStep), total = mCount * Math.ceil(N / nStep);
+  const ctl = rt.i32;
+  ctl[CTL.A] = aAt, ctl[CTL.W] = wAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
+  ctl[CTL.M] = M, ctl[CTL.N] = N, ctl[CTL.KP] = Kp;
+  ctl[CTL.M_STEP] = mStep, ctl[CTL.N_STEP] = nStep, ctl[CTL.M_COUNT] = mCount, ctl[CTL.TOTAL] = total;
+  Atomics.store(ctl, CTL.DONE, 0);
+  rt.job = (rt.job + 1) & 0x7fff;
+  Atomics.store(ctl, CTL.CLAIM, rt.job << 16);
+  Atomics.add(ctl, CTL.SEQ, 1);
+  Atomics.notify(ctl, CTL.SEQ);
+  rt.run!();
+  for (let done = Atomics.load(ctl, CTL.DONE); done < total; done = Atomics.load(ctl, CTL.DONE)) {
+    Atomics.wait(ctl, CTL.DONE, done);
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * @file The WebAssembly SIMD128 GEMM: out[M, N] = a[M, K] · w[N, K]ᵀ (+ bias), both operands
+ * contiguous along K (rows padded to Kp, a multiple of 4, with zeros).
+ *
+ * Tiles of RM rows × RN columns keep RM·RN f32x4 accumulators over K (one per output, four partial
+ * sums each), so every vector loaded from a feeds RN multiply-adds and every vector of w feeds RM;
+ * the four lanes are summed once per K block. K is cut into blocks of KC (the RN rows of w stay in
+ * L1 while the RM-row tiles of an MC-row block of a stream from L2); partial sums of later K blocks
+ * are added to `out`. Edge tiles use 1-row / 1-column variants.
+ *
+ * `run` is the thread-pool entry: it claims chunks (sub-blocks of the output) from the control
+ * block with compare-and-swap until none are left, so the calling thread and any workers share
+ * one job with dynamic load balancing.
+ */
+import { encodeModule, F32, Fn, I32, V128 } from "./encode.ts";
+
+/** Tile and blocking parameters, and which instructions to use. */
+export interface GemmConfig {
+  /** Rows per register tile. */
+  readonly rm: number;
+  /** Output columns per register tile. */
+  readonly rn: number;
+  /** K block, in floats (a multiple of 4). */
+  readonly kc: number;
+  /** Rows of a per K block pass. */
+  readonly mc: number;
+  /** f32x4.relaxed_madd instead of f32x4.mul + f32x4.add. */
+  readonly relaxed: boolean;
+  /** Import a shared memory (for worker threads) and export `run`. */
+  readonly shared: boolean;
+  /** Memory limits in 64 KiB pages. */
+  readonly initialPages: number;
+  readonly maximumPages: number;
+}
+
+/**
+ * Control block at address 0 (i32 slots): the job `run` executes. Chunk c covers rows
+ * [mi·mStep, +mStep) and columns [ni·nStep, +nStep) with mi = c mod mCount, ni = ⌊c / mCount⌋.
+ */
+export const CTL = {
+  /** Job counter; workers wait on it. */
+  SEQ: 0,
+  /** (job & 0x7fff) << 16 | next unclaimed chunk. */
+  CLAIM: 1,
+  /** Chunks finished; the last one notifies. */
+  DONE: 2,
+  TOTAL: 3,
+  A: 4,
+  W: 5,
+  BIAS: 6,
+  OUT: 7,
+  M: 8,
+  N: 9,
+  KP: 10,
+  M_STEP: 11,
+  N_STEP: 12,
+  M_COUNT: 13,
+  /** Bytes reserved for the control block; data starts here. */
+  BYTES: 256,
+} as const;
+
+/** The micro-kernel (pa, pw, po, pb, klB, kpB, nB, first): one rm × rn tile over one K block. */
+function tile(rm: number, rn: number, relaxed: boolean): Fn {
+  const f = new Fn(`tile_${rm}x${rn}`, 8);
+  const [pa, pw, po, pb, klB, kpB, nB, first] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const k = f.local(I32);
+  const ar = Array.from({ length: rm }, () => f.local(I32));
+  const wc = Array.from({ length: rn }, () => f.local(I32));
+  const acc = Array.from({ length: rm * rn }, () => f.local(V128));
+  const vw = Array.from({ length: rn }, () => f.local(V128));
+  const va = f.local(V128);
+  const base = f.local(F32);
+  ar.forEach((l, r) => f.local_get(pa).local_get(kpB).i32_const(r).i32_mul().i32_add().local_set(l));
+  wc.forEach((l, c) => f.local_get(pw).local_get(kpB).i32_const(c).i32_mul().i32_add().local_set(l));
+  for (const l of acc) f.f32x4_const(0).local_set(l);
+  f.for(k, () => f.i32_const(0), () => f.local_get(klB), 16, () => {
+    wc.forEach((l, c) => f.local_get(l).local_get(k).i32_add().v128_load().local_set(vw[c]!));
+    ar.forEach((l, r) => {
+      f.local_get(l).local_get(k).i32_add().v128_load().local_set(va);
+      for (let c = 0; c < rn; c++) {
+        const s = acc[r * rn + c]!;
+        if (relaxed) f.local_get(va).local_get(vw[c]!).local_get(s).f32x4_relaxed_madd().local_set(s);
+        else f.local_get(s).local_get(va).local_get(vw[c]!).f32x4_mul().f32x4_add().local_set(s);
+      }
+    });
+  });
+  for (let r = 0; r < rm; r++) {
+    for (let c = 0; c < rn; c++) {
+      const addr = () => f.local_get(po).local_get(nB).i32_const(r).i32_mul().i32_add().i32_const(4 * c).i32_add();
+      // base = first ? (pb ? bias[c] : 0) : out[r, c]
+      f.local_get(first).if(
+        () =>
+          f.local_get(pb).if(
+            () => f.local_get(pb).f32_load(4 * c).local_set(base),
+            () => f.f32_const(0).local_set(base),
+          ),
+        () => (addr(), f.f32_load().local_set(base)),
+      );
+      // out[r, c] = base + Σ lanes
+      const s = acc[r * rn + c]!;
+      addr();
+      f.local_get(s).local_get(s).local_get(s).f32x4_shuffle(2, 3, 0, 1).f32x4_add().local_set(s);
+      f.local_get(s).local_get(s).local_get(s).f32x4_shuffle(1, 0, 3, 2).f32x4_add().f32x4_extract_lane(0);
+      f.local_get(base).f32_add().f32_store();
+    }
+  }
+  return f;
+}
+
+/**
+ * gemm(a, w, bias, out, M, N, Kp, m0, m1, n0, n1): rows [m0, m1) × columns [n0, n1) of out. All
+ * pointers are byte addresses; bias = 0 means none. Calls the tiles at indices `tiles`
+ * ([rm×rn, 1×rn, rm×1, 1×1]).
+ */
+function driver(cfg: GemmConfig, tiles: readonly number[]): Fn {
+  const f = new Fn("gemm", 11);
+  const [a, w, bias, out, , N, Kp, m0, m1, n0, n1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const kc0 = f.local(I32), klB = f.local(I32), mb0 = f.local(I32), mbe = f.local(I32);
+  const n = f.local(I32), m = f.local(I32), kpB = f.local(I32), nB = f.local(I32), t = f.local(I32);
+  const { rm, rn, kc, mc } = cfg;
+  f.local_get(Kp).i32_const(4).i32_mul().local_set(kpB);
+  f.local_get(N).i32_const(4).i32_mul().local_set(nB);
+  const minInto = (dst: number, x: () => void, y: () => void) => {
+    x(), f.local_set(t);
+    y(), f.local_set(dst);
+    f.local_get(t).local_get(dst).local_get(t).local_get(dst).i32_lt_s().select().local_set(dst);
+  };
+  const callTile = (index: number) => {
+    f.local_get(a).local_get(m).local_get(kpB).i32_mul().i32_add().local_get(kc0).i32_const(4).i32_mul().i32_add();
+    f.local_get(w).local_get(n).local_get(kpB).i32_mul().i32_add().local_get(kc0).i32_const(4).i32_mul().i32_add();
+    f.local_get(out).local_get(m).local_get(nB).i32_mul().i32_add().local_get(n).i32_const(4).i32_mul().i32_add();
+    // bias ? bias + 4n : 0
+    f.local_get(bias).local_get(n).i32_const(4).i32_mul().i32_add().i32_const(0).local_get(bias).select();
+    f.local_get(klB).local_get(kpB).local_get(nB).local_get(kc0).i32_eqz().call(index);
+  };
+  const rowsOf = (full: number, one: number) => {
+    f.for(m, () => f.local_get(mb0), () => f.local_get(mbe).i32_const(rm - 1).i32_sub(), rm, () => callTile(full));
+    f.for(m, null, () => f.local_get(mbe), 1, () => callTile(one));
+  };
+  f.for(kc0, () => f.i32_const(0), () => f.local_get(Kp), kc, () => {
+    minInto(klB, () => f.i32_const(kc), () => f.local_get(Kp).local_get(kc0).i32_sub());
+    f.local_get(klB).i32_const(4).i32_mul().local_set(klB);
+    f.for(mb0, () => f.local_get(m0), () => f.local_get(m1), mc, () => {
+      minInto(mbe, () => f.local_get(mb0).i32_const(mc).i32_add(), () => f.local_get(m1));
+      f.for(n, () => f.local_get(n0), () => f.local_get(n1).i32_const(rn - 1).i32_sub(), rn, () => {
+        rowsOf(tiles[0]!, tiles[1]!);
+      });
+      f.for(n, null, () => f.local_get(n1), 1, () => rowsOf(tiles[2]!, tiles[3]!));
+    });
+  });
+  return f;
+}
+
+/** run(): claims and computes chunks of the job in the control block until none are left. */
+function runner(gemmIndex: number): Fn {
+  const f = new Fn("run", 0);
+  const c = f.local(I32), idx = f.local(I32), total = f.local(I32), count = f.local(I32);
+  const m0 = f.local(I32), n0 = f.local(I32);
+  const slot = (s: number) => f.i32_const(0).i32_load(4 * s);
+  /** min(start + step, limit): pushes x, y, x, y, (x < y) and selects. */
+  const end = (start: number, step: number, limit: number) => {
+    for (let i = 0; i < 2; i++) f.local_get(start), slot(step), f.i32_add(), slot(limit);
+    f.i32_lt_s().select();
+  };
+  f.block(() =>
+    f.loop(() => {
+      f.i32_const(0).i32_atomic_load(4 * CTL.CLAIM).local_set(c);
+      f.local_get(c).i32_const(0xffff).i32_and().local_set(idx);
+      slot(CTL.TOTAL).local_set(total);
+      f.local_get(idx).local_get(total).i32_ge_s().br_if(1);
+      // claim chunk idx; on a race, read the claim word again
+      f.i32_const(0).local_get(c).local_get(c).i32_const(1).i32_add().i32_atomic_rmw_cmpxchg(4 * CTL.CLAIM);
+      f.local_get(c).i32_ne().br_if(0);
+      slot(CTL.M_COUNT).local_set(count);
+      f.local_get(idx).local_get(count).i32_rem_u();
+      slot(CTL.M_STEP).i32_mul().local_set(m0);
+      f.local_get(idx).local_get(count).i32_div_u();
+      slot(CTL.N_STEP).i32_mul().local_set(n0);
+      slot(CTL.A), slot(CTL.W), slot(CTL.BIAS), slot(CTL.OUT), slot(CTL.M), slot(CTL.N), slot(CTL.KP);
+      f.local_get(m0), end(m0, CTL.M_STEP, CTL.M);
+      f.local_get(n0), end(n0, CTL.N_STEP, CTL.N);
+      f.call(gemmIndex);
+      // done += 1; the last chunk wakes the waiting caller
+      f.i32_const(0).i32_const(1).i32_atomic_rmw_add(4 * CTL.DONE).i32_const(1).i32_add().local_get(total).i32_eq();
+      f.if(() => f.i32_const(4 * CTL.DONE).i32_const(1).memory_atomic_notify().drop());
+      f.br(0);
+    })
+  );
+  return f;
+}
+
+/** The module bytes for one configuration. Exports tile_*, gemm and (shared only) run. */
+export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
+  const { rm, rn, relaxed } = cfg;
+  const fns = [tile(rm, rn, relaxed), tile(1, rn, relaxed), tile(rm, 1, relaxed), tile(1, 1, relaxed)];
+  fns.push(driver(cfg, [0, 1, 2, 3]));
+  if (cfg.shared) fns.push(runner(4));
+  return encodeModule(fns, { initial: cfg.initialPages, maximum: cfg.maximumPages, shared: cfg.shared });
+}

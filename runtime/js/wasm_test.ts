@@ -1,0 +1,198 @@
+/**
+ * @file The WebAssembly SIMD GEMM against a float64 reference (odd and even shapes, with and without
+ * bias, one and two threads), and the forced JS fallback.
+ *
+ * Tolerance per output: the sum is a float32 recursive summation of at most K/4 + 4 terms per lane
+ * plus the lane reduction, K blocks and the bias, so |got − exact| ≤ γ·(Σ_k |a||w| + |b|) with
+ * γ = (K + 8)·u and u = 2⁻²⁴ (a loose form of the standard γ_n bound), plus u·|exact| for the final
+ * rounding of the float64 reference. Attention's GEMM form (used with the WASM GEMM) is checked the
+ * same way: logits within (D + 8)·u·‖q‖‖k‖, so probabilities within a relative 2|s|·that, and the
+ * probability-weighted sum of n values within (n + 8)·u·‖V‖∞ (with slack 2).
+ */
+import assert from "node:assert/strict";
+import {
+  attention,
+  fullKeyRanges,
+  gemmBackend,
+  gemmNT,
+  gemmNTJs,
+  gemmThreads,
+  type KeyRanges,
+  scaleKeyRanges,
+  setGemmBackend,
+  setGemmThreads,
+} from "./kernels.ts";
+import { gemmNTWasm } from "./wasm/gemm.ts";
+import { gemmModule } from "./wasm/gemm_module.ts";
+import { randomF32 } from "../random.ts";
+
+const U = 2 ** -24;
+
+/** Checks out against the float64 product within the derived bound; returns max |error| / bound. */
+function check(
+  what: string,
+  a: Float32Array,
+  M: number,
+  K: number,
+  w: Float32Array,
+  N: number,
+  bias: Float32Array | null,
+  out: Float32Array,
+): number {
+  let worst = 0;
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = bias ? bias[n]! : 0, mag = bias ? Math.abs(bias[n]!) : 0;
+      for (let k = 0; k < K; k++) {
+        const p = a[m * K + k]! * w[n * K + k]!;
+        s += p, mag += Math.abs(p);
+      }
+      const bound = (K + 8) * U * mag + U * Math.abs(s) + 1e-30;
+      const err = Math.abs(out[m * N + n]! - s);
+      if (!(err <= bound)) assert.fail(`${what}: out[${m}, ${n}] = ${out[m * N + n]} vs ${s}, error ${err} > ${bound}`);
+      worst = Math.max(worst, err / bound);
+    }
+  }
+  return worst;
+}
+
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [1, 7, 3],
+  [3, 5, 7],
+  [5, 3, 1],
+  [4, 4, 4],
+  [17, 13, 33],
+  [64, 70, 129],
+  [9, 1030, 514],
+  [130, 257, 515],
+  [256, 96, 1024],
+];
+
+Deno.test("WebAssembly SIMD is available here and selected by default", () => {
+  assert.ok(
+    WebAssembly.validate(
+      gemmModule({ rm: 3, rn: 3, kc: 512, mc: 64, relaxed: false, shared: false, initialPages: 1, maximumPages: 16 }),
+    ),
+  );
+  assert.equal(gemmBackend(), "wasm");
+});
+
+Deno.test("WASM GEMM matches a float64 reference on odd and even shapes, with and without bias", () => {
+  let seed = 10;
+  for (const [M, N, K] of SHAPES) {
+    const a = randomF32(M * K, seed++), w = randomF32(N * K, seed++), b = randomF32(N, seed++);
+    for (const bias of [null, b]) {
+      const out = new Float32Array(M * N).fill(NaN);
+      assert.ok(gemmNTWasm(a, M, K, w, N, bias, out), `WASM path taken for ${M}×${N}×${K}`);
+      check(`${M}×${N}×${K}${bias ? " + bias" : ""}`, a, M, K, w, N, bias, out);
+    }
+  }
+});
+
+Deno.test("WASM GEMM gives the same bits on one thread and on several", () => {
+  const M = 200, N = 301, K = 257;
+  const a = randomF32(M * K, 1), w = randomF32(N * K, 2), b = randomF32(N, 3);
+  const one = new Float32Array(M * N), two = new Float32Array(M * N), cols = new Float32Array(8 * N);
+  try {
+    setGemmThreads(1);
+    assert.equal(gemmThreads(), 1);
+    gemmNT(a, M, K, w, N, b, one);
+    setGemmThreads(2);
+    const threads = gemmThreads();
+    assert.equal(threads, Math.min(2, navigator.hardwareConcurrency), "worker threads start");
+    gemmNT(a, M, K, w, N, b, two);
+    assert.deepEqual(two, one, `${threads} threads`);
+    check("threads", a, M, K, w, N, b, two);
+    // few rows: the job is split by columns
+    gemmNT(a, 8, K, w, N, b, cols);
+    assert.deepEqual(cols, one.subarray(0, 8 * N));
+  } finally {
+    setGemmThreads(undefined);
+  }
+});
+
+Deno.test("forcing the JS fallback", () => {
+  const M = 33, N = 65, K = 130;
+  const a = randomF32(M * K, 4), w = randomF32(N * K, 5), b = randomF32(N, 6);
+  const viaSwitch = new Float32Array(M * N), direct = new Float32Array(M * N);
+  try {
+    setGemmBackend("js");
+    assert.equal(gemmBackend(), "js");
+    assert.equal(gemmNTWasm(a, M, K, w, N, b, viaSwitch), false);
+    gemmNT(a, M, K, w, N, b, viaSwitch);
+  } finally {
+    setGemmBackend("auto");
+  }
+  gemmNTJs(a, M, K, w, N, b, direct);
+  assert.deepEqual(viaSwitch, direct);
+  check("js", a, M, K, w, N, b, direct);
+});
+
+/** float64 attention of one row. */
+function attentionRow(
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
+  qb: number,
+  kb: number,
+  vb: number,
+  D: number,
+  Dv: number,
+  scale: number,
+  lo: number,
+  hi: number,
+): Float64Array {
+  const s = Array.from({ length: hi - lo }, (_, j) => {
+    let x = 0;
+    for (let d = 0; d < D; d++) x += q[qb + d]! * k[kb + (lo + j) * D + d]!;
+    return x * scale;
+  });
+  const max = Math.max(...s), p = s.map((x) => Math.exp(x - max)), sum = p.reduce((a, b) => a + b, 0);
+  const out = new Float64Array(Dv);
+  p.forEach((pj, j) => {
+    for (let d = 0; d < Dv; d++) out[d]! += (pj / sum) * v[vb + (lo + j) * Dv + d]!;
+  });
+  return out;
+}
+
+Deno.test("attention: GEMM form (WASM) and row form (JS) against float64 (block-causal, window, no mask)", () => {
+  const cases: [string, number, number, KeyRanges][] = [
+    ["block-causal", 1041, 1041, scaleKeyRanges([1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 19], Infinity)],
+    ["window 2", 1041, 1041, scaleKeyRanges([1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 19], 2)],
+    ["no mask, Tq ≠ Tk", 37, 1500, fullKeyRanges(37, 1500)],
+  ];
+  for (const [what, Tq, Tk, ranges] of cases) {
+    const BH = 2, D = 24, Dv = 20, scale = 0.7;
+    const q = randomF32(BH * Tq * D, 1), k = randomF32(BH * Tk * D, 2), v = randomF32(BH * Tk * Dv, 3);
+    const wasm = attention(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges);
+    let js: Float32Array;
+    try {
+      setGemmBackend("js");
+      js = attention(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges);
+    } finally {
+      setGemmBackend("auto");
+    }
+    let vmax = 0, qmax = 0, kmax = 0;
+    for (const x of v) vmax = Math.max(vmax, Math.abs(x));
+    const norm = (x: Float32Array, at: number, d: number) => Math.hypot(...x.subarray(at, at + d));
+    for (let r = 0; r < BH * Tq; r++) qmax = Math.max(qmax, norm(q, r * D, D));
+    for (let r = 0; r < BH * Tk; r++) kmax = Math.max(kmax, norm(k, r * D, D));
+    let worst = 0;
+    for (let bh = 0; bh < BH; bh++) {
+      for (let i = 0; i < Tq; i += 7) {
+        const lo = ranges.lo[i]!, hi = ranges.hi[i]!;
+        const ref = attentionRow(q, k, v, (bh * Tq + i) * D, bh * Tk * D, bh * Tk * Dv, D, Dv, scale, lo, hi);
+        const logitErr = (D + 8) * U * qmax * kmax;
+        const bound = 2 * vmax * (2 * Math.abs(scale) * logitErr + (hi - lo + 8) * U) + U * vmax;
+        for (let d = 0; d < Dv; d++) {
+          const o = (bh * Tq + i) * Dv + d;
+          const e = Math.max(Math.abs(wasm[o]! - ref[d]!), Math.abs(js[o]! - ref[d]!));
+          if (!(e <= bound)) assert.fail(`${what}: head ${bh}, query ${i}: error ${e} > ${bound}`);
+          worst = Math.max(worst, e / bound);
+        }
+      }
+    }
+    assert.ok(worst > 0 && worst < 1, `${what}: ${worst}`);
+  }
+});
