@@ -1,10 +1,11 @@
 /**
- * @file The `varc` command line: compile, explain, forward, generate, decode (and --help on each).
+ * @file The `varc` command line: compile, bundle, explain, forward, generate, decode (and --help on each).
  *
  * Errors never print stack traces: spec problems print diagnostics with
  * `file:line:col`; bad files and flags print one message naming the tensor or flag.
  */
 import { parseArgs } from "node:util";
+import { bundleCommand } from "./bundle.ts";
 import { compileCommand } from "./compile.ts";
 import { decodeCommand } from "./decode.ts";
 import { explainCommand } from "./explain.ts";
@@ -15,6 +16,7 @@ import { CompileError } from "../compiler/diagnostics.ts";
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   compile: compileCommand,
+  bundle: bundleCommand,
   explain: explainCommand,
   forward: forwardCommand,
   generate: generateCommand,

@@ -80,15 +80,40 @@ function isCount(x: unknown): x is number {
   return typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
 }
 
-/** Short, bounded rendering of a JSON value for error messages. */
+/**
+ * Short, bounded rendering of a JSON value for error messages: compact JSON, cut at 80 characters.
+ * Only the part that is shown is visited: JSON.stringify of a header value nested millions deep
+ * takes seconds (and String() of one overflows the stack).
+ */
 function show(x: unknown): string {
-  let s: string;
-  try {
-    s = JSON.stringify(x) ?? String(x);
-  } catch {
-    s = String(x);
-  }
-  return s.length > 80 ? s.slice(0, 77) + "..." : s;
+  const limit = 80;
+  let s = "";
+  // Appends the JSON of v; false once there is enough text to cut (so recursion stays shallow).
+  const put = (v: unknown): boolean => {
+    if (Array.isArray(v)) {
+      s += "[";
+      for (let i = 0; i < v.length; i++) {
+        if (i > 0) s += ",";
+        if (s.length > limit || !put(v[i])) return false;
+      }
+      s += "]";
+    } else if (isPlainObject(v)) {
+      s += "{";
+      let first = true;
+      for (const k in v) {
+        s += (first ? "" : ",") + JSON.stringify(k.length > limit ? k.slice(0, limit) : k) + ":";
+        first = false;
+        if (s.length > limit || !put(v[k])) return false;
+      }
+      s += "}";
+    } else {
+      const text = typeof v === "string" && v.length > limit ? JSON.stringify(v.slice(0, limit)) : JSON.stringify(v);
+      s += text ?? String(v);
+    }
+    return s.length <= limit;
+  };
+  put(x);
+  return s.length > limit ? s.slice(0, 77) + "..." : s;
 }
 
 /** Top-level keys of a JSON object text, in order, duplicates included (JSON.parse keeps only the last). Assumes `text` is valid JSON. */

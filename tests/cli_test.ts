@@ -79,7 +79,10 @@ Deno.test("CLI errors exit 1 with a message naming the flag, file or span, never
     [["compile"], /missing <spec.var.ts>/],
     [["compile", "examples/var_tiny_a.var.ts"], /missing --out/],
     [["compile", "examples/var_tiny_a.var.ts", "--out", "x", "--bogus"], /Unknown option '--bogus'/],
-    [["compile", "examples/var_tiny_a.var.ts", "--out", "x", "--target", "metal"], /--target must be "js" or "webgpu"/],
+    [
+      ["compile", "examples/var_tiny_a.var.ts", "--out", "x", "--target", "metal"],
+      /--target must be "js", "webgpu" or "auto"/,
+    ],
     [["compile", "tests/specs/does_not_exist.var.ts", "--out", "x"], /Cannot read spec .*does_not_exist/],
     [
       [...base, "--labels", "3,10", "--tokens", fx("reference.safetensors"), "--out", "x"],

@@ -1,4 +1,7 @@
-/** @file esbuild: bundles a generated module with the runtime files it imports (`varc:*`). */
+/**
+ * @file esbuild: bundles a generated module with the runtime files it imports (`varc:*`). The
+ * resolver and the service handling are shared with the esbuild plugin (`compiler/esbuild_plugin.ts`).
+ */
 import * as esbuild from "esbuild";
 import { fileURLToPath } from "node:url";
 
@@ -11,7 +14,8 @@ const RUNTIME: Readonly<Record<string, string>> = {
   "varc:webgpu-device": fileURLToPath(new URL("../../runtime/webgpu/device.ts", import.meta.url)),
 };
 
-const runtimeResolver: esbuild.Plugin = {
+/** Resolves the `varc:*` specifiers of generated code to the runtime files. */
+export const runtimeResolver: esbuild.Plugin = {
   name: "varc-runtime",
   setup(build) {
     build.onResolve({ filter: /^varc:/ }, (args) => {
@@ -21,10 +25,36 @@ const runtimeResolver: esbuild.Plugin = {
   },
 };
 
+let holds = 0;
+
+/**
+ * Keeps esbuild's service running until the returned function is called. `withEsbuild` stops the
+ * service when its work ends, unless a hold is still open: a spec compiled inside another build
+ * (the esbuild plugin) must not stop the service that build runs on.
+ */
+export function holdEsbuild(): () => void {
+  holds++;
+  let open = true;
+  return () => {
+    if (open) open = false, holds--;
+  };
+}
+
+/** Runs `work` with esbuild, then stops its service (a child process) unless someone still holds it. */
+export async function withEsbuild<T>(work: () => Promise<T>): Promise<T> {
+  const release = holdEsbuild();
+  try {
+    return await work();
+  } finally {
+    release();
+    if (holds === 0) await esbuild.stop();
+  }
+}
+
 /** Bundles TypeScript source into one ES module string. */
 export async function bundleModule(source: string, options: { minify: boolean }): Promise<string> {
-  try {
-    const result = await esbuild.build({
+  const result = await withEsbuild(() =>
+    esbuild.build({
       stdin: { contents: source, loader: "ts", sourcefile: "model.ts", resolveDir: "." },
       bundle: true,
       format: "esm",
@@ -35,9 +65,7 @@ export async function bundleModule(source: string, options: { minify: boolean })
       legalComments: "none",
       plugins: [runtimeResolver],
       logLevel: "silent",
-    });
-    return result.outputFiles[0]!.text;
-  } finally {
-    await esbuild.stop();
-  }
+    })
+  );
+  return result.outputFiles[0]!.text;
 }

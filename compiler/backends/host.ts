@@ -149,7 +149,7 @@ function renderNode(node: Node, module: IrModule, target: HostTarget, hoisted: s
     input: target.input,
   };
   const rule = renderOp[node.op] as (c: RenderCtx<Op>) => string;
-  const where = `${node.span.file}:${node.span.line}`;
+  const where = printable(`${node.span.file}:${node.span.line}`); // goes into a // comment
   const origin = `%${node.id} ${node.op} at ${node.span.file}:${node.span.line}:${node.span.column}`;
   const pre = target.before && node.op !== Op.Param && node.op !== Op.Reshape ? target.before(origin) : "";
   let line = `${pre}let v${node.id} = ${rule(ctx)}; // ${node.op} ${shapeOf(node.type!)} ${where}`;
@@ -191,3 +191,11 @@ export declare const entries: Record<string, (
   device?: unknown,
 ) => { outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> } | Promise<{ outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> }>>;
 `;
+
+/** Text safe inside a // comment: line terminators and other control characters become "?". */
+function printable(text: string): string {
+  return [...text].map((ch) => {
+    const c = ch.codePointAt(0)!;
+    return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029 ? "?" : ch;
+  }).join("");
+}

@@ -54,6 +54,23 @@ export function parseSpec(path: string, text?: string): IrModule {
   }
 }
 
+/** Observers of the files specs read, registered by `trackSpecReads`. */
+const readObservers = new Set<(file: string) => void>();
+
+/**
+ * Runs `work` and calls `onRead` with the absolute path of each file that spec parses started during
+ * `work` read: the spec, then every DSL module it imports (e.g. a bundler's watch list). Parsing is
+ * synchronous, so `work` may be `() => compile(path)`: the spec is read before its first await.
+ */
+export function trackSpecReads<T>(work: () => T, onRead: (file: string) => void): T {
+  readObservers.add(onRead);
+  try {
+    return work();
+  } finally {
+    readObservers.delete(onRead);
+  }
+}
+
 class SpecReader {
   readonly #ev = new Evaluator();
   readonly graph = new GraphBuilder(() => this.#ev.trace());
@@ -86,13 +103,14 @@ class SpecReader {
   }
 
   #parse(file: string, text?: string, from?: SourceSpan): SourceFile {
+    for (const observe of readObservers) observe(file);
     // The spec itself has no importer to point at: its problems are reported at its first line.
-    const at = from ?? spanAt(file, text ?? firstLine(file), 0);
+    const at = () => from ?? spanAt(file, text ?? firstLine(file), 0);
     if (unsafePath(file)) {
       fail(
         "bad-import",
         `Cannot read spec ${quote(file, 400)}: its path contains a control or line-break character`,
-        at,
+        at(),
         [
           { message: "Paths reach comments of the generated code; rename the file" },
         ],
@@ -102,15 +120,15 @@ class SpecReader {
     if (source === undefined) {
       try {
         const size = Deno.statSync(file).size;
-        if (size > MAX_SPEC_BYTES) tooLarge(file, size, at);
+        if (size > MAX_SPEC_BYTES) tooLarge(file, size, at());
         source = Deno.readTextFileSync(file);
       } catch (e) {
         if (e instanceof SpecError) throw e;
-        throw new SpecError([error("cannot-read", `Cannot read spec ${file}: ${(e as Error).message}`, at)]);
+        throw new SpecError([error("cannot-read", `Cannot read spec ${file}: ${(e as Error).message}`, at())]);
       }
     } else if (source.length > MAX_SPEC_BYTES / 3) {
       const size = utf8Length(source);
-      if (size > MAX_SPEC_BYTES) tooLarge(file, size, at);
+      if (size > MAX_SPEC_BYTES) tooLarge(file, size, at());
     }
     this.#texts.set(file, source);
     const sf = this.#project.createSourceFile(file, source, { overwrite: true });

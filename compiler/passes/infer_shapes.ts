@@ -72,7 +72,7 @@ export const shapeRules: { readonly [O in Op]: ShapeRule<O> } = {
   },
   [Op.Permute]: (p, [x]) => {
     const r = x!.shape.length;
-    const ok = p.perm.length === r && [...p.perm].sort().every((a, i) => a === i);
+    const ok = p.perm.length === r && [...p.perm].sort((a, b) => a - b).every((a, i) => a === i);
     if (!ok) throw new ShapeError(`Cannot permute rank-${r} tensor ${fmt(x!.shape)} by ${fmt(p.perm)}`);
     return { dtype: x!.dtype, shape: p.perm.map((a) => x!.shape[a]!) };
   },
@@ -128,6 +128,14 @@ export const shapeRules: { readonly [O in Op]: ShapeRule<O> } = {
     expectRank("conv2d weight", w!, 4);
     const [bx, ci, h, wd] = x!.shape as [Dim, number, number, number];
     const [co, wci, kh, kw] = w!.shape as [number, number, number, number];
+    if ([ci, h, wd].includes("B" as never)) {
+      throw new ShapeError(`Conv2d input ${fmt(x!.shape)} may hold B only in axis 0`);
+    }
+    if (h + 2 * p.padding < kh || wd + 2 * p.padding < kw) {
+      throw new ShapeError(
+        `Cannot convolve ${h}×${wd} (padding ${p.padding}) with a ${kh}×${kw} kernel: the kernel is larger than the padded input`,
+      );
+    }
     if (ci !== wci) {
       throw new ShapeError(`Cannot convolve ${ci} channels with weight ${fmt(w!.shape)} expecting ${wci}`);
     }
@@ -141,6 +149,9 @@ export const shapeRules: { readonly [O in Op]: ShapeRule<O> } = {
   [Op.Upsample]: (p, [x]) => {
     expectRank("upsample input", x!, 4);
     const [b, c, h, w] = x!.shape as [Dim, number, number, number];
+    if ([c, h, w].includes("B" as never)) {
+      throw new ShapeError(`Upsample input ${fmt(x!.shape)} may hold B only in axis 0`);
+    }
     return f32([b, c, h * p.factor, w * p.factor]);
   },
 };

@@ -90,6 +90,11 @@ export const planMemory: Pass = {
         ));
       }
     }
+    if ("memory" in module.meta) {
+      ctx.report(nodeError("reserved-meta", `Model metadata key "memory" is reserved for the compiler's memory plan`, {
+        span: module.span,
+      }, [{ message: "Rename that meta field" }]));
+    }
     const memory = Object.fromEntries(
       Object.keys(module.entries).map((e) => {
         const m = entryMemory(module, e);

@@ -26,7 +26,7 @@ export function bindInputs(
 ): { B: number; input: (name: string) => Float32Array | Int32Array } {
   let B: number | undefined;
   for (const spec of specs) {
-    const t = inputs[spec.name];
+    const t = Object.hasOwn(inputs, spec.name) ? inputs[spec.name] : undefined;
     if (!t) {
       throw new InputError(`${entry}: missing input "${spec.name}": expected ${spec.dtype}[${spec.shape.join(", ")}]`);
     }

@@ -10,6 +10,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { ts } from "ts-morph";
 import { CompileError, type Diagnostic, formatDiagnostics, type SourceSpan } from "../../compiler/diagnostics.ts";
 import { parseSpec } from "../../compiler/dsl/mod.ts";
+import { compile } from "../../compiler/mod.ts";
 import type { IrModule, MetaValue } from "../../compiler/ir/node.ts";
 import { resolveOptions } from "../../compiler/options.ts";
 import { runPipeline } from "../../compiler/pass.ts";
@@ -41,7 +42,11 @@ export interface SpecMutant {
   readonly bytes?: Uint8Array;
   /** Written to a temporary file and read from disk (size limit, decoding) instead of passed as text. */
   readonly onDisk: boolean;
+  /** The temporary file's name when on disk (sometimes hostile: quotes, line separators). */
+  readonly diskName?: string;
   readonly lower: boolean;
+  /** Also generate code (JS backend) when lowering succeeds, and check the generated source. */
+  readonly emit: boolean;
 }
 
 /** Seeds and scratch space of the spec fuzzer. */
@@ -732,6 +737,19 @@ const MUTATORS: readonly (readonly [number, string, Mutator])[] = [
   }],
 ];
 
+/** File names for on-disk mutants that must not break generated code (spans name their file in comments). */
+const HOSTILE_FILE_NAMES = [
+  "x\u2028globalThis.pwned=1;var q=0?q.var.ts",
+  "x\u2029y.var.ts",
+  "x\ny.var.ts",
+  "x\ry.var.ts",
+  "x*y.var.ts",
+  'x"y.var.ts',
+  "x`${y}.var.ts",
+  "x\u202ey.var.ts",
+  "🦕.var.ts",
+];
+
 /** Mutation classes, for reports. */
 export const SPEC_CLASSES = [...MUTATORS.map(([, name]) => name), "huge-file", "random-bytes"];
 
@@ -739,11 +757,13 @@ export const SPEC_CLASSES = [...MUTATORS.map(([, name]) => name), "huge-file", "
 export function makeSpecMutant(corpus: SpecCorpus, rng: Rng): SpecMutant {
   const seed = rng.weighted(corpus.seeds.map((s) => [s.weight, s] as const));
   const lower = rng.chance(seed.lowerRate);
+  const emit = lower && rng.chance(0.3);
   const cls = rng.weighted<string>([...MUTATORS.map(([w, name]) => [w, name] as const), [1.5, "huge-file"], [
     2.5,
     "random-bytes",
   ]]);
-  const base = { cls, seed: seed.name, path: seed.path, lower };
+  const diskName = rng.chance(0.1) ? rng.pick(HOSTILE_FILE_NAMES) : undefined;
+  const base = { cls, seed: seed.name, path: seed.path, lower, emit, ...(diskName ? { diskName } : {}) };
   if (cls === "huge-file") return { ...base, ...hugeFile(seed, rng) };
   if (cls === "random-bytes") return { ...base, ...randomBytes(seed, rng) };
   const mutate = MUTATORS.find(([, name]) => name === cls)![2];
@@ -922,14 +942,37 @@ export interface SpecVerdict {
   readonly detail: string;
 }
 
+/** Characters that would end a `//` comment or a line of generated code without being a plain "\n". */
+const LINE_BREAKS = /[\r\u2028\u2029]/;
+
+/** What is wrong with generated source: a syntax error, or a line break other than "\n" outside string literals. */
+function badSource(source: string): string | undefined {
+  const sf = ts.createSourceFile("model.ts", source, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const syntax = (sf as unknown as { parseDiagnostics?: ts.Diagnostic[] }).parseDiagnostics ?? [];
+  if (syntax.length > 0) {
+    return `generated source does not parse: ${ts.flattenDiagnosticMessageText(syntax[0]!.messageText, " ")}`;
+  }
+  const sc = ts.createScanner(ts.ScriptTarget.Latest, false, ts.LanguageVariant.Standard, source);
+  for (let k = sc.scan(); k !== ts.SyntaxKind.EndOfFileToken; k = sc.scan()) {
+    if (k === ts.SyntaxKind.StringLiteral || k === ts.SyntaxKind.NoSubstitutionTemplateLiteral) continue;
+    const text = sc.getTokenText();
+    if (LINE_BREAKS.test(text) && !(k === ts.SyntaxKind.NewLineTrivia && text === "\r\n")) {
+      return `generated source has a raw ${JSON.stringify(text.match(LINE_BREAKS)![0])} in ${
+        ts.SyntaxKind[k]
+      } at ${sc.getTokenStart()}: ${JSON.stringify(text.slice(0, 80))}`;
+    }
+  }
+  return undefined;
+}
+
 /** Runs one mutant through the front end (and the pipeline when `lower`) and judges the result. */
-export function runSpecMutant(m: SpecMutant, corpus: SpecCorpus, index: number): SpecVerdict {
+export async function runSpecMutant(m: SpecMutant, corpus: SpecCorpus, index: number): Promise<SpecVerdict> {
   let path = m.path;
   let text = m.text;
   let written: string | undefined;
   if (m.onDisk) {
     Deno.mkdirSync(corpus.tmpDir, { recursive: true });
-    written = join(corpus.tmpDir, `case_${index}_${m.path.split("/").at(-1)}`);
+    written = join(corpus.tmpDir, `case_${index}_${m.diskName ?? m.path.split("/").at(-1)}`);
     if (m.bytes) {
       Deno.writeFileSync(written, m.bytes);
     } else {
@@ -951,7 +994,11 @@ export function runSpecMutant(m: SpecMutant, corpus: SpecCorpus, index: number):
     if (!m.lower) return { outcome: "ok", detail: "parsed" };
     const lowered = runPipeline(module, defaultPipeline, resolveOptions({}));
     const shapes = badShapes(lowered);
-    return shapes ? { outcome: "suspect", detail: shapes } : { outcome: "ok", detail: "lowered" };
+    if (shapes) return { outcome: "suspect", detail: shapes };
+    if (!m.emit) return { outcome: "ok", detail: "lowered" };
+    const compiled = await compile(path, { minify: false }, m.onDisk ? {} : { text });
+    const source = badSource(compiled.emitted.source);
+    return source ? { outcome: "failure", detail: source } : { outcome: "ok", detail: "emitted" };
   } catch (e) {
     if (!(e instanceof CompileError)) return { outcome: "failure", detail: describeError(e) };
     if (e.diagnostics.length === 0) return { outcome: "failure", detail: "CompileError without diagnostics" };

@@ -11,7 +11,7 @@ const scope = globalThis as unknown as Scope;
 let ctx: FuzzContext | undefined;
 let outDir = "out/fuzz";
 
-scope.onmessage = (e: MessageEvent) => {
+scope.onmessage = async (e: MessageEvent) => {
   const msg = e.data;
   if (msg.type === "init") {
     Object.assign(LIMITS, msg.limits);
@@ -19,6 +19,6 @@ scope.onmessage = (e: MessageEvent) => {
     ctx = new FuzzContext(msg.seed, msg.tmpDir);
     scope.postMessage({ type: "ready" });
   } else if (msg.type === "run") {
-    scope.postMessage(ctx!.run(msg.kind, msg.index, msg.timeoutMs, outDir));
+    scope.postMessage(await ctx!.run(msg.kind, msg.index, msg.timeoutMs, outDir));
   }
 };

@@ -1,0 +1,482 @@
+/**
+ * @file esbuild plugin: `import model from "./model.var.ts"` compiles the spec at bundle time. The
+ * imported module holds the generated kernels and a small loader API (`load`, `generate`, …; see
+ * {@link CompiledModel}); `bundleSpec` (used by `varc bundle`) makes one self-contained ES module of it.
+ *
+ * ```ts
+ * import * as esbuild from "esbuild";
+ * import { varcPlugin } from "./compiler/esbuild_plugin.ts";
+ *
+ * await esbuild.build({
+ *   entryPoints: ["app.ts"], bundle: true, format: "esm", outfile: "out/app.js",
+ *   plugins: [varcPlugin({ target: "webgpu" })],
+ * });
+ * await esbuild.stop();
+ * ```
+ *
+ * In the app, `import spec from "./model.var.ts"` (or `"./model.var.ts?target=js"` to pick the target
+ * per import). TypeScript itself sees the spec's DSL value there, so cast it:
+ * `const model = spec as unknown as CompiledModel`. Compile diagnostics become esbuild errors at the
+ * spec's file:line:column; the spec and every DSL module it imports are watch files.
+ * @module
+ */
+import * as esbuild from "esbuild";
+import { isAbsolute, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Generation, GenerateOptions } from "../runtime/generate.ts";
+import type { HostTensor, LoadedModel, ModelModule } from "../runtime/mod.ts";
+import { holdEsbuild, runtimeResolver, withEsbuild } from "./backends/bundle.ts";
+import { DTS } from "./backends/host.ts";
+import type { Note, SourceSpan } from "./diagnostics.ts";
+import { trackSpecReads } from "./dsl/mod.ts";
+import { compile, CompileError, type Compiled, type CompileReport, type Plugin } from "./mod.ts";
+import type { CompileOptions } from "./options.ts";
+
+/** Targets a spec import can be compiled for. */
+export type BundleTarget = "js" | "webgpu";
+
+/** Options of {@link varcPlugin}: the compile options (lowering flags) plus plugin settings. */
+export interface VarcPluginOptions extends Partial<Omit<CompileOptions, "target" | "minify">> {
+  /** Target of spec imports without a `?target=` query (default "js"). */
+  readonly target?: BundleTarget;
+  /** Compiler plugins (extra passes or backends). */
+  readonly plugins?: readonly Plugin[];
+  /** Called after each compile of a spec, with its result or its error. */
+  readonly onCompile?: (event: CompileEvent) => void;
+}
+
+/** One compile of a spec by the plugin. */
+export interface CompileEvent {
+  /** The spec path, relative to the working directory when inside it. */
+  readonly spec: string;
+  readonly target: BundleTarget;
+  readonly ms: number;
+  /** Whether the result came from the plugin's cache (no watched file changed). */
+  readonly cached: boolean;
+  readonly compiled?: Compiled;
+  readonly error?: unknown;
+}
+
+/** Checkpoint bytes, or a URL to fetch them from (`fetch`: http(s) in a page, also file: in Deno). */
+export type WeightSource = Uint8Array | ArrayBuffer | string | URL;
+
+/** Options of `load`. */
+export interface LoadOptions {
+  /** Only bind the tensors these entries read (e.g. `["decode"]` needs no VAR checkpoint). */
+  readonly entries?: readonly string[];
+  /** Download progress of each fetched checkpoint (total: the Content-Length, when sent). */
+  readonly onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
+}
+
+/** An image as `ImageData` wants it: RGBA bytes, row-major. */
+export interface RgbaImage {
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8ClampedArray<ArrayBuffer>;
+}
+
+/**
+ * What a compiled spec module exports (the named exports, and the same as its default export):
+ * the generated `info` and `entries` (plus `Gpu` on webgpu, `guardStats` on js), the compile
+ * `report`, and the loader helpers bundled from `runtime/`.
+ */
+export interface CompiledModel extends ModelModule {
+  /** The compile report: node count, parameters, pass timings, and a row per attention block. */
+  readonly report: CompileReport;
+  /** Reads the checkpoints (bytes, or URLs fetched with progress) and binds them to this model. */
+  load(weights: { var?: WeightSource; vae?: WeightSource }, options?: LoadOptions): Promise<LoadedModel>;
+  /** `runtime/generate.ts`: next-scale generation with CFG, top-k/top-p, then the decoder. */
+  generate(model: LoadedModel, options: GenerateOptions): Promise<Generation>;
+  /** Fetches a URL into one buffer, reporting progress as the body streams in. */
+  fetchBytes(url: string | URL, onProgress?: (loaded: number, total?: number) => void): Promise<Uint8Array>;
+  /** Image `index` of img [B, 3, H, W] in [0, 1] as RGBA bytes, rounded as `toPng` does. */
+  toRgba(img: HostTensor, index?: number): RgbaImage;
+}
+
+const SPEC_FILTER = /\.var\.ts(\?[^/\\]*)?$/;
+const SPEC_NS = "varc-spec";
+const MODEL_NS = "varc-model";
+const APP_NS = "varc-app";
+const RUNTIME_DIR = fileURLToPath(new URL("../runtime/", import.meta.url));
+
+/** A compile result with the contents of every file it read, to reuse while none changes. */
+interface CacheEntry {
+  readonly files: ReadonlyMap<string, string | undefined>;
+  readonly compiled?: Compiled;
+  readonly error?: unknown;
+}
+
+/** The esbuild plugin: spec imports (`*.var.ts`, optionally `?target=js|webgpu`) become compiled models. */
+export function varcPlugin(options: VarcPluginOptions = {}): esbuild.Plugin {
+  const { target: defaultTarget = "js", plugins, onCompile, ...compileOptions } = options;
+  checkTarget(defaultTarget, "varcPlugin option target");
+  const cache = new Map<string, CacheEntry>();
+
+  async function compiled(file: string, target: BundleTarget): Promise<CacheEntry> {
+    const key = `${target}:${file}`;
+    const hit = cache.get(key);
+    const spec = displayPath(file);
+    if (hit && [...hit.files].every(([f, text]) => readText(f) === text)) {
+      onCompile?.({ spec, target, ms: 0, cached: true, compiled: hit.compiled, error: hit.error });
+      return hit;
+    }
+    const files = new Map<string, string | undefined>();
+    const t0 = performance.now();
+    let entry: CacheEntry;
+    const release = holdEsbuild(); // compile bundles too: it must not stop the service this build runs on
+    try {
+      // The front end reads the spec and its imports before compile's first await.
+      const pending = trackSpecReads(
+        () => compile(spec, { ...compileOptions, target, minify: false }, { plugins }),
+        (f) => files.set(f, readText(f)),
+      );
+      entry = { files, compiled: await pending };
+    } catch (error) {
+      entry = { files, error };
+    } finally {
+      release();
+    }
+    if (!files.has(file)) files.set(file, readText(file));
+    cache.set(key, entry);
+    onCompile?.({ spec, target, ms: performance.now() - t0, cached: false, ...entry });
+    return entry;
+  }
+
+  return {
+    name: "varc",
+    setup(build) {
+      build.onResolve({ filter: SPEC_FILTER }, (args) => {
+        const [path, query = ""] = splitQuery(args.path);
+        if (!path.startsWith(".") && !isAbsolute(path)) return undefined; // bare specifiers: not ours
+        let target: BundleTarget;
+        try {
+          target = queryTarget(query, defaultTarget);
+        } catch (e) {
+          return { errors: [{ text: (e as Error).message }] };
+        }
+        return { path: `${resolve(args.resolveDir, path)}?target=${target}`, namespace: SPEC_NS };
+      });
+      build.onResolve({ filter: /^varc-model:/ }, (args) => ({ path: args.path.slice(11), namespace: MODEL_NS }));
+      build.onResolve({ filter: /^varc:app$/ }, () => ({ path: "app", namespace: APP_NS }));
+      runtimeResolver.setup(build); // varc:kernels, varc:exec, … (as in compiler/backends/bundle.ts)
+
+      // The spec module: the loader API around its generated model module.
+      build.onLoad({ filter: /.*/, namespace: SPEC_NS }, async (args) => {
+        const [file, query = ""] = splitQuery(args.path);
+        const target = queryTarget(query, defaultTarget);
+        const entry = await compiled(file, target);
+        const watchFiles = [...entry.files.keys()];
+        if (!entry.compiled) return { errors: messages(entry.error), watchFiles };
+        return { contents: wrapper(`${target}:${file}`, entry.compiled), loader: "ts", watchFiles };
+      });
+      // The generated module itself (TypeScript importing varc:* runtime files).
+      build.onLoad({ filter: /.*/, namespace: MODEL_NS }, async (args) => {
+        const at = args.path.indexOf(":"); // "<target>:<absolute spec path>", compiled by the spec's onLoad
+        const entry = cache.get(args.path) ??
+          await compiled(args.path.slice(at + 1), args.path.slice(0, at) as BundleTarget);
+        if (!entry.compiled) return { errors: messages(entry.error) };
+        return { contents: entry.compiled.emitted.source, loader: "ts", resolveDir: RUNTIME_DIR };
+      });
+      build.onLoad({ filter: /.*/, namespace: APP_NS }, () => ({
+        contents: APP_SOURCE,
+        loader: "ts",
+        resolveDir: RUNTIME_DIR,
+      }));
+    },
+  };
+}
+
+/** Options of {@link bundleSpec}. */
+export interface BundleSpecOptions extends VarcPluginOptions {
+  /** Minify the module (default true). */
+  readonly minify?: boolean;
+}
+
+/** A self-contained model module: `code` (ES module) and its declarations `dts`. */
+export interface SpecBundle {
+  readonly code: string;
+  readonly dts: string;
+  readonly compiled: Compiled;
+}
+
+/**
+ * One ES module for a spec (generated kernels, runtime and loader API; the exports of
+ * {@link CompiledModel}) with its `.d.ts`. Loads in Deno and in browsers. `dtsFile` is the name the
+ * module's `@ts-self-types` comment points at (default "model.d.ts"). Throws CompileError on a bad spec.
+ */
+export async function bundleSpec(
+  spec: string,
+  options: BundleSpecOptions = {},
+  dtsFile = "model.d.ts",
+): Promise<SpecBundle> {
+  const { minify = true, onCompile, ...pluginOptions } = options;
+  let last: CompileEvent | undefined;
+  const plugin = varcPlugin({
+    ...pluginOptions,
+    onCompile: (e) => {
+      last = e;
+      onCompile?.(e);
+    },
+  });
+  const target = options.target ?? "js";
+  const file = JSON.stringify(resolve(spec));
+  let result: esbuild.BuildResult<{ write: false }>;
+  try {
+    result = await withEsbuild(() =>
+      esbuild.build({
+        stdin: { contents: `export * from ${file};\nexport { default } from ${file};\n`, loader: "js" },
+        bundle: true,
+        format: "esm",
+        platform: "neutral",
+        target: "es2022",
+        write: false,
+        minify,
+        legalComments: "none",
+        banner: { js: `// @ts-self-types="./${dtsFile}"` },
+        plugins: [plugin],
+        logLevel: "silent",
+      })
+    );
+  } catch (e) {
+    if (last?.error instanceof CompileError) throw last.error;
+    throw e;
+  }
+  return { code: result.outputFiles[0]!.text, dts: bundleDts(target), compiled: last!.compiled! };
+}
+
+/** The spec module's source: re-exports of the generated module, the report and the loader API. */
+function wrapper(modelKey: string, compiled: Compiled): string {
+  const model = JSON.stringify(`varc-model:${modelKey}`);
+  return `import * as model from ${model};
+import * as app from "varc:app";
+export * from ${model};
+export { fetchBytes, generate, toRgba } from "varc:app";
+export const report = ${literal(compiled.report)};
+export function load(weights: app.Weights, options?: app.LoadOptions) {
+  return app.load(model as never, weights, options);
+}
+export default { ...model, report, load, generate: app.generate, fetchBytes: app.fetchBytes, toRgba: app.toRgba };
+`;
+}
+
+/**
+ * The loader helpers every compiled spec module imports as `varc:app` (resolved in `runtime/`):
+ * checkpoint bytes from URLs with streamed progress, binding, generation, and RGBA conversion.
+ */
+const APP_SOURCE = `import { bindModel, type HostTensor, type LoadedModel, type ModelModule } from "./mod.ts";
+import { parseSafetensors, type SafetensorsFile } from "./safetensors.ts";
+export { generate } from "./generate.ts";
+
+export type WeightSource = Uint8Array | ArrayBuffer | string | URL;
+export type Weights = { var?: WeightSource; vae?: WeightSource };
+export interface LoadOptions {
+  entries?: readonly string[];
+  onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
+}
+
+export async function fetchBytes(
+  url: string | URL,
+  onProgress?: (loaded: number, total?: number) => void,
+): Promise<Uint8Array> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(\`\${url}: HTTP \${response.status} \${response.statusText}\`);
+  const length = Number(response.headers.get("content-length"));
+  const total = Number.isSafeInteger(length) && length > 0 ? length : undefined;
+  if (!response.body) {
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    onProgress?.(bytes.length, total);
+    return bytes;
+  }
+  const reader = response.body.getReader();
+  let buffer = new Uint8Array(total ?? 1 << 20), loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (loaded + value.length > buffer.length) {
+      const grown = new Uint8Array(Math.max(2 * buffer.length, loaded + value.length));
+      grown.set(buffer.subarray(0, loaded));
+      buffer = grown;
+    }
+    buffer.set(value, loaded);
+    loaded += value.length;
+    onProgress?.(loaded, total);
+  }
+  return loaded === buffer.length ? buffer : buffer.slice(0, loaded);
+}
+
+export async function load(module: ModelModule, weights: Weights, options: LoadOptions = {}): Promise<LoadedModel> {
+  const files: Partial<Record<"var" | "vae", SafetensorsFile>> = {};
+  await Promise.all((["var", "vae"] as const).map(async (which) => {
+    const source = weights[which];
+    if (source === undefined) return;
+    const progress = (loaded: number, total?: number) => options.onProgress?.({ file: which, loaded, total });
+    const bytes = source instanceof Uint8Array
+      ? source
+      : source instanceof ArrayBuffer
+      ? new Uint8Array(source)
+      : await fetchBytes(source, progress);
+    const name = typeof source === "string" || source instanceof URL ? String(source) : \`\${which} checkpoint\`;
+    files[which] = parseSafetensors(bytes, name);
+  }));
+  return bindModel(module, files, options.entries);
+}
+
+export function toRgba(img: HostTensor, index = 0): { width: number; height: number; data: Uint8ClampedArray } {
+  const [, c, height, width] = img.shape as [number, number, number, number];
+  if (c !== 3) throw new RangeError(\`Expected 3 colour channels, got \${c}\`);
+  const plane = height * width, base = index * 3 * plane;
+  const data = new Uint8ClampedArray(plane * 4);
+  for (let p = 0; p < plane; p++) {
+    for (let ch = 0; ch < 3; ch++) {
+      data[p * 4 + ch] = Math.round(Math.min(1, Math.max(0, img.data[base + ch * plane + p]!)) * 255);
+    }
+    data[p * 4 + 3] = 255;
+  }
+  return { width, height, data };
+}
+`;
+
+/** Declarations of a `bundleSpec` module (the generated module's, then the loader API's). */
+export function bundleDts(target: BundleTarget): string {
+  const device = target === "webgpu"
+    ? `/** The WebGPU device class (\`runtime/webgpu/device.ts\`); \`load\` creates one on first use. */
+export declare const Gpu: { create(): Promise<{ readonly info: string }> };`
+    : `/** Low-rank guard counters: heads checked, heads that fell back to exact attention. */
+export declare const guardStats: { readonly checks: number; readonly fallbacks: number };`;
+  return `${DTS}${device}
+/** The compile report: node count, parameters, pass timings, and per attention block its bound and decision. */
+export declare const report: {
+  name: string;
+  spec: string;
+  target: string;
+  nodes: number;
+  parameters: { var: number; vae: number };
+  tensors: { var: number; vae: number };
+  passes: { name: string; ms: number }[];
+  attention: ({ block: string; decision: "exact" | "lowrank"; R: number; beta: number[]; reason: string } & Record<string, unknown>)[];
+};
+/** Checkpoint bytes, or a URL to fetch them from. */
+export type WeightSource = Uint8Array | ArrayBuffer | string | URL;
+export interface LoadOptions {
+  /** Only bind the tensors these entries read. */
+  entries?: readonly string[];
+  /** Download progress of each fetched checkpoint. */
+  onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
+}
+type EntryResult = { outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> };
+/** The model with its checkpoints bound. */
+export interface LoadedModel {
+  readonly module: unknown;
+  run(entry: string, inputs: Readonly<Record<string, HostTensor>>, options?: { taps?: readonly string[] }): EntryResult | Promise<EntryResult>;
+  guardStats(): Promise<{ checks: number; fallbacks: number }>;
+  /** The WebGPU adapter ("" on the js target). */
+  device(): Promise<string>;
+}
+/** Reads the checkpoints (bytes, or URLs fetched with progress) and binds them to this model. */
+export declare function load(weights: { var?: WeightSource; vae?: WeightSource }, options?: LoadOptions): Promise<LoadedModel>;
+export interface GenerateOptions {
+  labels: readonly number[];
+  cfg: number;
+  /** 0 disables top-k. */
+  topK: number;
+  /** 0 disables top-p. */
+  topP: number;
+  seed: number;
+  /** Called after each scale with its index and the milliseconds it took. */
+  onScale?: (s: number, scales: number, ms: number) => void;
+}
+export interface Generation {
+  /** [B, L] tokens, scales concatenated. */
+  idx: Int32Array;
+  /** [B, Cvae, n, n] */
+  fhat: HostTensor;
+  /** [B, 3, H, W] in [0, 1] */
+  img: HostTensor;
+  timings: { transformer: number; sampling: number; fhat: number; decode: number };
+}
+/** Next-scale generation (CFG, top-k/top-p from a seeded generator), then the decoder. */
+export declare function generate(model: LoadedModel, options: GenerateOptions): Promise<Generation>;
+/** Fetches a URL into one buffer, reporting progress as the body streams in. */
+export declare function fetchBytes(url: string | URL, onProgress?: (loaded: number, total?: number) => void): Promise<Uint8Array>;
+/** Image \`index\` of img [B, 3, H, W] in [0, 1] as RGBA bytes (for ImageData). */
+export declare function toRgba(img: HostTensor, index?: number): { width: number; height: number; data: Uint8ClampedArray };
+declare const model: {
+  info: typeof info;
+  entries: typeof entries;
+  report: typeof report;
+  load: typeof load;
+  generate: typeof generate;
+  fetchBytes: typeof fetchBytes;
+  toRgba: typeof toRgba;
+};
+export default model;
+`;
+}
+
+/** Compile errors as esbuild messages, located in the spec (esbuild columns and lengths count UTF-8 bytes). */
+function messages(e: unknown): esbuild.PartialMessage[] {
+  if (!(e instanceof CompileError)) return [{ text: e instanceof Error ? `${e.name}: ${e.message}` : String(e) }];
+  return e.diagnostics.map((d) => ({
+    id: d.id,
+    text: `${d.message} [${d.id}]`,
+    location: location(d.span),
+    notes: d.notes.map((n: Note) => ({ text: n.message, location: location(n.span) })),
+  }));
+}
+
+function location(span: SourceSpan | undefined): Partial<esbuild.Location> | null {
+  if (!span) return null;
+  const start = span.column - 1;
+  return {
+    file: displayPath(span.file),
+    namespace: "file",
+    line: span.line,
+    column: utf8Length(span.lineText.slice(0, start)),
+    length: utf8Length(span.lineText.slice(start, start + span.length)),
+    lineText: span.lineText,
+  };
+}
+
+/** A path relative to the working directory when it is inside it (as esbuild prints paths). */
+function displayPath(file: string): string {
+  const rel = relative(Deno.cwd(), file);
+  return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel.replaceAll("\\", "/") : file;
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** "path?query" -> [path, query]; the query is after the last "?". */
+function splitQuery(path: string): [string, string?] {
+  const at = path.lastIndexOf("?");
+  return at < 0 ? [path] : [path.slice(0, at), path.slice(at + 1)];
+}
+
+function queryTarget(query: string, fallback: BundleTarget): BundleTarget {
+  if (query === "") return fallback;
+  const params = new URLSearchParams(query);
+  for (const key of params.keys()) {
+    if (key !== "target") throw new TypeError(`Unknown query "${key}" on a spec import (only ?target=js|webgpu)`);
+  }
+  return checkTarget(params.get("target") ?? fallback, "?target=");
+}
+
+function checkTarget(t: string, what: string): BundleTarget {
+  if (t !== "js" && t !== "webgpu") throw new TypeError(`${what} must be "js" or "webgpu", got "${t}"`);
+  return t;
+}
+
+/** A JS literal of the report (JSON, except that non-finite numbers stay numbers). */
+function literal(value: unknown): string {
+  return JSON.stringify(value, (_, v) => typeof v === "number" && !Number.isFinite(v) ? `\0${v}` : v)
+    .replace(/"\\u0000(-?Infinity|NaN)"/g, "$1");
+}
+
+function utf8Length(s: string): number {
+  return new TextEncoder().encode(s).length;
+}

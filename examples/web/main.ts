@@ -1,0 +1,310 @@
+/// <reference lib="dom" />
+/**
+ * @file The page of `deno task serve`: the tiny VAR compiled at bundle time by the esbuild plugin (once
+ * per target), its checkpoints fetched with a streamed progress bar, generation on WebGPU (the JS
+ * target when the browser has no adapter, or when the device fails), the latent f̂ drawn after each
+ * scale, then the decoded image, the compile report's attention rows and timings.
+ *
+ * `?backend=js` or `?backend=webgpu` in the page URL forces a target.
+ */
+import type { CompiledModel } from "../../compiler/esbuild_plugin.ts";
+import type { AttentionRow } from "../../compiler/report.ts";
+import type { Generation } from "../../runtime/generate.ts";
+import type { HostTensor, LoadedModel } from "../../runtime/mod.ts";
+import gpuSpec from "../var_tiny_a.var.ts?target=webgpu";
+import jsSpec from "../var_tiny_a.var.ts?target=js";
+
+type Backend = "webgpu" | "js";
+
+// The plugin replaced each spec import by its compiled module; TypeScript still sees the spec's value.
+const compiled: Record<Backend, CompiledModel> = {
+  webgpu: gpuSpec as unknown as CompiledModel,
+  js: jsSpec as unknown as CompiledModel,
+};
+const WEIGHTS = { var: "weights/var.safetensors", vae: "weights/vae.safetensors" } as const;
+/** Errors of the device itself: generation falls back to the JS target on these. */
+const DEVICE_FAILURES = new Set(["DeviceLostError", "NoAdapterError", "WgslError"]);
+
+/** What the page exposes for scripts and tests (also mirrored in `body[data-state]`). */
+export interface PageState {
+  state: "loading" | "ready" | "running" | "done" | "error";
+  backend?: Backend;
+  device?: string;
+  /** Why the page runs the JS target, when it does in auto mode. */
+  fallbackReason?: string;
+  error?: string;
+  last?: {
+    settings: Settings;
+    idx: number[];
+    width: number;
+    height: number;
+    timings: Record<string, number>;
+    backend: Backend;
+  };
+}
+
+interface Settings {
+  label: number;
+  seed: number;
+  cfg: number;
+  topK: number;
+  topP: number;
+}
+
+const page: PageState = { state: "loading" };
+(globalThis as { varcPage?: PageState }).varcPage = page;
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const meta = compiled.js.info.meta as { classes: number; schedule: number[]; vocab: number };
+
+function setState(state: PageState["state"]): void {
+  page.state = state;
+  document.body.dataset.state = state;
+  $<HTMLButtonElement>("generate").disabled = state === "loading" || state === "running";
+}
+
+function showError(message: string): void {
+  page.error = message;
+  const box = $<HTMLDivElement>("error");
+  box.textContent = message;
+  box.hidden = false;
+}
+
+function note(message: string): void {
+  const box = $<HTMLDivElement>("backend-note");
+  box.textContent = message;
+  box.hidden = false;
+}
+
+/** WebGPU when the browser gives an adapter (or `?backend=` says so), else the JS target with the reason. */
+async function pickBackend(): Promise<{ backend: Backend; reason?: string }> {
+  const forced = new URLSearchParams(location.search).get("backend");
+  if (forced === "js") return { backend: "js", reason: "?backend=js in the page URL" };
+  if (forced === "webgpu") return { backend: "webgpu" };
+  const gpu = (navigator as Navigator & { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  if (!gpu) return { backend: "js", reason: "this browser has no navigator.gpu" };
+  try {
+    if (!(await gpu.requestAdapter())) return { backend: "js", reason: "navigator.gpu found no adapter" };
+  } catch (e) {
+    return { backend: "js", reason: `requestAdapter failed: ${(e as Error).message}` };
+  }
+  return { backend: "webgpu" };
+}
+
+/** Both checkpoints, fetched in parallel; one progress bar over their summed Content-Length. */
+async function fetchWeights(): Promise<{ var: Uint8Array; vae: Uint8Array; ms: number }> {
+  const t0 = performance.now();
+  const loaded = { var: 0, vae: 0 }, total = { var: 0, vae: 0 };
+  const bar = $<HTMLProgressElement>("weights-progress"), text = $<HTMLSpanElement>("weights-text");
+  const mb = (n: number) => (n / 2 ** 20).toFixed(1);
+  const update = () => {
+    const sum = loaded.var + loaded.vae, of = total.var + total.vae;
+    bar.value = of ? sum / of : 0;
+    text.textContent = `${mb(sum)} / ${of ? mb(of) : "?"} MiB`;
+  };
+  const get = (which: "var" | "vae") =>
+    compiled.js.fetchBytes(WEIGHTS[which], (n, t) => {
+      loaded[which] = n, total[which] = t ?? n;
+      update();
+    });
+  const [v, vae] = await Promise.all([get("var"), get("vae")]);
+  const ms = performance.now() - t0;
+  text.textContent = `${mb(v.length + vae.length)} MiB in ${(ms / 1000).toFixed(2)} s`;
+  bar.value = 1;
+  return { var: v, vae, ms };
+}
+
+function readSettings(): Settings {
+  const num = (id: string) => Number($<HTMLInputElement>(id).value);
+  return { label: num("label"), seed: num("seed"), cfg: num("cfg"), topK: num("top-k"), topP: num("top-p") };
+}
+
+/** A small canvas of f̂ [1, C, n, n]: channels 0–2 as RGB around mid-grey, scaled by the map's largest |value|. */
+function latentCanvas(fhat: HostTensor): HTMLCanvasElement {
+  const [, c, h, w] = fhat.shape as [number, number, number, number];
+  const plane = h * w, channels = Math.min(3, c);
+  let max = 1e-12;
+  for (let i = 0; i < channels * plane; i++) max = Math.max(max, Math.abs(fhat.data[i]!));
+  const rgba = new Uint8ClampedArray(plane * 4);
+  for (let p = 0; p < plane; p++) {
+    for (let ch = 0; ch < 3; ch++) rgba[p * 4 + ch] = ch < channels ? 128 + 127 * fhat.data[ch * plane + p]! / max : 128;
+    rgba[p * 4 + 3] = 255;
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = w, canvas.height = h;
+  canvas.getContext("2d")!.putImageData(new ImageData(rgba, w, h), 0, 0);
+  return canvas;
+}
+
+/** Lets the browser paint (the JS target computes on the main thread). */
+function nextFrame(): Promise<void> {
+  return new Promise((done) => {
+    const timer = setTimeout(done, 50); // rAF does not run in hidden tabs
+    requestAnimationFrame(() => setTimeout(() => (clearTimeout(timer), done()), 0));
+  });
+}
+
+function renderReport(rows: readonly AttentionRow[]): void {
+  const fmt = (x: number | undefined, digits = 3) =>
+    x === undefined ? "" : Number.isFinite(x) ? Number(x.toPrecision(digits)).toString() : String(x);
+  const tbody = $<HTMLTableElement>("report").tBodies[0]!;
+  for (const r of rows) {
+    const tr = tbody.insertRow();
+    const cells = [
+      r.block,
+      r.where,
+      String(r.keys),
+      fmt(r.R),
+      fmt(r.RoverSqrtLogN),
+      fmt(Math.max(...r.beta)),
+      r.source,
+      r.decision,
+      r.rank === undefined ? "" : String(r.rank),
+      r.predictedError === undefined ? "" : fmt(r.predictedError),
+      r.reason,
+    ];
+    for (const text of cells) tr.insertCell().textContent = text;
+    if (r.decision === "lowrank") tr.cells[7]!.className = "lowrank";
+  }
+}
+
+function renderTimings(rows: [string, string][]): void {
+  const tbody = $<HTMLTableElement>("timings").tBodies[0]!;
+  tbody.replaceChildren();
+  for (const [k, v] of rows) {
+    const tr = tbody.insertRow();
+    tr.insertCell().textContent = k;
+    tr.insertCell().textContent = v;
+  }
+}
+
+const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+async function main(): Promise<void> {
+  const report = compiled.js.report;
+  const lowrank = report.attention.filter((a) => a.decision === "lowrank").length;
+  $<HTMLParagraphElement>("model-line").textContent = `${report.name} (${report.spec}): ${
+    report.parameters.var.toLocaleString("en-US")
+  } VAR parameters, scales ${meta.schedule.join(", ")}; ${lowrank} of ${report.attention.length} attention blocks low-rank.`;
+  renderReport(report.attention);
+  const select = $<HTMLSelectElement>("label");
+  for (let c = 0; c < meta.classes; c++) select.add(new Option(`class ${c}`, String(c), c === 3, c === 3));
+
+  const picked = await pickBackend();
+  let backend = picked.backend;
+  if (picked.reason) {
+    page.fallbackReason = picked.reason;
+    note(`WebGPU is not used (${picked.reason}): running the JS target on the CPU.`);
+  }
+  const weights = await fetchWeights();
+  const models = new Map<Backend, LoadedModel>();
+  const modelFor = async (b: Backend) => {
+    if (!models.has(b)) models.set(b, await compiled[b].load({ var: weights.var, vae: weights.vae }));
+    return models.get(b)!;
+  };
+  const t0 = performance.now();
+  await modelFor(backend);
+  const bindMs = performance.now() - t0;
+  page.backend = backend;
+  setState("ready");
+
+  $<HTMLFormElement>("settings").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $<HTMLDivElement>("error").hidden = true;
+    setState("running");
+    const settings = readSettings();
+    try {
+      let result: Awaited<ReturnType<typeof run>>;
+      try {
+        result = await run(await modelFor(backend), backend, settings);
+      } catch (e) {
+        if (backend !== "webgpu" || !DEVICE_FAILURES.has((e as Error).name)) throw e;
+        page.fallbackReason = `${(e as Error).name}: ${(e as Error).message}`;
+        note(`WebGPU failed (${page.fallbackReason}): running the JS target on the CPU.`);
+        backend = page.backend = "js";
+        result = await run(await modelFor(backend), backend, settings);
+      }
+      const { g, device, perScale, totalMs } = result;
+      const t = g.timings;
+      page.device = device;
+      page.last = {
+        settings,
+        idx: Array.from(g.idx),
+        width: g.img.shape[3]!,
+        height: g.img.shape[2]!,
+        timings: { ...t, total: totalMs, fetch: weights.ms, bind: bindMs },
+        backend,
+      };
+      renderTimings([
+        ["backend", backend === "webgpu" ? `WebGPU (${device})` : "JS target (CPU)"],
+        ["weights download", s(weights.ms)],
+        ["weights parse + bind", s(bindMs)],
+        ["transformer", s(t.transformer)],
+        ["sampling", s(t.sampling)],
+        ["f̂ accumulation", s(t.fhat)],
+        ["decode", s(t.decode)],
+        ["total", s(totalMs)],
+        ["per scale", perScale.map((ms, i) => `${meta.schedule[i]}²: ${ms.toFixed(0)} ms`).join(", ")],
+      ]);
+      setState("done");
+    } catch (e) {
+      showError(`${(e as Error).name}: ${(e as Error).message}`);
+      setState("error");
+    }
+  });
+}
+
+/** One generation: progress and the latent per scale as they arrive, then the image on the canvas. */
+async function run(model: LoadedModel, backend: Backend, o: Settings) {
+  const list = $<HTMLOListElement>("scales"), bar = $<HTMLProgressElement>("scale-progress");
+  const text = $<HTMLSpanElement>("scale-text");
+  list.replaceChildren();
+  bar.value = 0;
+  const S = meta.schedule.length, perScale: number[] = [];
+  text.textContent = `starting on ${backend}…`;
+  await nextFrame();
+  // Watch the f̂ entries the generation loop runs, to draw each scale's latent as it arrives.
+  const observed: LoadedModel = {
+    ...model,
+    async run(entry, inputs, options) {
+      const r = await model.run(entry, inputs, options);
+      if (entry.startsWith("fhat_")) {
+        const k = Number(entry.slice(5)), pn = meta.schedule[k]!;
+        const li = document.createElement("li");
+        li.append(latentCanvas(r.outputs.fhat!), `${k + 1}: ${pn}×${pn}`);
+        list.append(li);
+        await nextFrame();
+      }
+      return r;
+    },
+  };
+  const t0 = performance.now();
+  const g: Generation = await compiled[backend].generate(observed, {
+    labels: [o.label],
+    cfg: o.cfg,
+    topK: o.topK,
+    topP: o.topP,
+    seed: o.seed,
+    onScale: (k, scales, ms) => {
+      perScale.push(ms);
+      bar.value = (k + 1) / scales;
+      text.textContent = k + 1 === scales ? "decoding…" : `scale ${k + 2}/${S}`;
+    },
+  });
+  const totalMs = performance.now() - t0;
+  const image = compiled[backend].toRgba(g.img, 0);
+  const canvas = $<HTMLCanvasElement>("image");
+  canvas.width = image.width, canvas.height = image.height;
+  canvas.getContext("2d", { willReadFrequently: true })!.putImageData(
+    new ImageData(image.data, image.width, image.height),
+    0,
+    0,
+  );
+  text.textContent = `done in ${s(totalMs)}`;
+  return { g, device: await model.device(), perScale, totalMs };
+}
+
+main().catch((e) => {
+  showError(`${(e as Error).name}: ${(e as Error).message}`);
+  setState("error");
+});
