@@ -23,13 +23,13 @@
 import * as esbuild from "esbuild";
 import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Generation, GenerateOptions } from "../runtime/generate.ts";
+import type { GenerateOptions, Generation } from "../runtime/generate.ts";
 import type { HostTensor, LoadedModel, ModelModule } from "../runtime/mod.ts";
 import { holdEsbuild, runtimeResolver, withEsbuild } from "./backends/bundle.ts";
 import { DTS } from "./backends/host.ts";
 import type { Note, SourceSpan } from "./diagnostics.ts";
 import { trackSpecReads } from "./dsl/mod.ts";
-import { compile, CompileError, type Compiled, type CompileReport, type Plugin } from "./mod.ts";
+import { compile, type Compiled, CompileError, type CompileReport, type Plugin } from "./mod.ts";
 import type { CompileOptions } from "./options.ts";
 
 /** Targets a spec import can be compiled for. */
@@ -123,7 +123,6 @@ export function varcPlugin(options: VarcPluginOptions = {}): esbuild.Plugin {
     const files = new Map<string, string | undefined>();
     const t0 = performance.now();
     let entry: CacheEntry;
-    const release = holdEsbuild(); // compile bundles too: it must not stop the service this build runs on
     try {
       // The front end reads the spec and its imports before compile's first await.
       const pending = trackSpecReads(
@@ -133,8 +132,6 @@ export function varcPlugin(options: VarcPluginOptions = {}): esbuild.Plugin {
       entry = { files, compiled: await pending };
     } catch (error) {
       entry = { files, error };
-    } finally {
-      release();
     }
     if (!files.has(file)) files.set(file, readText(file));
     cache.set(key, entry);
@@ -145,17 +142,24 @@ export function varcPlugin(options: VarcPluginOptions = {}): esbuild.Plugin {
   return {
     name: "varc",
     setup(build) {
-      build.onResolve({ filter: SPEC_FILTER }, (args) => {
-        const [path, query = ""] = splitQuery(args.path);
-        if (!path.startsWith(".") && !isAbsolute(path)) return undefined; // bare specifiers: not ours
-        let target: BundleTarget;
+      // `compile` bundles with esbuild too, and stops its service when done unless it is held: hold it
+      // while this build or context lives, so no compile (ours or the app's) stops the service under it.
+      build.onDispose(holdEsbuild());
+      const resolveSpec = (specifier: string, resolveDir: string): esbuild.OnResolveResult => {
+        const [path, query = ""] = splitQuery(specifier);
         try {
-          target = queryTarget(query, defaultTarget);
+          const target = queryTarget(query, defaultTarget);
+          return { path: `${resolve(resolveDir, path)}?target=${target}`, namespace: SPEC_NS };
         } catch (e) {
           return { errors: [{ text: (e as Error).message }] };
         }
-        return { path: `${resolve(args.resolveDir, path)}?target=${target}`, namespace: SPEC_NS };
+      };
+      build.onResolve({ filter: SPEC_FILTER }, (args) => {
+        if (!args.path.startsWith(".") && !isAbsolute(args.path)) return undefined; // bare specifiers: not ours
+        return resolveSpec(args.path, args.resolveDir);
       });
+      // `bundleSpec`'s entry: a spec whatever its file name.
+      build.onResolve({ filter: /^varc-spec:/ }, (args) => resolveSpec(args.path.slice(10), args.resolveDir));
       build.onResolve({ filter: /^varc-model:/ }, (args) => ({ path: args.path.slice(11), namespace: MODEL_NS }));
       build.onResolve({ filter: /^varc:app$/ }, () => ({ path: "app", namespace: APP_NS }));
       runtimeResolver.setup(build); // varc:kernels, varc:exec, … (as in compiler/backends/bundle.ts)
@@ -219,7 +223,7 @@ export async function bundleSpec(
     },
   });
   const target = options.target ?? "js";
-  const file = JSON.stringify(resolve(spec));
+  const file = JSON.stringify(`varc-spec:${resolve(spec)}`);
   let result: esbuild.BuildResult<{ write: false }>;
   try {
     result = await withEsbuild(() =>

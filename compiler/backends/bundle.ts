@@ -26,28 +26,35 @@ export const runtimeResolver: esbuild.Plugin = {
 };
 
 let holds = 0;
+let stopWhenReleased = false;
 
 /**
  * Keeps esbuild's service running until the returned function is called. `withEsbuild` stops the
- * service when its work ends, unless a hold is still open: a spec compiled inside another build
- * (the esbuild plugin) must not stop the service that build runs on.
+ * service when its work ends; while a hold is open it defers that stop to the last release. The
+ * esbuild plugin holds the service for the life of its build or context, so a spec compiled inside
+ * (or beside) that build does not stop the service it runs on.
  */
 export function holdEsbuild(): () => void {
   holds++;
   let open = true;
   return () => {
-    if (open) open = false, holds--;
+    if (!open) return;
+    open = false;
+    if (--holds === 0 && stopWhenReleased) {
+      stopWhenReleased = false;
+      void esbuild.stop();
+    }
   };
 }
 
-/** Runs `work` with esbuild, then stops its service (a child process) unless someone still holds it. */
+/** Runs `work` with esbuild, then stops its service (a child process), or defers that while it is held. */
 export async function withEsbuild<T>(work: () => Promise<T>): Promise<T> {
   const release = holdEsbuild();
   try {
     return await work();
   } finally {
+    stopWhenReleased = true;
     release();
-    if (holds === 0) await esbuild.stop();
   }
 }
 

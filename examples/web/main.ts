@@ -70,6 +70,12 @@ function showError(message: string): void {
   box.hidden = false;
 }
 
+function showBackend(backend: Backend, device?: string): void {
+  $<HTMLParagraphElement>("backend-line").textContent = backend === "webgpu"
+    ? `Target: WebGPU${device ? ` on ${device}` : ""}`
+    : "Target: JS (CPU, on the page's main thread)";
+}
+
 function note(message: string): void {
   const box = $<HTMLDivElement>("backend-note");
   box.textContent = message;
@@ -127,7 +133,9 @@ function latentCanvas(fhat: HostTensor): HTMLCanvasElement {
   for (let i = 0; i < channels * plane; i++) max = Math.max(max, Math.abs(fhat.data[i]!));
   const rgba = new Uint8ClampedArray(plane * 4);
   for (let p = 0; p < plane; p++) {
-    for (let ch = 0; ch < 3; ch++) rgba[p * 4 + ch] = ch < channels ? 128 + 127 * fhat.data[ch * plane + p]! / max : 128;
+    for (let ch = 0; ch < 3; ch++) {
+      rgba[p * 4 + ch] = ch < channels ? 128 + 127 * fhat.data[ch * plane + p]! / max : 128;
+    }
     rgba[p * 4 + 3] = 255;
   }
   const canvas = document.createElement("canvas");
@@ -185,13 +193,16 @@ async function main(): Promise<void> {
   const lowrank = report.attention.filter((a) => a.decision === "lowrank").length;
   $<HTMLParagraphElement>("model-line").textContent = `${report.name} (${report.spec}): ${
     report.parameters.var.toLocaleString("en-US")
-  } VAR parameters, scales ${meta.schedule.join(", ")}; ${lowrank} of ${report.attention.length} attention blocks low-rank.`;
+  } VAR parameters, scales ${
+    meta.schedule.join(", ")
+  }; ${lowrank} of ${report.attention.length} attention blocks low-rank.`;
   renderReport(report.attention);
   const select = $<HTMLSelectElement>("label");
   for (let c = 0; c < meta.classes; c++) select.add(new Option(`class ${c}`, String(c), c === 3, c === 3));
 
   const picked = await pickBackend();
   let backend = picked.backend;
+  showBackend(backend);
   if (picked.reason) {
     page.fallbackReason = picked.reason;
     note(`WebGPU is not used (${picked.reason}): running the JS target on the CPU.`);
@@ -222,11 +233,13 @@ async function main(): Promise<void> {
         page.fallbackReason = `${(e as Error).name}: ${(e as Error).message}`;
         note(`WebGPU failed (${page.fallbackReason}): running the JS target on the CPU.`);
         backend = page.backend = "js";
+        showBackend(backend);
         result = await run(await modelFor(backend), backend, settings);
       }
       const { g, device, perScale, totalMs } = result;
       const t = g.timings;
       page.device = device;
+      showBackend(backend, device);
       page.last = {
         settings,
         idx: Array.from(g.idx),

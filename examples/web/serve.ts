@@ -42,7 +42,9 @@ export async function buildPage(dir = join(ROOT, "out/web")): Promise<BuiltPage>
     })
   );
   for (const f of ["index.html", "style.css"]) await Deno.copyFile(join(HERE, f), join(dir, f));
-  for (const f of ["var.safetensors", "vae.safetensors"]) await Deno.copyFile(join(FIXTURE, f), join(dir, "weights", f));
+  for (const f of ["var.safetensors", "vae.safetensors"]) {
+    await Deno.copyFile(join(FIXTURE, f), join(dir, "weights", f));
+  }
   return { dir, ms: performance.now() - t0, compiles };
 }
 

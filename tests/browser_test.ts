@@ -1,0 +1,183 @@
+/// <reference lib="dom" />
+/**
+ * @file The page of `deno task serve` in headless Chromium (Debian's `/usr/bin/chromium`, driven by
+ * playwright-core): it loads the bundled tiny model and its checkpoints over HTTP, generates, and the
+ * canvas pixels read back must equal the Deno run's image (`generate` on the js target with the same
+ * settings, mapped to 8 bits as `toPng` does) within one 8-bit level per channel, with identical tokens.
+ * Two runs: the page's own choice (WebGPU when Chromium gives an adapter, SwiftShader here; else its JS
+ * fallback, and the test prints which), then a page without `navigator.gpu`, which must fall back to the
+ * JS target and say so. Then a `varc bundle` module is imported by the page and generates what Deno does.
+ * A screenshot goes to
+ * `out/test-artifacts/browser.png`. Skipped, saying why, when `/usr/bin/chromium` is missing.
+ */
+import assert from "node:assert/strict";
+import { chromium, type Page } from "playwright-core";
+import { bundleSpec } from "../compiler/esbuild_plugin.ts";
+import { compile } from "../compiler/mod.ts";
+import { servePage } from "../examples/web/serve.ts";
+import type { PageState } from "../examples/web/main.ts";
+import { generate } from "../runtime/generate.ts";
+import { bindModel, importModel, type LoadedModel, loadModel } from "../runtime/mod.ts";
+import { randomCheckpoint } from "../runtime/random.ts";
+import { assertClose, FIXTURE } from "./_helpers.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const ARGS = [
+  "--enable-unsafe-webgpu",
+  "--enable-unsafe-swiftshader",
+  "--headless",
+  "--no-sandbox",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+/** Largest allowed difference per 8-bit channel between the canvas and the Deno image. */
+const TOLERANCE = 1;
+const ARTIFACTS = "out/test-artifacts";
+
+const hasChromium = await Deno.stat(CHROMIUM).then((s) => s.isFile, () => false);
+if (!hasChromium) {
+  console.log(
+    `browser test skipped: ${CHROMIUM} is missing (Debian: apt-get install chromium; .ci/run does so as root)`,
+  );
+}
+
+interface Settings {
+  label: number;
+  seed: number;
+  cfg: number;
+  topK: number;
+  topP: number;
+}
+
+/** Sets the form, clicks Generate, waits; returns the page state and the canvas as RGBA bytes. */
+async function generateOnPage(page: Page, s: Settings): Promise<{ state: PageState; rgba: Uint8Array; ms: number }> {
+  await page.waitForSelector("body[data-state=ready], body[data-state=error]", { timeout: 120_000 });
+  await page.selectOption("#label", String(s.label));
+  for (const [id, v] of [["seed", s.seed], ["cfg", s.cfg], ["top-k", s.topK], ["top-p", s.topP]] as const) {
+    await page.fill(`#${id}`, String(v));
+  }
+  const t0 = performance.now();
+  await page.click("#generate");
+  await page.waitForSelector("body[data-state=done], body[data-state=error]", { timeout: 480_000 });
+  const ms = performance.now() - t0;
+  const state = await page.evaluate(() => (globalThis as unknown as { varcPage: PageState }).varcPage);
+  assert.equal(state.state, "done", `the page failed: ${state.error}`);
+  const base64 = await page.evaluate(() => {
+    const canvas = document.getElementById("image") as HTMLCanvasElement;
+    const data = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height).data;
+    let text = "";
+    for (let i = 0; i < data.length; i += 0x8000) text += String.fromCharCode(...data.subarray(i, i + 0x8000));
+    return btoa(text);
+  });
+  return { state, rgba: Uint8Array.from(atob(base64), (c) => c.charCodeAt(0)), ms };
+}
+
+/** The Deno run: the js target on the same checkpoints and settings, as 8-bit RGBA. */
+async function denoImage(model: LoadedModel, s: Settings): Promise<{ idx: number[]; rgba: Uint8Array }> {
+  const g = await generate(model, { labels: [s.label], cfg: s.cfg, topK: s.topK, topP: s.topP, seed: s.seed });
+  const [, , h, w] = g.img.shape as number[];
+  const plane = h! * w!, rgba = new Uint8Array(plane * 4);
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < 3; c++) {
+      rgba[p * 4 + c] = Math.round(Math.min(1, Math.max(0, g.img.data[c * plane + p]!)) * 255);
+    }
+    rgba[p * 4 + 3] = 255;
+  }
+  return { idx: Array.from(g.idx), rgba };
+}
+
+function compare(what: string, got: { state: PageState; rgba: Uint8Array }, want: { idx: number[]; rgba: Uint8Array }) {
+  assert.deepEqual(got.state.last!.idx, want.idx, `${what}: tokens differ from the Deno run`);
+  assert.equal(got.rgba.length, want.rgba.length, `${what}: canvas size`);
+  let max = 0, differing = 0;
+  for (let i = 0; i < want.rgba.length; i++) {
+    const d = Math.abs(got.rgba[i]! - want.rgba[i]!);
+    if (d > 0) differing++;
+    max = Math.max(max, d);
+  }
+  console.log(
+    `${what}: ${differing} of ${want.rgba.length} channel values differ, max ${max} (tolerance ${TOLERANCE})`,
+  );
+  assert.ok(max <= TOLERANCE, `${what}: canvas differs from the Deno image by up to ${max} levels`);
+}
+
+Deno.test({
+  name: "browser: the served page generates the Deno run's image (WebGPU when available, and the JS fallback)",
+  ignore: !hasChromium,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "varc_web_" });
+    const profile = await Deno.makeTempDir({ prefix: "varc_chromium_" });
+    const server = await servePage({ port: 0, dir });
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ARGS,
+    });
+    const logs: string[] = [];
+    try {
+      const page = await browser.newPage();
+      page.on("console", (m) => logs.push(`console.${m.type()}: ${m.text()}`));
+      page.on("pageerror", (e) => logs.push(`page error: ${e.message}`));
+      const module = await importModel((await compile("examples/var_tiny_a.var.ts", { target: "js" })).emitted.bundle);
+      const model = await loadModel(module, { var: `${FIXTURE}var.safetensors`, vae: `${FIXTURE}vae.safetensors` });
+
+      await t.step("the page's own backend choice, greedy", async () => {
+        const s = { label: 3, seed: 0, cfg: 1.5, topK: 1, topP: 0 };
+        await page.goto(server.url);
+        const got = await generateOnPage(page, s);
+        const { backend, device, fallbackReason } = got.state;
+        console.log(
+          `chromium ran the ${backend} target${device ? ` on ${device}` : ""}${
+            fallbackReason ? ` (JS fallback: ${fallbackReason})` : ""
+          } in ${(got.ms / 1000).toFixed(1)} s; timings ${JSON.stringify(got.state.last!.timings)}`,
+        );
+        await Deno.mkdir(ARTIFACTS, { recursive: true });
+        await page.screenshot({ path: `${ARTIFACTS}/browser.png`, fullPage: true });
+        compare(`canvas (${backend})`, got, await denoImage(model, s));
+      });
+
+      await t.step("a browser without navigator.gpu: the JS fallback, sampled", async () => {
+        const s = { label: 7, seed: 5, cfg: 2, topK: 20, topP: 0.9 };
+        const bare = await browser.newPage();
+        bare.on("pageerror", (e) => logs.push(`page error: ${e.message}`));
+        await bare.addInitScript(() => delete (Navigator.prototype as { gpu?: unknown }).gpu);
+        await bare.goto(server.url);
+        const got = await generateOnPage(bare, s);
+        assert.equal(got.state.backend, "js");
+        assert.match(await bare.textContent("#backend-note") ?? "", /no navigator\.gpu.*JS target/);
+        console.log(`chromium ran the js fallback in ${(got.ms / 1000).toFixed(1)} s`);
+        compare("canvas (js fallback)", got, await denoImage(model, s));
+      });
+
+      await t.step("a `varc bundle` module imports and generates in the page", async () => {
+        const bundle = await bundleSpec("tests/specs/markov.var.ts", { target: "js" });
+        const module = await importModel(bundle.code);
+        const files = { var: randomCheckpoint(module, "var", 4), vae: randomCheckpoint(module, "vae", 5) };
+        await Deno.mkdir(`${dir}/bundle`);
+        await Deno.writeTextFile(`${dir}/bundle/model.js`, bundle.code);
+        for (const f of ["var", "vae"] as const) await Deno.writeFile(`${dir}/bundle/${f}.safetensors`, files[f].bytes);
+        const s = { labels: [1, 2], cfg: 1.5, topK: 4, topP: 0.9, seed: 9 };
+        const want = await generate(bindModel(module, files), s);
+        const got = await page.evaluate(async (s) => {
+          const url = "/bundle/model.js"; // a variable keeps TypeScript from resolving the import
+          const m = await import(url);
+          const loaded = await m.load({ var: "/bundle/var.safetensors", vae: "/bundle/vae.safetensors" });
+          const g = await m.generate(loaded, s);
+          return { idx: Array.from(g.idx as Int32Array), img: Array.from(g.img.data as Float32Array) };
+        }, s);
+        assert.deepEqual(got.idx, Array.from(want.idx));
+        assertClose("bundle image in chromium", got.img, want.img.data, 1e-5);
+      });
+    } catch (e) {
+      console.log(logs.join("\n"));
+      throw e;
+    } finally {
+      await browser.close();
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+      await Deno.remove(profile, { recursive: true });
+    }
+  },
+});
