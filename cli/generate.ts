@@ -16,7 +16,8 @@ export const generateCommand: Command = {
 Runs the official autoregressive_infer_cfg: 2B rows (classes, then unconditional), a KV cache
 per block, guidance t = cfg·s/(S−1) ramping over scales, top-k then top-p sampling from a seeded
 generator (same seed, same images), then the VQ-VAE decoder. Writes DIR/image_<i>.png and
-DIR/outputs.safetensors with idx_BL (I32 [B, L]), f_hat (F32 [B, Cvae, n, n]) and img (F32 [B, 3, H, W] in [0, 1]).
+DIR/outputs.safetensors with idx_BL (I32 [B, L]), tokens_<k> (I32 [B, pn_k, pn_k], the same tokens per
+scale), f_hat (F32 [B, Cvae, n, n]) and img (F32 [B, 3, H, W] in [0, 1]).
 
 Options:
   --var FILE         VAR checkpoint (safetensors, official state-dict names)
@@ -82,6 +83,7 @@ ${LOWERING_HELP}
       join(out!, "outputs.safetensors"),
       writeSafetensors([
         { name: "idx_BL", dtype: "I32", shape: [labels.length, meta.tokens], data: g.idx },
+        ...scaleTokens(g.idx, labels.length, meta.schedule),
         { name: "f_hat", dtype: "F32", shape: g.fhat.shape, data: g.fhat.data as Float32Array },
         { name: "img", dtype: "F32", shape: g.img.shape, data: g.img.data as Float32Array },
       ], { producer: "varc generate", spec, labels: labels.join(","), ...stringify(settings) }),
@@ -101,6 +103,18 @@ ${LOWERING_HELP}
     );
   },
 };
+
+/** Every scale's tokens as `tokens_<k>` [B, pn, pn] (the same numbers as idx_BL, split by scale). */
+function scaleTokens(idx: Int32Array, B: number, schedule: readonly number[]) {
+  const L = idx.length / B;
+  let start = 0;
+  return schedule.map((pn, k) => {
+    const data = new Int32Array(B * pn * pn);
+    for (let b = 0; b < B; b++) data.set(idx.subarray(b * L + start, b * L + start + pn * pn), b * pn * pn);
+    start += pn * pn;
+    return { name: `tokens_${k}`, dtype: "I32" as const, shape: [B, pn, pn], data };
+  });
+}
 
 /** Errors of the device itself: `--target auto` falls back to js on these. */
 const DEVICE_FAILURES = new Set(["DeviceLostError", "NoAdapterError", "WgslError"]);

@@ -187,6 +187,8 @@ Deno.test("varc generate writes PNGs and outputs.safetensors; varc decode reprod
   assert.deepEqual([png.width, png.height, png.channels], [8, 8, 3]);
   const out = await readSafetensors(`${dir}/outputs.safetensors`);
   assert.deepEqual(out.entries.get("idx_BL")!.shape, [2, 30]);
+  assert.deepEqual(out.entries.get("tokens_3")!.shape, [2, 4, 4]);
+  assert.deepEqual([...out.i32("tokens_1").subarray(0, 4)], [...out.i32("idx_BL").subarray(1, 5)]);
   assert.deepEqual(out.entries.get("img")!.shape, [2, 3, 8, 8]);
 
   const d = await run(
