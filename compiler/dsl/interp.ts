@@ -1,13 +1,9 @@
 /** @file A small evaluator for the DSL subset of TypeScript: builds IR by reading the spec, never running it. */
 import {
-  type ArrowFunction,
   type BinaryExpression,
   type CallExpression,
   type Expression,
-  type FunctionDeclaration,
-  type FunctionExpression,
   Node as TsNode,
-  type SourceFile,
   type Statement,
   SyntaxKind,
   type VariableDeclaration,
@@ -636,4 +632,3 @@ function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
-export type { ArrowFunction, FunctionDeclaration, FunctionExpression, SourceFile };
