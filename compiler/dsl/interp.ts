@@ -631,4 +631,3 @@ function editDistance(a: string, b: string): number {
   }
   return prev[b.length]!;
 }
-
