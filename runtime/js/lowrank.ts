@@ -7,8 +7,20 @@
  * monomial parent[i] times x[variable[i]], with variables non-decreasing along a chain, so
  * φ_k(x)[i] = φ_k(x)[parent[i]] · x[variable[i]] costs one multiply each. The q side carries the
  * coefficient p_|α| · |α|!/α! · s^|α| of each monomial.
+ *
+ * Large blocks take a GEMM form through `gemmNT` (the WebAssembly SIMD GEMM when in use): per chunk
+ * of at most `GEMM_CHUNK` rows, the features are built in float64 and stored as float32 (Fₖᵀ [r, n]
+ * for keys, F_q·coef [n, r] for queries), the state update is ΔS = Fₖᵀ·[V | 1] ([r, Dv+1], one
+ * float32 GEMM per chunk, added into the float64 S) and the read is F_q·S with S rounded to float32
+ * once per block. Precision: with T = Σ_α |coef_α φ_q[α] φ_k[α]| ≤ P̄(β) = Σ_t |p_t| β^t per pair
+ * (Cauchy–Schwarz) and the denominator Σ_j Ã_j ≥ (1−ε) e^{−β} per key, every float32 rounding
+ * (features, coef, S, the GEMM's float32 sums of ≤ 512/4 + K/512 + 3 terms each) perturbs numerator
+ * and denominator by at most c·u32·T relative, so the outputs move by at most
+ * ≈ 2c·u32·P̄(β)e^{β}/(1−ε)·‖V‖∞ with c ≲ r + n/4 worst case (random-walk: ≈ √(r + n/4)). In the
+ * paper regime (β = 0.5, r = 165) that is ≤ 3e-5·‖V‖∞ worst case against a bound 2ε/(1−ε)·‖V‖∞ of
+ * 2e-3·‖V‖∞; the row form (float64 throughout) stays the reference and serves small blocks.
  */
-import { attention, type KeyRanges } from "./kernels.ts";
+import { attention, gemmBackend, gemmNT, type KeyRanges } from "./kernels.ts";
 
 /** The monomial table of one (d, g) and the q-side coefficients of one polynomial and logit scale. */
 export interface FeatureTable {
@@ -123,6 +135,122 @@ function readRows(
   }
 }
 
+/** Which form the low-rank kernels use: "auto" (GEMM for large blocks when the WASM GEMM is in use), or forced. */
+export type LowrankPath = "auto" | "rows" | "gemm";
+
+let path: LowrankPath = "auto";
+
+/** Selects the low-rank kernel form ("rows": float64 row loops; "gemm": `gemmNT` for every block). */
+export function setLowrankPath(p: LowrankPath): void {
+  path = p;
+}
+
+/** Blocks with at least this many multiply-adds (rows · r · (Dv+1)) take the GEMM form under "auto". */
+export const LOWRANK_GEMM_MIN_MACS = 1 << 16;
+
+/** Rows per GEMM of the GEMM form (bounds the float32 sums and the scratch memory). */
+export const GEMM_CHUNK = 1024;
+
+function useGemm(rows: number, r: number, w: number): boolean {
+  if (path !== "auto") return path === "gemm";
+  return rows * r * w >= LOWRANK_GEMM_MIN_MACS && gemmBackend() === "wasm";
+}
+
+/** Scratch of the GEMM form, grown as needed. */
+class Scratch {
+  f64 = new Float64Array(0);
+  a = new Float32Array(0);
+  b = new Float32Array(0);
+  res = new Float32Array(0);
+  grow(r: number, w: number, n: number): void {
+    if (this.f64.length < r * n) this.f64 = new Float64Array(r * n), this.a = new Float32Array(r * n);
+    if (this.b.length < w * Math.max(n, r)) this.b = new Float32Array(w * Math.max(n, r));
+    if (this.res.length < Math.max(r, n) * w) this.res = new Float32Array(Math.max(r, n) * w);
+  }
+}
+
+/**
+ * GEMM form of `accumulate`: S += sign · Σ φ_k(k_j)[v_j, 1] over rows [from, to), in chunks of
+ * `GEMM_CHUNK` rows, each ΔS = Fₖᵀ [r, n] · ([V | 1]ᵀ [w, n])ᵀ one float32 GEMM added into S. With
+ * `deltas`, the sum of the chunks' float32 results is returned as well (to subtract the very same
+ * values later).
+ */
+function accumulateGemm(
+  S: Float64Array,
+  k: Float32Array,
+  v: Float32Array,
+  kb: number,
+  vb: number,
+  from: number,
+  to: number,
+  D: number,
+  Dv: number,
+  table: FeatureTable,
+  sc: Scratch,
+  delta: Float64Array | null,
+): void {
+  const r = table.r, w = Dv + 1, { parent, variable } = table;
+  for (let c0 = from; c0 < to; c0 += GEMM_CHUNK) {
+    const n = Math.min(GEMM_CHUNK, to - c0);
+    sc.grow(r, w, n);
+    const F = sc.f64, A = sc.a, B = sc.b, res = sc.res;
+    // Fₖᵀ [r, n] in float64 (monomial by monomial, contiguous over keys), then rounded to float32.
+    F.fill(1, 0, n);
+    for (let i = 1; i < r; i++) {
+      const o = i * n, po = parent[i]! * n, x = kb + c0 * D + variable[i]!;
+      for (let j = 0; j < n; j++) F[o + j] = F[po + j]! * k[x + j * D]!;
+    }
+    A.set(F.subarray(0, r * n));
+    // [V | 1]ᵀ [w, n].
+    const vo = vb + c0 * Dv;
+    for (let c = 0; c < Dv; c++) for (let j = 0; j < n; j++) B[c * n + j] = v[vo + j * Dv + c]!;
+    B.fill(1, Dv * n, w * n);
+    gemmNT(A.subarray(0, r * n), r, n, B.subarray(0, w * n), w, null, res);
+    for (let m = 0; m < r * w; m++) S[m]! += res[m]!;
+    if (delta) { for (let m = 0; m < r * w; m++) delta[m]! += res[m]!; }
+  }
+}
+
+/** GEMM form of `readRows`: out rows [from, to) of one head, OUT = (F_q·coef) [n, r] · S [r, w]. */
+function readGemm(
+  S: Float64Array,
+  q: Float32Array,
+  qb: number,
+  out: Float32Array,
+  from: number,
+  to: number,
+  D: number,
+  Dv: number,
+  table: FeatureTable,
+  sc: Scratch,
+): void {
+  const r = table.r, w = Dv + 1, { parent, variable, coef } = table;
+  sc.grow(r, w, Math.min(GEMM_CHUNK, to - from));
+  // Sᵀ [w, r] in float32, once per block.
+  const ST = new Float32Array(w * r);
+  for (let m = 0; m < r; m++) for (let c = 0; c < w; c++) ST[c * r + m] = S[m * w + c]!;
+  const ob = qb / D * Dv;
+  for (let c0 = from; c0 < to; c0 += GEMM_CHUNK) {
+    const n = Math.min(GEMM_CHUNK, to - c0);
+    const F = sc.f64, A = sc.a, res = sc.res;
+    // φ_q [r, n] in float64, then F_q·coef [n, r] in float32 (transposed while scaling).
+    F.fill(1, 0, n);
+    for (let i = 1; i < r; i++) {
+      const o = i * n, po = parent[i]! * n, x = qb + c0 * D + variable[i]!;
+      for (let j = 0; j < n; j++) F[o + j] = F[po + j]! * q[x + j * D]!;
+    }
+    for (let i = 0; i < r; i++) {
+      const o = i * n, ci = coef[i]!;
+      for (let j = 0; j < n; j++) A[j * r + i] = F[o + j]! * ci;
+    }
+    gemmNT(A.subarray(0, n * r), n, r, ST, w, null, res);
+    for (let j = 0; j < n; j++) {
+      const o = ob + (c0 + j) * Dv, ro = j * w, den = res[ro + Dv]!;
+      for (let c = 0; c < Dv; c++) out[o + c] = res[ro + c]! / den;
+    }
+  }
+}
+
 /**
  * q [BH, Tq, D], k/v [BH, Tk, D|Dv] -> [BH, Tq, Dv]. With `sizes` (tokens per scale, Tq = Tk) the
  * mask is block-causal over scales (window ∞) or a window of scales; without, every query sees all
@@ -145,8 +273,8 @@ export function lowrankAttention(
   beta: number,
   exactRanges: KeyRanges,
 ): Float32Array {
-  const out = new Float32Array(BH * Tq * Dv);
-  const S = new Float64Array(table.r * (Dv + 1)), f = new Float64Array(table.r), acc = new Float64Array(Dv + 1);
+  const out = new Float32Array(BH * Tq * Dv), w = Dv + 1, sc = new Scratch();
+  const S = new Float64Array(table.r * w), f = new Float64Array(table.r), acc = new Float64Array(w);
   const starts = sizes ? [0, ...sizes.map((_, i) => sizes.slice(0, i + 1).reduce((a, b) => a + b, 0))] : [0, Tk];
   for (let bh = 0; bh < BH; bh++) {
     const qb = bh * Tq * D, kb = bh * Tk * D, vb = bh * Tk * Dv;
@@ -170,16 +298,34 @@ export function lowrankAttention(
     }
     S.fill(0);
     if (!sizes) {
-      accumulate(S, k, v, kb, vb, 0, Tk, D, Dv, table, f, 1);
-      readRows(S, q, qb, out, 0, Tq, D, Dv, table, f, acc);
+      if (useGemm(Tk, table.r, w)) accumulateGemm(S, k, v, kb, vb, 0, Tk, D, Dv, table, sc, null);
+      else accumulate(S, k, v, kb, vb, 0, Tk, D, Dv, table, f, 1);
+      if (useGemm(Tq, table.r, w)) readGemm(S, q, qb, out, 0, Tq, D, Dv, table, sc);
+      else readRows(S, q, qb, out, 0, Tq, D, Dv, table, f, acc);
       continue;
     }
+    // Scales added by the GEMM form keep their float32 contribution (only with a finite window),
+    // so that leaving the window subtracts exactly what was added.
+    const deltas: (Float64Array | null)[] = [];
     for (let s = 0; s < sizes.length; s++) {
-      accumulate(S, k, v, kb, vb, starts[s]!, starts[s + 1]!, D, Dv, table, f, 1);
-      if (s - window >= 0) {
-        accumulate(S, k, v, kb, vb, starts[s - window]!, starts[s - window + 1]!, D, Dv, table, f, -1);
+      const from = starts[s]!, to = starts[s + 1]!;
+      if (useGemm(to - from, table.r, w)) {
+        const delta = Number.isFinite(window) ? new Float64Array(S.length) : null;
+        accumulateGemm(S, k, v, kb, vb, from, to, D, Dv, table, sc, delta);
+        deltas.push(delta);
+      } else {
+        accumulate(S, k, v, kb, vb, from, to, D, Dv, table, f, 1);
+        deltas.push(null);
       }
-      readRows(S, q, qb, out, starts[s]!, starts[s + 1]!, D, Dv, table, f, acc);
+      if (s - window >= 0) {
+        const old = deltas[s - window];
+        if (old) {
+          for (let m = 0; m < S.length; m++) S[m]! -= old[m]!;
+          deltas[s - window] = null;
+        } else accumulate(S, k, v, kb, vb, starts[s - window]!, starts[s - window + 1]!, D, Dv, table, f, -1);
+      }
+      if (useGemm(to - from, table.r, w)) readGemm(S, q, qb, out, from, to, D, Dv, table, sc);
+      else readRows(S, q, qb, out, from, to, D, Dv, table, f, acc);
     }
   }
   return out;
@@ -204,7 +350,7 @@ export function lowrankState(
 ): Float32Array {
   const w = table.r * (Dv + 1);
   const out = new Float32Array(BH * w);
-  const S = new Float64Array(w), f = new Float64Array(table.r);
+  const S = new Float64Array(w), f = new Float64Array(table.r), sc = new Scratch();
   for (let bh = 0; bh < BH; bh++) {
     const kn = maxRowNorm(k, bh * T * D, T, D);
     if (kn > keyNorm * (1 + SLACK)) {
@@ -216,7 +362,8 @@ export function lowrankState(
     }
     if (prev) S.set(prev.subarray(bh * w, bh * w + w));
     else S.fill(0);
-    accumulate(S, k, v, bh * T * D, bh * T * Dv, 0, T, D, Dv, table, f, 1);
+    if (useGemm(T, table.r, Dv + 1)) accumulateGemm(S, k, v, bh * T * D, bh * T * Dv, 0, T, D, Dv, table, sc, null);
+    else accumulate(S, k, v, bh * T * D, bh * T * Dv, 0, T, D, Dv, table, f, 1);
     out.set(S, bh * w);
   }
   return out;
@@ -238,7 +385,7 @@ export function lowrankRead(
 ): Float32Array {
   const w = table.r * (Dv + 1);
   const out = new Float32Array(BH * T * Dv);
-  const S = new Float64Array(w), f = new Float64Array(table.r), acc = new Float64Array(Dv + 1);
+  const S = new Float64Array(w), f = new Float64Array(table.r), acc = new Float64Array(Dv + 1), sc = new Scratch();
   for (let bh = 0; bh < BH; bh++) {
     guardStats.checks++;
     const b = Math.abs(scale) * maxRowNorm(q, bh * T * D, T, D) * keyNorm;
@@ -250,7 +397,8 @@ export function lowrankRead(
       );
     }
     S.set(state.subarray(bh * w, bh * w + w));
-    readRows(S, q, bh * T * D, out, 0, T, D, Dv, table, f, acc);
+    if (useGemm(T, table.r, Dv + 1)) readGemm(S, q, bh * T * D, out, 0, T, D, Dv, table, sc);
+    else readRows(S, q, bh * T * D, out, 0, T, D, Dv, table, f, acc);
   }
   return out;
 }

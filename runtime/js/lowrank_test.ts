@@ -29,6 +29,7 @@ import {
   lowrankAttention,
   lowrankRead,
   lowrankState,
+  setLowrankPath,
 } from "./lowrank.ts";
 
 const U32 = 2 ** -24;
@@ -553,4 +554,67 @@ Deno.test("lowrankState / lowrankRead: GuardError naming the violated bound", ()
       e instanceof GuardError && e.message.includes(beta.toPrecision(4)) &&
       e.message.includes((1.05 * beta).toPrecision(4)) && e.message.startsWith("block 3"),
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// GEMM form
+
+Deno.test("lowrank GEMM form agrees with the row form and keeps the 2ε/(1−ε)·‖V‖_∞ bound", () => {
+  // Error model of the GEMM form (file comment of lowrank.ts): features, coefficients and S rounded
+  // to float32 and float32 sums of ≤ r + n/4 + 8 terms (n = GEMM_CHUNK rows at most) each move the
+  // numerator and denominator of a row by ≤ c·u32·Σ_α|coef φ_q φ_k|·(‖V‖_∞, 1), against a denominator
+  // ≥ (1−ε)e^{−β} per key: |Δout| ≤ 2c·u32·P̄(β)e^β/(1−ε)·‖V‖_∞ (+ one output rounding), c = r + 1024/4 + 8.
+  const schedule = [1, 2, 4, 8, 16, 24], sizes = schedule.map((n) => n * n), L = sizes.reduce((a, b) => a + b, 0);
+  const cases = [
+    { D: 8, Dv: 8, BH: 2, beta: 0.5, eps: 1e-3, family: "chebyshev" as const, s: 1 / Math.sqrt(8) },
+    { D: 4, Dv: 3, BH: 1, beta: 1.5, eps: 1e-3, family: "taylor" as const, s: -0.9 / 2 },
+  ];
+  try {
+    for (const [ci, { D, Dv, BH, beta, eps, family, s }] of cases.entries()) {
+      const p = smallestDegree(family, beta, eps)!;
+      const table = featureTable(D, p.coeffs, s);
+      const inst = buildQKV(rng(500 + ci), BH, L, L, D, Dv, s, beta);
+      const c = table.r + 1024 / 4 + 8;
+      const tol = (2 * c * U32 * absPoly(p.coeffs, beta) * Math.exp(beta) / (1 - eps) + U32) * inst.vmax;
+      const outBound = (2 * eps) / (1 - eps) * inst.vmax + 4 * U32 * inst.vmax;
+      const before = { ...guardStats };
+      for (const window of [Infinity, 2]) {
+        const ranges = scaleKeyRanges(schedule, window);
+        const run = (path: "rows" | "gemm") => {
+          setLowrankPath(path);
+          return lowrankAttention(inst.q, inst.k, inst.v, BH, L, L, D, Dv, s, sizes, window, table, beta, ranges);
+        };
+        const rows = run("rows"), gemm = run("gemm");
+        const diff = maxAbsDiff(gemm, rows);
+        assert.ok(diff <= tol, `case ${ci} window ${window}: |gemm − rows| ${diff} > ${tol}`);
+        const err = maxAbsDiff(gemm, exactAttention(inst, BH, L, L, D, Dv, s, scaleMask(schedule, window)));
+        assert.ok(err <= outBound, `case ${ci} window ${window}: gemm error ${err} > ${outBound}`);
+        console.log(
+          `gemm case ${ci} window ${window}: r ${table.r}, |gemm − rows| ${diff.toExponential(2)} (tol ${
+            tol.toExponential(2)
+          }), error ${err.toExponential(2)} (bound ${outBound.toExponential(2)})`,
+        );
+      }
+      // Plain form (every query sees every key, Tq ≠ Tk).
+      const Tq = 300;
+      const ranges = fullKeyRanges(Tq, L);
+      const q = inst.q.subarray(0, BH * Tq * D).slice();
+      for (let bh = 0; bh < BH; bh++) q.set(inst.q.subarray(bh * L * D, bh * L * D + Tq * D), bh * Tq * D);
+      setLowrankPath("rows");
+      const rows = lowrankAttention(q, inst.k, inst.v, BH, Tq, L, D, Dv, s, null, Infinity, table, beta, ranges);
+      setLowrankPath("gemm");
+      const gemm = lowrankAttention(q, inst.k, inst.v, BH, Tq, L, D, Dv, s, null, Infinity, table, beta, ranges);
+      assert.ok(maxAbsDiff(gemm, rows) <= tol, `case ${ci} plain: ${maxAbsDiff(gemm, rows)} > ${tol}`);
+      // State form: one state over all keys, then a read, in both forms (guards off: only the math is compared).
+      const states = (["rows", "gemm"] as const).map((path) => {
+        setLowrankPath(path);
+        const st = lowrankState(inst.k, inst.v, null, BH, L, D, Dv, table, Infinity, "t");
+        return lowrankRead(q, st, BH, Tq, D, Dv, s, table, Infinity, 1, "t");
+      });
+      assert.ok(maxAbsDiff(states[1]!, states[0]!) <= tol, `case ${ci} state: ${maxAbsDiff(states[1]!, states[0]!)}`);
+      assert.equal(guardStats.fallbacks, before.fallbacks);
+    }
+  } finally {
+    setLowrankPath("auto");
+  }
 });
