@@ -1,9 +1,11 @@
 /**
  * @file Next-scale generation, exactly the official `autoregressive_infer_cfg`: 2B rows (class,
  * then unconditional), KV cache per block, guidance ramp t = cfg·s/(S−1), top-k/top-p sampling from a
- * seeded generator, f̂ accumulation, next input by area downsampling, final decode.
+ * seeded generator, f̂ accumulation, next input by area downsampling, final decode. On device targets
+ * the caches (or low-rank states), f̂ and the next input stay on the device between entries: only the
+ * logits of each scale, the final f̂ and the image are read back.
  */
-import type { HostTensor, LoadedModel } from "./mod.ts";
+import type { HostTensor, LoadedModel, Tensor } from "./mod.ts";
 import { Generator, guide, sampleRows } from "./sample.ts";
 
 /** What `generate` needs besides the model. */
@@ -131,20 +133,30 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
   const idx = new Int32Array(B * meta.tokens);
   const guided: Float32Array[] = [];
   const time = { transformer: 0, sampling: 0, fhat: 0, decode: 0 };
-  let carry: Record<string, HostTensor> = {}; // KV caches of the earlier scales
-  let fhat: HostTensor | undefined, words: HostTensor | undefined;
+  const dev = model.resident; // device targets: keep tensors on the device between entries
+  let carry: Record<string, Tensor> = {}; // KV caches (or low-rank states) of the earlier scales
+  let fhat: Tensor | undefined, words: Tensor | undefined;
   let start = 0;
   for (let s = 0; s < S; s++) {
     const t0 = performance.now();
     const T = schedule[s]! ** 2;
-    const inputs: Record<string, HostTensor> = { labels: labels2, ...carry };
-    if (words) inputs.x_words = twice(words);
+    const inputs: Record<string, Tensor> = { labels: labels2, ...carry };
+    let doubled: Tensor | undefined;
+    if (words) {
+      inputs.x_words = doubled = dev ? await dev.twice(words) : twice(words as HostTensor);
+      if (dev) await dev.release(words);
+      words = undefined;
+    }
     const entry = model.module.info.entries[`step_${s}`]!;
     const taps = (o.taps ?? []).filter((t) => entry.labels.includes(t));
-    const step = await model.run(`step_${s}`, pick(inputs, entry.inputs), { taps });
+    const keep = entry.outputs.map((x) => x.name).filter((n) => n !== "logits");
+    const step = await model.run(`step_${s}`, pick(inputs, entry.inputs), { taps, keep });
     if (o.onTaps) o.onTaps(step.taps);
+    const { logits, ...caches } = step.outputs as Record<string, Tensor>;
+    if (dev) await releaseAll(dev, [...Object.values(carry), ...(doubled ? [doubled] : [])], caches);
+    carry = caches;
     const t1 = performance.now();
-    const g = guide(step.outputs.logits!.data as Float32Array, B, T * vocab, S === 1 ? 0 : o.cfg * s / (S - 1));
+    const g = guide(logits!.data as Float32Array, B, T * vocab, S === 1 ? 0 : o.cfg * s / (S - 1));
     if (s < (o.keepGuided ?? 0)) guided.push(g);
     const tokens = sampleRows(g, vocab, o, gen); // [B, T]
     for (let b = 0; b < B; b++) idx.set(tokens.subarray(b * T, b * T + T), b * meta.tokens + start);
@@ -152,20 +164,23 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
     const f = await model.run(`fhat_${s}`, {
       idx: { data: tokens, shape: [B, T] },
       ...(fhat ? { fhat } : {}),
-    });
-    fhat = f.outputs.fhat!;
-    words = f.outputs.x_words;
-    const { logits: _, ...caches } = step.outputs;
-    carry = caches;
+    }, { keep: ["fhat", "x_words"] });
+    const next = f.outputs as Record<string, Tensor>;
+    if (dev && fhat) await releaseAll(dev, [fhat], next);
+    fhat = next.fhat!;
+    words = next.x_words;
     start += T;
     const t3 = performance.now();
     time.transformer += t1 - t0, time.sampling += t2 - t1, time.fhat += t3 - t2;
     o.onScale?.(s, S, t3 - t0);
   }
   const t4 = performance.now();
+  if (dev) await releaseAll(dev, [...Object.values(carry), ...(words ? [words] : [])], { fhat: fhat! });
+  const fhatHost = dev ? await dev.read(fhat!) : fhat as HostTensor;
   const img = (await model.run("decode", { fhat: fhat! })).outputs.img!;
+  if (dev) await dev.release(fhat!);
   time.decode = performance.now() - t4;
-  return { idx, fhat: fhat!, img, guided, timings: time };
+  return { idx, fhat: fhatHost, img, guided, timings: time };
 }
 
 /** The same rows twice along the batch axis: both CFG halves get the same next-scale input. */
@@ -175,6 +190,16 @@ function twice(t: HostTensor): HostTensor {
   return { data, shape: [t.shape[0]! * 2, ...t.shape.slice(1)] };
 }
 
-function pick(inputs: Record<string, HostTensor>, specs: readonly { name: string }[]): Record<string, HostTensor> {
+/** Frees device tensors no longer needed, except those still held by `live` (an entry may pass one through). */
+async function releaseAll(
+  dev: NonNullable<LoadedModel["resident"]>,
+  dead: readonly Tensor[],
+  live: Readonly<Record<string, Tensor>>,
+): Promise<void> {
+  const held = new Set(Object.values(live).map((t) => t.data));
+  for (const t of new Set(dead)) if (!held.has(t.data)) await dev.release(t);
+}
+
+function pick(inputs: Record<string, Tensor>, specs: readonly { name: string }[]): Record<string, Tensor> {
   return Object.fromEntries(specs.map((s) => [s.name, inputs[s.name]!]).filter(([, v]) => v !== undefined));
 }

@@ -2,11 +2,11 @@
  * @file Runtime API: load a compiled model module and its checkpoints, run its entries.
  * @module
  */
-import type { HostTensor } from "./js/exec.ts";
+import type { HostTensor, Tensor } from "./js/exec.ts";
 import { readSafetensors, type SafetensorsFile } from "./safetensors.ts";
 import { bindWeights, type ParamSpec } from "./weights.ts";
 
-export type { HostTensor } from "./js/exec.ts";
+export type { DeviceData, HostTensor, Tensor } from "./js/exec.ts";
 
 type Dims = readonly (number | "B")[];
 
@@ -19,17 +19,26 @@ export interface EntryInfo {
   readonly params: readonly string[];
 }
 
-/** What one entry returns. */
+/** What one entry returns (outputs named in `keep` are device tensors on device targets, see `Tensor`). */
 export interface EntryResult {
   readonly outputs: Record<string, HostTensor>;
   readonly taps: Record<string, HostTensor>;
 }
 
+/**
+ * Options of one run: `taps` to read back; `keep`, outputs to leave on the device (device targets;
+ * the JS target's outputs are host arrays anyway).
+ */
+export interface RunOptions {
+  readonly taps?: readonly string[];
+  readonly keep?: readonly string[];
+}
+
 /** A generated entry function (async on device targets, which also take the device). */
 export type EntryFn = (
   weight: (name: string) => unknown,
-  inputs: Readonly<Record<string, HostTensor>>,
-  options?: { taps?: readonly string[] },
+  inputs: Readonly<Record<string, Tensor>>,
+  options?: RunOptions,
   device?: unknown,
 ) => EntryResult | Promise<EntryResult>;
 
@@ -42,6 +51,10 @@ export interface DeviceClass {
 export interface Device {
   readonly info: string;
   upload(data: Float32Array | Int32Array): unknown;
+  read(t: never): Promise<Float32Array | Int32Array>;
+  release(t: never): void;
+  /** Read-backs so far: `read` calls and bytes. */
+  readonly readStats: { readonly reads: number; readonly bytes: number };
   guardStats(): Promise<{ checks: number; fallbacks: number }>;
 }
 
@@ -61,6 +74,8 @@ export interface ModelModule {
   readonly guardStats?: { readonly checks: number; readonly fallbacks: number };
   /** The device class of a WebGPU module. */
   readonly Gpu?: DeviceClass;
+  /** WebGPU: a device tensor's rows twice along the batch axis (a new device tensor). */
+  readonly twice?: (gpu: never, x: never) => unknown;
 }
 
 /** Imports a bundled model module from its source text. */
@@ -77,13 +92,30 @@ export interface LoadedModel {
   /** Runs one entry (a promise on device targets); unknown entries are a TypeError naming the available ones. */
   run(
     entry: string,
-    inputs: Readonly<Record<string, HostTensor>>,
-    options?: { taps?: readonly string[] },
+    inputs: Readonly<Record<string, Tensor>>,
+    options?: RunOptions,
   ): EntryResult | Promise<EntryResult>;
+  /**
+   * Device targets: handling of outputs kept on the device (`keep`), which later runs take as inputs
+   * without a round trip through the host. Absent on the JS target.
+   */
+  readonly resident?: ResidentTensors;
   /** Heads checked by low-rank guards and heads that fell back to exact attention. */
   guardStats(): Promise<{ checks: number; fallbacks: number }>;
   /** The adapter a device target runs on ("" on the JS target). */
   device(): Promise<string>;
+}
+
+/** Device tensors kept by `run(..., { keep })`: read back, duplicated and freed by their owner. */
+export interface ResidentTensors {
+  /** The host copy of a tensor (a host tensor is returned as it is). */
+  read(t: Tensor): Promise<HostTensor>;
+  /** Its rows twice along the batch axis (`[n, ...]` -> `[2n, ...]`), staying on the device. */
+  twice(t: Tensor): Promise<Tensor>;
+  /** Frees a device tensor (host tensors are left to the garbage collector). */
+  release(t: Tensor): Promise<void>;
+  /** Read-backs from the device so far: `read` calls and bytes (outputs, taps and `read`). */
+  readStats(): Promise<{ reads: number; bytes: number }>;
 }
 
 /**
@@ -130,7 +162,28 @@ export function bindModel(
     },
     guardStats: async () => await (await gpu()).guardStats(),
     device: async () => (await gpu()).info,
+    resident: {
+      async read(t) {
+        if (isHostData(t.data)) return t as HostTensor;
+        return { data: await (await gpu()).read(t.data as never), shape: t.shape };
+      },
+      async twice(t) {
+        const d = await gpu();
+        const data = isHostData(t.data) ? d.upload(t.data) : t.data;
+        const out = module.twice!(d as never, data as never) as Tensor["data"];
+        if (data !== t.data) d.release(data as never);
+        return { data: out, shape: [t.shape[0]! * 2, ...t.shape.slice(1)] };
+      },
+      async release(t) {
+        if (!isHostData(t.data)) (await gpu()).release(t.data as never);
+      },
+      readStats: async () => ({ ...(await gpu()).readStats }),
+    },
   };
+}
+
+function isHostData(x: Tensor["data"]): x is Float32Array | Int32Array {
+  return x instanceof Float32Array || x instanceof Int32Array;
 }
 
 /** Reads the checkpoint files and binds them to the model. */

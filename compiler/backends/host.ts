@@ -24,8 +24,15 @@ export interface HostTarget {
   readonly async: boolean;
   /** Host data of a value, for outputs and taps. */
   read(value: string): string;
-  /** Statement releasing a dead value (its alias group is dead). */
-  release(value: string): string;
+  /** Statement releasing a dead value (its alias group is dead); `input`: the name of the input it holds. */
+  release(value: string, input?: string): string;
+  /**
+   * An output's data when `options.keep` may name it (`name`: a string literal): device targets keep
+   * such outputs on the device. Without it every output is `read`.
+   */
+  keep?(name: string, value: string): string;
+  /** Whether inputs may be device tensors (`bindInputs`' `device`). */
+  readonly deviceInputs?: boolean;
   /** The type of `weight(name)`'s result. */
   readonly weightType: string;
   /** A statement run before a node's kernel, e.g. recording which spec node runs (for device errors). */
@@ -79,17 +86,21 @@ export function generateSource(
     w.write(`${target.async ? "async " : ""}function entry${i}(`).newLine().indent(() => {
       w.writeLine(`weight: (name: string) => ${target.weightType},`);
       w.writeLine("inputs: Readonly<Record<string, HostTensor>>,");
-      w.writeLine("options: { taps?: readonly string[] } = {},");
+      w.writeLine("options: { taps?: readonly string[]; keep?: readonly string[] } = {},");
       if (target.extraParam) w.writeLine(`${target.extraParam},`);
     });
     const result = "{ outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> }";
     w.write(`): ${target.async ? `Promise<${result}>` : result} `).block(() => {
       const e2 = JSON.stringify(e);
-      w.writeLine(`const { B, input } = bindInputs(info.entries[${e2}].inputs as never, inputs, ${e2});`);
+      const dev = target.deviceInputs ? ", true" : "";
+      w.writeLine(`const { B, input } = bindInputs(info.entries[${e2}].inputs as never, inputs, ${e2}${dev});`);
+      if (target.keep) w.writeLine("const keep = new Set(options.keep ?? []);");
       w.writeLine(`const tap = tapper(options.taps, info.entries[${e2}].labels);`);
       for (const line of bodies[i]!) w.writeLine(line);
       const outs = Object.entries(module.entries[e]!).map(([k, id]) =>
-        `${JSON.stringify(k)}: { data: ${target.read(`v${id}`)}, shape: ${shapeOf(module.nodes[id]!.type!)} }`
+        `${JSON.stringify(k)}: { data: ${
+          target.keep ? target.keep(JSON.stringify(k), `v${id}`) : target.read(`v${id}`)
+        }, shape: ${shapeOf(module.nodes[id]!.type!)} }`
       );
       w.writeLine(`return { outputs: { ${outs.join(", ")} }, taps: tap.taken };`);
     });
@@ -124,7 +135,11 @@ function entryBody(
   return order.map((id, i) => {
     const line = renderNode(module.nodes[id]!, module, target, hoisted, checkEntry);
     const dead = dies.get(i) ?? [];
-    return dead.length ? `${line}\n${dead.map((r) => target.release(`v${r}`)).join(" ")} // last use` : line;
+    const release = (r: number) => {
+      const n = module.nodes[r]!;
+      return target.release(`v${r}`, n.op === Op.Input ? (n.params as OpParams[Op.Input]).name : undefined);
+    };
+    return dead.length ? `${line}\n${dead.map(release).join(" ")} // last use` : line;
   });
 }
 
@@ -187,7 +202,7 @@ export declare const info: {
 export declare const entries: Record<string, (
   weight: (name: string) => unknown,
   inputs: Readonly<Record<string, HostTensor>>,
-  options?: { taps?: readonly string[] },
+  options?: { taps?: readonly string[]; keep?: readonly string[] },
   device?: unknown,
 ) => { outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> } | Promise<{ outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> }>>;
 `;

@@ -284,7 +284,9 @@ async function run(model: LoadedModel, backend: Backend, o: Settings) {
       if (entry.startsWith("fhat_")) {
         const k = Number(entry.slice(5)), pn = meta.schedule[k]!;
         const li = document.createElement("li");
-        li.append(latentCanvas(r.outputs.fhat!), `${k + 1}: ${pn}×${pn}`);
+        const fhat = r.outputs.fhat!; // a device tensor when generation keeps values on the GPU
+        const host = model.resident ? await model.resident.read(fhat) : fhat;
+        li.append(latentCanvas(host as HostTensor), `${k + 1}: ${pn}×${pn}`);
         list.append(li);
         await nextFrame();
       }

@@ -6,6 +6,18 @@ export interface HostTensor {
   readonly shape: readonly number[];
 }
 
+/** Data of a tensor that lives on a device (a WebGPU `GpuTensor`): its element count and dtype. */
+export interface DeviceData {
+  readonly length: number;
+  readonly dtype: "f32" | "i32";
+}
+
+/** A model input or kept output: host data, or (device targets) a device tensor. */
+export interface Tensor {
+  readonly data: Float32Array | Int32Array | DeviceData;
+  readonly shape: readonly number[];
+}
+
 /** Static description of a model input ("B" is the batch size). */
 export interface InputSpec {
   readonly name: string;
@@ -18,19 +30,29 @@ export class InputError extends Error {
   override name = "InputError";
 }
 
-/** Checks every input against its spec, infers B, and returns an accessor. */
+/**
+ * Checks every input against its spec, infers B, and returns an accessor. With `device`, inputs may
+ * also be device tensors (`{ length, dtype }` data), checked the same way.
+ */
 export function bindInputs(
   specs: readonly InputSpec[],
-  inputs: Readonly<Record<string, HostTensor>>,
+  inputs: Readonly<Record<string, Tensor>>,
   entry: string,
-): { B: number; input: (name: string) => Float32Array | Int32Array } {
+  device = false,
+): { B: number; input: (name: string) => Float32Array | Int32Array | DeviceData } {
   let B: number | undefined;
   for (const spec of specs) {
     const t = Object.hasOwn(inputs, spec.name) ? inputs[spec.name] : undefined;
     if (!t) {
       throw new InputError(`${entry}: missing input "${spec.name}": expected ${spec.dtype}[${spec.shape.join(", ")}]`);
     }
-    const isInt = t.data instanceof Int32Array;
+    const onHost = t.data instanceof Float32Array || t.data instanceof Int32Array;
+    if (
+      !onHost && !(device && typeof t.data?.length === "number" && (t.data.dtype === "f32" || t.data.dtype === "i32"))
+    ) {
+      throw new InputError(`${entry}: input "${spec.name}" must be a Float32Array or Int32Array`);
+    }
+    const isInt = onHost ? t.data instanceof Int32Array : (t.data as DeviceData).dtype === "i32";
     if (isInt !== (spec.dtype === "i32")) {
       throw new InputError(`${entry}: input "${spec.name}" must be ${spec.dtype}, got ${isInt ? "i32" : "f32"}`);
     }

@@ -154,6 +154,9 @@ export class Gpu {
     return bytes;
   }
 
+  /** Read-backs so far (`read` calls and the bytes they returned), e.g. to check what leaves the device. */
+  readonly readStats = { reads: 0, bytes: 0 };
+
   /** A new device tensor holding `data`. */
   upload(data: Float32Array | Int32Array): GpuTensor {
     this.#alive();
@@ -397,6 +400,7 @@ export class Gpu {
    */
   async read(t: GpuTensor): Promise<Float32Array | Int32Array> {
     const { data } = await this.#submit(t);
+    this.readStats.reads++, this.readStats.bytes += t.length * 4;
     return t.dtype === "i32" ? new Int32Array(data, 0, t.length) : new Float32Array(data, 0, t.length);
   }
 

@@ -12,10 +12,10 @@
  */
 import { type KeyRanges, resampleMatrix } from "../js/kernels.ts";
 import type { FeatureTable } from "../js/lowrank.ts";
-import type { Gpu, GpuTensor } from "./device.ts";
+import { type Gpu, GpuTensor } from "./device.ts";
 import { f32Word, fixup, kernelSource, run, source, WG, wordF32 } from "./wgsl.ts";
 
-export { GpuTensor } from "./device.ts";
+export { GpuTensor };
 export { fullKeyRanges, type KeyRanges, scaleKeyRanges } from "../js/kernels.ts";
 export { type FeatureTable, featureTable } from "../js/lowrank.ts";
 
@@ -482,6 +482,23 @@ export function concat(
     at += w;
   });
   return out;
+}
+
+/** A model input as a device tensor: host data is uploaded (owned by the entry), device tensors pass through. */
+export function asDevice(gpu: Gpu, x: Float32Array | Int32Array | { readonly length: number }): GpuTensor {
+  if (x instanceof Float32Array || x instanceof Int32Array) return gpu.upload(x);
+  if (x instanceof GpuTensor) return x;
+  throw new TypeError("WebGPU: an input is neither host data nor a tensor of this module's device");
+}
+
+/** Whether an input was given as host data (then its uploaded copy is the entry's to release). */
+export function isHost(x: unknown): boolean {
+  return x instanceof Float32Array || x instanceof Int32Array;
+}
+
+/** The rows of `x` twice along the batch axis, on the device: both CFG halves get the same input. */
+export function twice(gpu: Gpu, x: GpuTensor): GpuTensor {
+  return concat(gpu, [x, x], 1, [x.length, x.length], 1);
 }
 
 /** Scale index of every token of a schedule (computed on the host, uploaded). */

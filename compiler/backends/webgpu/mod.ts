@@ -20,13 +20,20 @@ export const webgpuTarget: HostTarget = {
     `import { Gpu } from "varc:webgpu-device";`,
     `import { bindInputs, type HostTensor, tapper } from "varc:exec";`,
     `export { Gpu } from "varc:webgpu-device";`,
+    `export { twice } from "varc:webgpu";`,
   ],
   fn: (kernel) => `G.${kernel}(gpu, `,
-  input: (expr) => `gpu.upload(${expr})`,
+  input: (expr) => `G.asDevice(gpu, ${expr})`,
   extraParam: "gpu: Gpu",
   async: true,
   read: (value) => `await gpu.read(${value})`,
-  release: (value) => `gpu.release(${value}); ${value} = null!;`,
+  // Device tensors given as inputs belong to the caller: only uploaded copies of host data are released.
+  release: (value, input) =>
+    input === undefined
+      ? `gpu.release(${value}); ${value} = null!;`
+      : `if (G.isHost(input(${JSON.stringify(input)}))) gpu.release(${value}); ${value} = null!;`,
+  keep: (name, value) => `keep.has(${name}) ? ${value} : await gpu.read(${value})`,
+  deviceInputs: true,
   weightType: "G.GpuTensor",
   before: (what) => `gpu.origin = ${JSON.stringify(what)}; `,
 };
