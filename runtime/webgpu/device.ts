@@ -321,6 +321,11 @@ export class Gpu {
 
   #discardBatch(): void {
     if (this.#encoder) void this.device.popErrorScope().catch(() => {});
+    this.#resetBatch();
+  }
+
+  /** Forgets the pending batch (submitted or discarded): encoder, sites, parameter slots, released buffers. */
+  #resetBatch(): void {
     this.#encoder = null;
     this.#pass = null;
     this.#sites = [];
@@ -360,13 +365,7 @@ export class Gpu {
     this.device.queue.writeBuffer(this.#status.buffer, 0, new Uint32Array([NONE, NONE, 0, 0]));
     const validation = this.device.popErrorScope();
     const sites = this.#sites, kernels = [...this.#batchKernels];
-    this.#encoder = null;
-    this.#pass = null;
-    this.#sites = [];
-    this.#batchKernels.clear();
-    for (const c of this.#chunks) c.used = 0;
-    this.#chunkAt = 0;
-    for (const b of this.#released.splice(0)) b.destroy();
+    this.#resetBatch();
 
     const err = await validation;
     if (err) {
