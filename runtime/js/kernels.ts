@@ -5,12 +5,12 @@
  * The exception is `gemmNT` (and so `linear` and `conv2d`): products of at least `WASM_MIN_MACS`
  * multiply-adds run in the WebAssembly SIMD128 kernel of `./wasm/gemm.ts` when the host supports it,
  * which accumulates in float32 (four partial sums per output per K block of 512); the JS kernel
- * below stays the fallback, and `setGemmBackend("js")` forces it. With the WASM GEMM in use, large
- * query groups of `attention` take its GEMM form (float32 logits and probability sums, float64
- * softmax). Sizes and strides are computed by the compiler; kernels only check what depends on
+ * below stays the fallback, and `setGemmBackend("js")` forces it. With the WASM backend in use,
+ * large `attention` calls run fused in WebAssembly too (float32 logits and sums). Sizes and strides are computed by the compiler; kernels only check what depends on
  * run-time data (token indices).
  */
-import { gemmBackend, gemmNTWasm, WASM_MIN_MACS } from "./wasm/gemm.ts";
+import { attentionWasm, type QueryGroup } from "./wasm/attention.ts";
+import { gemmNTWasm, WASM_MIN_MACS } from "./wasm/gemm.ts";
 
 export { type GemmBackend, gemmBackend, gemmThreads, setGemmBackend, setGemmThreads } from "./wasm/gemm.ts";
 
@@ -325,15 +325,16 @@ export function fullKeyRanges(Tq: number, Tk: number): KeyRanges {
   return { lo: new Int32Array(Tq), hi: new Int32Array(Tq).fill(Tk) };
 }
 
-/** Query groups with at least this many multiply-adds per head use the GEMM form of `attention`. */
-export const ATTENTION_GEMM_MIN_MACS = 1 << 16;
+/** Calls with at least this many multiply-adds per head go to the WebAssembly attention. */
+export const ATTENTION_WASM_MIN_MACS = 1 << 16;
 
 /**
  * q [BH, Tq, D], k [BH, Tk, D], v [BH, Tk, Dv] -> [BH, Tq, Dv]: softmax(scale·q kᵀ) v over each
- * query's key range. Consecutive queries with the same range form a group; large groups take the
- * GEMM form when the WebAssembly GEMM is in use (logits of a chunk of queries with one `gemmNT`,
- * softmax rows in float64, then probabilities · v with a second `gemmNT`), the others the row form,
- * with a running max (one pass over keys, no [Tq, Tk] matrix).
+ * query's key range. Consecutive queries with the same range form a group. Large calls run fused
+ * in WebAssembly when the WASM backend is in use (`./wasm/attention.ts`: float32 logits and sums,
+ * online softmax over key blocks, split across the worker threads); the others, and all calls
+ * with the JS backend, take the row form with a running max (one pass over keys, no [Tq, Tk]
+ * matrix, float64 accumulation).
  */
 export function attention(
   q: Float32Array,
@@ -348,16 +349,16 @@ export function attention(
   ranges: KeyRanges,
 ): Float32Array {
   const out = new Float32Array(BH * Tq * Dv);
-  const gemm = gemmBackend() === "wasm";
+  const groups: QueryGroup[] = [];
+  let macs = 0;
   for (let i0 = 0, i1 = 0; i0 < Tq; i0 = i1) {
     const lo = ranges.lo[i0]!, hi = ranges.hi[i0]!;
     for (i1 = i0 + 1; i1 < Tq && ranges.lo[i1] === lo && ranges.hi[i1] === hi; i1++);
-    if (gemm && hi > lo && (i1 - i0) * (hi - lo) * (D + Dv) >= ATTENTION_GEMM_MIN_MACS) {
-      attentionGemm(q, k, v, BH, Tq, Tk, D, Dv, scale, i0, i1, lo, hi, out);
-    } else {
-      attentionRows(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges, i0, i1, out);
-    }
+    groups.push({ i0, i1, lo, hi });
+    macs += (i1 - i0) * Math.max(0, hi - lo) * (D + Dv);
   }
+  if (macs >= ATTENTION_WASM_MIN_MACS && attentionWasm(q, k, v, BH, Tq, Tk, D, Dv, scale, groups, out)) return out;
+  for (const { i0, i1 } of groups) attentionRows(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges, i0, i1, out);
   return out;
 }
 
@@ -400,52 +401,6 @@ function attentionRows(
       }
       const o = (bh * Tq + i) * Dv;
       for (let d = 0; d < Dv; d++) out[o + d] = acc[d]! / sum;
-    }
-  }
-}
-
-/**
- * GEMM form of `attention` for queries [i0, i1) sharing keys [lo, hi) (n = hi − lo), per head, in
- * chunks of queries whose logits [c, n] stay within 4 MiB: logits = q kᵀ, p = softmax(scale·logits)
- * row by row, out = p · (vᵀ)ᵀ with vᵀ [Dv, n] transposed once per head.
- */
-function attentionGemm(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  BH: number,
-  Tq: number,
-  Tk: number,
-  D: number,
-  Dv: number,
-  scale: number,
-  i0: number,
-  i1: number,
-  lo: number,
-  hi: number,
-  out: Float32Array,
-): void {
-  const n = hi - lo, chunk = Math.max(1, Math.min(i1 - i0, Math.floor((1 << 20) / n)));
-  const logits = new Float32Array(chunk * n), vT = new Float32Array(Dv * n), res = new Float32Array(chunk * Dv);
-  for (let bh = 0; bh < BH; bh++) {
-    const keys = k.subarray((bh * Tk + lo) * D, (bh * Tk + hi) * D), vb = (bh * Tk + lo) * Dv;
-    for (let j = 0; j < n; j++) for (let d = 0; d < Dv; d++) vT[d * n + j] = v[vb + j * Dv + d]!;
-    for (let c0 = i0; c0 < i1; c0 += chunk) {
-      const c = Math.min(chunk, i1 - c0);
-      gemmNT(q.subarray((bh * Tq + c0) * D, (bh * Tq + c0 + c) * D), c, D, keys, n, null, logits);
-      for (let r = 0; r < c; r++) {
-        const at = r * n;
-        let max = -Infinity, sum = 0;
-        for (let j = 0; j < n; j++) max = Math.max(max, scale * logits[at + j]!);
-        for (let j = 0; j < n; j++) {
-          const p = Math.exp(scale * logits[at + j]! - max);
-          logits[at + j] = p, sum += p;
-        }
-        const inv = 1 / sum;
-        for (let j = 0; j < n; j++) logits[at + j]! *= inv;
-      }
-      gemmNT(logits, c, n, vT, Dv, null, res);
-      out.set(res.subarray(0, c * Dv), (bh * Tq + c0) * Dv);
     }
   }
 }

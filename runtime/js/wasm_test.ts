@@ -5,9 +5,10 @@
  * Tolerance per output: the sum is a float32 recursive summation of at most K/4 + 4 terms per lane
  * plus the lane reduction, K blocks and the bias, so |got − exact| ≤ γ·(Σ_k |a||w| + |b|) with
  * γ = (K + 8)·u and u = 2⁻²⁴ (a loose form of the standard γ_n bound), plus u·|exact| for the final
- * rounding of the float64 reference. Attention's GEMM form (used with the WASM GEMM) is checked the
- * same way: logits within (D + 8)·u·‖q‖‖k‖, so probabilities within a relative 2|s|·that, and the
- * probability-weighted sum of n values within (n + 8)·u·‖V‖∞ (with slack 2).
+ * rounding of the float64 reference. The fused WASM attention (used with the WASM backend) is
+ * checked the same way: logits within (D + 8)·u·‖q‖‖k‖, so probabilities within a relative
+ * 2|s|·that, and the probability-weighted sum of n values within (n + 8)·u·‖V‖∞ (with slack 2);
+ * tests/wasm_attention_test.ts derives a finer bound.
  */
 import assert from "node:assert/strict";
 import {
@@ -22,11 +23,12 @@ import {
   setGemmBackend,
   setGemmThreads,
 } from "./kernels.ts";
-import { gemmNTWasm } from "./wasm/gemm.ts";
+import { ATTENTION, gemmNTWasm } from "./wasm/gemm.ts";
 import { gemmModule } from "./wasm/gemm_module.ts";
 import { randomF32 } from "../random.ts";
 
 const U = 2 ** -24;
+const TILES = { rm: 3, rn: 3, kc: 512, mc: 64, attention: ATTENTION };
 
 /** Checks out against the float64 product within the derived bound; returns max |error| / bound. */
 function check(
@@ -72,7 +74,7 @@ const SHAPES: [number, number, number][] = [
 Deno.test("WebAssembly SIMD is available here and selected by default", () => {
   assert.ok(
     WebAssembly.validate(
-      gemmModule({ rm: 3, rn: 3, kc: 512, mc: 64, relaxed: false, shared: false, initialPages: 1, maximumPages: 16 }),
+      gemmModule({ ...TILES, relaxed: false, shared: false, initialPages: 1, maximumPages: 16 }),
     ),
   );
   assert.equal(gemmBackend(), "wasm");
@@ -156,7 +158,7 @@ function attentionRow(
   return out;
 }
 
-Deno.test("attention: GEMM form (WASM) and row form (JS) against float64 (block-causal, window, no mask)", () => {
+Deno.test("attention: fused WASM and row form (JS) against float64 (block-causal, window, no mask)", () => {
   const cases: [string, number, number, KeyRanges][] = [
     ["block-causal", 1041, 1041, scaleKeyRanges([1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 19], Infinity)],
     ["window 2", 1041, 1041, scaleKeyRanges([1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 19], 2)],

@@ -264,6 +264,9 @@ export class Fn {
   f32_max(): this {
     return this.code.push(0x97), this;
   }
+  f32_ne(): this {
+    return this.code.push(0x5c), this;
+  }
 
   // v128 / f32x4.
   v128_load(offset = 0): this {
@@ -319,6 +322,31 @@ export class Fn {
   }
   f32x4_max(): this {
     return this.simd(0xe9);
+  }
+  /** max(a, b) = a < b ? b : a (one instruction on x86; a NaN b is dropped). */
+  f32x4_pmax(): this {
+    return this.simd(0xeb);
+  }
+  f32x4_lt(): this {
+    return this.simd(0x43);
+  }
+  /** a & ~b. */
+  v128_andnot(): this {
+    return this.simd(0x4f);
+  }
+  /** v128.const of four equal i32 lanes. */
+  i32x4_const(x: number): this {
+    this.code.push(SIMD, 0x0c);
+    const b = new Uint8Array(new Int32Array([x, x, x, x]).buffer);
+    this.code.push(...b);
+    return this;
+  }
+  i32x4_add(): this {
+    return this.simd(0xae);
+  }
+  /** [v128, i32 shift] -> v128. */
+  i32x4_shl(): this {
+    return this.simd(0xab);
   }
   /** a·b + c (relaxed SIMD: fused or not, as the hardware prefers). */
   f32x4_relaxed_madd(): this {

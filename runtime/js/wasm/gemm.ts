@@ -28,11 +28,18 @@ const MAX_PAGES = 32768;
 
 const TILE = { rm: 3, rn: 3, kc: 512, mc: 64 } as const;
 
-interface Runtime {
+/** Attention tiles and blocks: S [64, 128] of scratch (32 KiB) per thread. */
+export const ATTENTION = { rm: 4, rv: 2, qb: 64, kb: 128 } as const;
+
+/** The instantiated module and its worker pool. */
+export interface Runtime {
   readonly relaxed: boolean;
   readonly memory: WebAssembly.Memory;
   readonly gemm: (...args: number[]) => void;
-  readonly run: (() => void) | null;
+  /** attn_job(job, scratch): one attention job record on the calling thread. */
+  readonly attnJob: (job: number, scratch: number) => void;
+  /** run(thread): the pool entry (shared memory only). */
+  readonly run: ((thread: number) => void) | null;
   readonly bytes: Uint8Array<ArrayBuffer>;
   readonly workers: { unref?(): void }[];
   threads: number;
@@ -79,7 +86,7 @@ export function gemmThreads(): number {
 }
 
 function config(relaxed: boolean, shared: boolean, initialPages: number): GemmConfig {
-  return { ...TILE, relaxed, shared, initialPages, maximumPages: MAX_PAGES };
+  return { ...TILE, attention: ATTENTION, relaxed, shared, initialPages, maximumPages: MAX_PAGES };
 }
 
 // deno-lint-ignore no-explicit-any
@@ -112,6 +119,7 @@ function init(): Runtime | null {
       memory,
       bytes,
       gemm: ex.gemm,
+      attnJob: ex.attn_job,
       run: ex.run ?? null,
       workers: [],
       threads: 1,
@@ -125,22 +133,25 @@ function init(): Runtime | null {
   return state.runtime;
 }
 
-/** Worker source: instantiate the same module on the shared memory, then run jobs as they come. */
+/**
+ * Worker source: instantiate the same module on the shared memory, then run jobs as they come
+ * (worker i is thread i + 1; the caller is thread 0).
+ */
 const WORKER_SOURCE = `
 const { workerData } = process.getBuiltinModule("node:worker_threads");
-const { bytes, memory } = workerData;
+const { bytes, memory, thread } = workerData;
 const { run } = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
 const ctl = new Int32Array(memory.buffer, 0, ${CTL.BYTES / 4});
 let seen = 0;
 for (;;) {
   Atomics.wait(ctl, ${CTL.SEQ}, seen);
   seen = Atomics.load(ctl, ${CTL.SEQ});
-  run();
+  run(thread);
 }
 `;
 
 /** Starts workers up to the requested thread count; returns the threads available. */
-function ensureWorkers(rt: Runtime): number {
+export function ensureWorkers(rt: Runtime): number {
   const want = state.threads ?? Math.min(4, (globalThis as Any).navigator?.hardwareConcurrency ?? 1);
   if (!rt.run) return 1;
   while (rt.workers.length < want - 1) {
@@ -148,7 +159,7 @@ function ensureWorkers(rt: Runtime): number {
       const wt = workerThreads();
       const worker = new wt.Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { bytes: rt.bytes, memory: rt.memory },
+        workerData: { bytes: rt.bytes, memory: rt.memory, thread: rt.workers.length + 1 },
       });
       worker.unref?.();
       rt.workers.push(worker);
@@ -161,7 +172,7 @@ function ensureWorkers(rt: Runtime): number {
 }
 
 /** Makes the memory at least `bytes` long; false when it cannot grow that far. */
-function reserve(rt: Runtime, bytes: number): boolean {
+export function reserve(rt: Runtime, bytes: number): boolean {
   const have = rt.memory.buffer.byteLength;
   if (bytes > have) {
     const pages = Math.ceil((bytes - have) / PAGE);
@@ -180,7 +191,7 @@ function reserve(rt: Runtime, bytes: number): boolean {
 }
 
 /** Copies rows [rows, K] into memory at float index `at` with row stride Kp (zero padding). */
-function copyRows(dst: Float32Array, at: number, src: Float32Array, rows: number, K: number, Kp: number): void {
+export function copyRows(dst: Float32Array, at: number, src: Float32Array, rows: number, K: number, Kp: number): void {
   if (K === Kp) return void dst.set(src.subarray(0, rows * K), at);
   for (let r = 0; r < rows; r++) {
     dst.set(src.subarray(r * K, r * K + K), at + r * Kp);
@@ -188,7 +199,13 @@ function copyRows(dst: Float32Array, at: number, src: Float32Array, rows: number
   }
 }
 
-const align = (bytes: number) => (bytes + 63) & ~63;
+/** Rounds a byte address up to a cache line. */
+export const align = (bytes: number) => (bytes + 63) & ~63;
+
+/** The runtime when the WASM backend is selected and available, else null. */
+export function wasmRuntime(): Runtime | null {
+  return state.backend === "auto" ? init() : null;
+}
 
 /**
  * out[M, N] = a[M, K] · w[N, K]ᵀ (+ bias) in WebAssembly; false (nothing written) when the WASM
@@ -203,8 +220,7 @@ export function gemmNTWasm(
   bias: Float32Array | null,
   out: Float32Array,
 ): boolean {
-  if (state.backend !== "auto") return false;
-  const rt = init();
+  const rt = wasmRuntime();
   if (!rt) return false;
   const Kp = (K + 3) & ~3;
   const aAt = CTL.BYTES, wAt = align(aAt + M * Kp * 4), bAt = align(wAt + N * Kp * 4);
@@ -244,16 +260,31 @@ function parallel(
   else nStep = Math.max(TILE.rn, Math.ceil(N / want / TILE.rn) * TILE.rn);
   const mCount = Math.ceil(M / mStep), total = mCount * Math.ceil(N / nStep);
   const ctl = rt.i32;
-  ctl[CTL.A] = aAt, ctl[CTL.W] = wAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
+  ctl[CTL.KIND] = 0, ctl[CTL.A] = aAt, ctl[CTL.W] = wAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
   ctl[CTL.M] = M, ctl[CTL.N] = N, ctl[CTL.KP] = Kp;
-  ctl[CTL.M_STEP] = mStep, ctl[CTL.N_STEP] = nStep, ctl[CTL.M_COUNT] = mCount, ctl[CTL.TOTAL] = total;
+  ctl[CTL.M_STEP] = mStep, ctl[CTL.N_STEP] = nStep, ctl[CTL.M_COUNT] = mCount;
+  runShared(rt, total);
+}
+
+/** Chunks of one job are counted in the low 16 bits of the claim word: fewer than this. */
+export const MAX_CHUNKS = 0xffff;
+
+/**
+ * Runs the job described in the control block (KIND and its fields set) as `total` (< MAX_CHUNKS)
+ * chunks on the caller and every worker, and returns when all are done.
+ */
+export function runShared(rt: Runtime, total: number): void {
+  const ctl = rt.i32;
+  ctl[CTL.TOTAL] = total;
   Atomics.store(ctl, CTL.DONE, 0);
   rt.job = (rt.job + 1) & 0x7fff;
   Atomics.store(ctl, CTL.CLAIM, rt.job << 16);
   Atomics.add(ctl, CTL.SEQ, 1);
   Atomics.notify(ctl, CTL.SEQ);
-  rt.run!();
+  rt.run!(0);
   for (let done = Atomics.load(ctl, CTL.DONE); done < total; done = Atomics.load(ctl, CTL.DONE)) {
     Atomics.wait(ctl, CTL.DONE, done);
   }
+  // close the job: a late worker must not claim "chunk total" once the next job's fields are written
+  Atomics.store(ctl, CTL.CLAIM, (rt.job << 16) | MAX_CHUNKS);
 }

@@ -8,10 +8,12 @@
  * L1 while the RM-row tiles of an MC-row block of a stream from L2); partial sums of later K blocks
  * are added to `out`. Edge tiles use 1-row / 1-column variants.
  *
- * `run` is the thread-pool entry: it claims chunks (sub-blocks of the output) from the control
- * block with compare-and-swap until none are left, so the calling thread and any workers share
- * one job with dynamic load balancing.
+ * `run(thread)` is the thread-pool entry: it claims chunks of the job in the control block with
+ * compare-and-swap until none are left, so the calling thread and any workers share one job with
+ * dynamic load balancing. A job is a GEMM (chunks are sub-blocks of the output) or an attention
+ * call (chunks are the job records of attention_module.ts; `thread` picks the scratch).
  */
+import { type AttentionConfig, attentionFns, attentionNames, JOB_BYTES, scratchBytes } from "./attention_module.ts";
 import { encodeModule, F32, Fn, I32, V128 } from "./encode.ts";
 
 /** Tile and blocking parameters, and which instructions to use. */
@@ -24,6 +26,8 @@ export interface GemmConfig {
   readonly kc: number;
   /** Rows of a per K block pass. */
   readonly mc: number;
+  /** Tiles and blocks of the attention kernels. */
+  readonly attention: AttentionConfig;
   /** f32x4.relaxed_madd instead of f32x4.mul + f32x4.add. */
   readonly relaxed: boolean;
   /** Import a shared memory (for worker threads) and export `run`. */
@@ -34,8 +38,9 @@ export interface GemmConfig {
 }
 
 /**
- * Control block at address 0 (i32 slots): the job `run` executes. Chunk c covers rows
- * [mi·mStep, +mStep) and columns [ni·nStep, +nStep) with mi = c mod mCount, ni = ⌊c / mCount⌋.
+ * Control block at address 0 (i32 slots): the job `run` executes. A GEMM's chunk c covers rows
+ * [mi·mStep, +mStep) and columns [ni·nStep, +nStep) with mi = c mod mCount, ni = ⌊c / mCount⌋;
+ * an attention call's chunk c is the job record at JOBS + c·JOB_BYTES.
  */
 export const CTL = {
   /** Job counter; workers wait on it. */
@@ -55,6 +60,16 @@ export const CTL = {
   M_STEP: 11,
   N_STEP: 12,
   M_COUNT: 13,
+  /** 0: GEMM, 1: attention. */
+  KIND: 14,
+  /** Attention: job records, per-thread scratch (thread t at SCRATCH + t·scratchBytes). */
+  JOBS: 15,
+  SCRATCH: 16,
+  /** Attention: q/k width, v/output row length (padded). */
+  D: 17,
+  DVP: 18,
+  /** Attention: the logit scale, as an f32. */
+  SCALE: 19,
   /** Bytes reserved for the control block; data starts here. */
   BYTES: 256,
 } as const;
@@ -151,9 +166,9 @@ function driver(cfg: GemmConfig, tiles: readonly number[]): Fn {
   return f;
 }
 
-/** run(): claims and computes chunks of the job in the control block until none are left. */
-function runner(gemmIndex: number): Fn {
-  const f = new Fn("run", 0);
+/** run(thread): claims and computes chunks of the job in the control block until none are left. */
+function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
+  const f = new Fn("run", 1);
   const c = f.local(I32), idx = f.local(I32), total = f.local(I32), count = f.local(I32);
   const m0 = f.local(I32), n0 = f.local(I32);
   const slot = (s: number) => f.i32_const(0).i32_load(4 * s);
@@ -161,6 +176,22 @@ function runner(gemmIndex: number): Fn {
   const end = (start: number, step: number, limit: number) => {
     for (let i = 0; i < 2; i++) f.local_get(start), slot(step), f.i32_add(), slot(limit);
     f.i32_lt_s().select();
+  };
+  const gemmChunk = () => {
+    slot(CTL.M_COUNT).local_set(count);
+    f.local_get(idx).local_get(count).i32_rem_u();
+    slot(CTL.M_STEP).i32_mul().local_set(m0);
+    f.local_get(idx).local_get(count).i32_div_u();
+    slot(CTL.N_STEP).i32_mul().local_set(n0);
+    slot(CTL.A), slot(CTL.W), slot(CTL.BIAS), slot(CTL.OUT), slot(CTL.M), slot(CTL.N), slot(CTL.KP);
+    f.local_get(m0), end(m0, CTL.M_STEP, CTL.M);
+    f.local_get(n0), end(n0, CTL.N_STEP, CTL.N);
+    f.call(at("gemm"));
+  };
+  const attentionChunk = () => {
+    slot(CTL.JOBS).local_get(idx).i32_const(JOB_BYTES).i32_mul().i32_add();
+    slot(CTL.SCRATCH).local_get(0).i32_const(scratchBytes(cfg.attention)).i32_mul().i32_add();
+    f.call(at("attn_job"));
   };
   f.block(() =>
     f.loop(() => {
@@ -171,15 +202,7 @@ function runner(gemmIndex: number): Fn {
       // claim chunk idx; on a race, read the claim word again
       f.i32_const(0).local_get(c).local_get(c).i32_const(1).i32_add().i32_atomic_rmw_cmpxchg(4 * CTL.CLAIM);
       f.local_get(c).i32_ne().br_if(0);
-      slot(CTL.M_COUNT).local_set(count);
-      f.local_get(idx).local_get(count).i32_rem_u();
-      slot(CTL.M_STEP).i32_mul().local_set(m0);
-      f.local_get(idx).local_get(count).i32_div_u();
-      slot(CTL.N_STEP).i32_mul().local_set(n0);
-      slot(CTL.A), slot(CTL.W), slot(CTL.BIAS), slot(CTL.OUT), slot(CTL.M), slot(CTL.N), slot(CTL.KP);
-      f.local_get(m0), end(m0, CTL.M_STEP, CTL.M);
-      f.local_get(n0), end(n0, CTL.N_STEP, CTL.N);
-      f.call(gemmIndex);
+      slot(CTL.KIND).if(attentionChunk, gemmChunk);
       // done += 1; the last chunk wakes the waiting caller
       f.i32_const(0).i32_const(1).i32_atomic_rmw_add(4 * CTL.DONE).i32_const(1).i32_add().local_get(total).i32_eq();
       f.if(() => f.i32_const(4 * CTL.DONE).i32_const(1).memory_atomic_notify().drop());
@@ -189,11 +212,17 @@ function runner(gemmIndex: number): Fn {
   return f;
 }
 
-/** The module bytes for one configuration. Exports tile_*, gemm and (shared only) run. */
+/**
+ * The module bytes for one configuration. Exports the GEMM (tile_*, gemm), the attention kernels
+ * (attention_module.ts) and, when shared, run.
+ */
 export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
   const { rm, rn, relaxed } = cfg;
-  const fns = [tile(rm, rn, relaxed), tile(1, rn, relaxed), tile(rm, 1, relaxed), tile(1, 1, relaxed)];
-  fns.push(driver(cfg, [0, 1, 2, 3]));
-  if (cfg.shared) fns.push(runner(4));
+  const shapes = [[rm, rn], [1, rn], [rm, 1], [1, 1]] as const;
+  const names = [...shapes.map(([r, c]) => `tile_${r}x${c}`), "gemm", ...attentionNames(cfg.attention), "run"];
+  const at = (name: string) => names.indexOf(name);
+  const fns = [...shapes.map(([r, c]) => tile(r, c, relaxed)), driver(cfg, [0, 1, 2, 3])];
+  fns.push(...attentionFns(cfg.attention, relaxed, CTL, at));
+  if (cfg.shared) fns.push(runner(cfg, at));
   return encodeModule(fns, { initial: cfg.initialPages, maximum: cfg.maximumPages, shared: cfg.shared });
 }
