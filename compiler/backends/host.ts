@@ -28,9 +28,10 @@ export interface HostTarget {
   release(value: string, input?: string): string;
   /**
    * An output's data when `options.keep` may name it (`name`: a string literal): device targets keep
-   * such outputs on the device. Without it every output is `read`.
+   * such outputs on the device. Without it every output is `read`. `owned`: the value is computed by
+   * the entry and is no other output's, so a read-back copy may free it.
    */
-  keep?(name: string, value: string): string;
+  keep?(name: string, value: string, owned: boolean): string;
   /** Whether inputs may be device tensors (`bindInputs`' `device`). */
   readonly deviceInputs?: boolean;
   /** The type of `weight(name)`'s result. */
@@ -97,9 +98,10 @@ export function generateSource(
       if (target.keep) w.writeLine("const keep = new Set(options.keep ?? []);");
       w.writeLine(`const tap = tapper(options.taps, info.entries[${e2}].labels);`);
       for (const line of bodies[i]!) w.writeLine(line);
+      const owned = ownedOutputs(module, e);
       const outs = Object.entries(module.entries[e]!).map(([k, id]) =>
         `${JSON.stringify(k)}: { data: ${
-          target.keep ? target.keep(JSON.stringify(k), `v${id}`) : target.read(`v${id}`)
+          target.keep ? target.keep(JSON.stringify(k), `v${id}`, owned.has(id)) : target.read(`v${id}`)
         }, shape: ${shapeOf(module.nodes[id]!.type!)} }`
       );
       w.writeLine(`return { outputs: { ${outs.join(", ")} }, taps: tap.taken };`);
@@ -141,6 +143,21 @@ function entryBody(
     };
     return dead.length ? `${line}\n${dead.map(release).join(" ")} // last use` : line;
   });
+}
+
+/** Outputs whose buffer the entry computes (not a weight or input, through reshapes) and no other output shares. */
+function ownedOutputs(module: IrModule, entry: string): Set<number> {
+  const root = (id: number): number => {
+    const n = module.nodes[id]!;
+    return n.op === Op.Reshape ? root(n.inputs[0]!) : id;
+  };
+  const roots = Object.values(module.entries[entry]!).map(root);
+  return new Set(
+    Object.values(module.entries[entry]!).filter((_, i) => {
+      const op = module.nodes[roots[i]!]!.op;
+      return op !== Op.Param && op !== Op.Input && roots.filter((r) => r === roots[i]).length === 1;
+    }),
+  );
 }
 
 function shapeOf(t: TensorType): string {

@@ -3,6 +3,10 @@
  * pass that collects every dispatch until a read-back, pipelines cached by WGSL source, and a small
  * device-side status buffer through which kernels report bad run-time data and count low-rank guards.
  *
+ * Released buffers go to a pool by size class and are handed out again, so repeated work (the steps
+ * of a generation) allocates no new buffers once warm. A pooled buffer holds old data: `tensor()`
+ * contents are unspecified unless asked for zeros, and kernels write every element of their outputs.
+ *
  * Kernels are plain functions (`kernels.ts`) that record dispatches synchronously; nothing reaches
  * the GPU until `read()`, `guardStats()` or `flush()` submits the batch. Errors therefore surface
  * there: shader compilation (WgslError), device-side checks (GpuKernelError), device loss
@@ -66,6 +70,72 @@ function bufferBytes(length: number): number {
   return Math.max(16, Math.ceil((length * 4) / 16) * 16);
 }
 
+/**
+ * Size classes of pooled buffers: multiples of a quarter of the power of two at or below the size (at
+ * least 16 bytes), so a class wastes under 25% and nearby sizes (e.g. of neighbouring scales) share one.
+ * `up` rounds a request up to its class; rounding down gives the class a buffer of any size can serve.
+ */
+function sizeClass(bytes: number, up: boolean): number {
+  const step = Math.max(16, 2 ** Math.floor(Math.log2(bytes)) / 4);
+  return (up ? Math.ceil : Math.floor)(bytes / step) * step;
+}
+
+/** Free buffers by size class (keyed by rounding their size down), oldest release first. */
+class FreeList {
+  #byClass = new Map<number, GPUBuffer[]>();
+  #order = new Set<GPUBuffer>();
+  bytes = 0;
+
+  get count(): number {
+    return this.#order.size;
+  }
+
+  add(b: GPUBuffer): void {
+    const key = sizeClass(b.size, false);
+    const list = this.#byClass.get(key);
+    if (list) list.push(b);
+    else this.#byClass.set(key, [b]);
+    this.#order.add(b);
+    this.bytes += b.size;
+  }
+
+  /**
+   * A buffer of at least `bytes`: any of the request's class, else an exact-size one (uploads allocate
+   * exact sizes, so a repeated upload finds its predecessor's buffer), most recently released first.
+   */
+  take(bytes: number): GPUBuffer | undefined {
+    const list = this.#byClass.get(sizeClass(bytes, true));
+    const b = list?.length ? list.at(-1) : this.#byClass.get(sizeClass(bytes, false))?.findLast((x) => x.size >= bytes);
+    if (b) this.remove(b);
+    return b;
+  }
+
+  remove(b: GPUBuffer): void {
+    const list = this.#byClass.get(sizeClass(b.size, false))!;
+    list.splice(list.lastIndexOf(b), 1);
+    this.#order.delete(b);
+    this.bytes -= b.size;
+  }
+
+  oldest(): GPUBuffer | undefined {
+    return this.#order.values().next().value;
+  }
+
+  /** Empties the list, returning its buffers. */
+  drain(): GPUBuffer[] {
+    const all = [...this.#order];
+    this.#byClass.clear();
+    this.#order.clear();
+    this.bytes = 0;
+    return all;
+  }
+}
+
+/** Usage of tensor buffers (a function: the GPUBufferUsage global may be missing where no WebGPU is). */
+function tensorUsage(): number {
+  return GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+}
+
 /** A WebGPU device with a pending command buffer. */
 export class Gpu {
   /** Which spec node runs (set by generated code before each kernel call); used in error messages. */
@@ -83,7 +153,17 @@ export class Gpu {
   #sites: SiteMessage[] = [];
   #chunks: ParamChunk[] = [];
   #chunkAt = 0;
-  #released: GPUBuffer[] = [];
+  /** Released before the pending batch began (or in submitted batches): safe for any use. */
+  #settled = new FreeList();
+  /**
+   * Released while the pending batch may still read them: only for outputs of later dispatches of the
+   * same batch (which run after those reads), never for uploads (queue writes run before the batch).
+   */
+  #batchFree = new FreeList();
+  #releasedTensors = new WeakSet<GpuTensor>();
+  #created = 0;
+  #reused = 0;
+  #trimmed = 0;
   #cache = new WeakMap<object, GpuTensor>();
   #named = new Map<string, GpuTensor>();
   readonly #status: GpuTensor;
@@ -91,10 +171,13 @@ export class Gpu {
   private constructor(readonly device: GPUDevice, info: string) {
     this.info = info;
     this.limits = device.limits;
-    device.lost.then((lost) => void (this.#lost = lost));
+    device.lost.then((lost) => {
+      this.#lost = lost;
+      this.#settled.drain(), this.#batchFree.drain(); // their memory went with the device
+    });
     const status = device.createBuffer({
       size: STATUS.words * 4,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      usage: tensorUsage(),
       mappedAtCreation: true,
     });
     new Uint32Array(status.getMappedRange()).set([NONE, NONE, 0, 0, 0, 0, 0, 0]);
@@ -157,34 +240,87 @@ export class Gpu {
   /** Read-backs so far (`read` calls and the bytes they returned), e.g. to check what leaves the device. */
   readonly readStats = { reads: 0, bytes: 0 };
 
-  /** A new device tensor holding `data`. */
+  /** Most bytes the pool keeps in settled free buffers; the oldest released beyond it are destroyed. */
+  poolLimit = 512 * 2 ** 20;
+
+  /**
+   * Tensor buffers created and taken from the pool so far, buffers destroyed to keep the pool within
+   * `poolLimit`, and the buffers and bytes pooled now.
+   */
+  bufferStats(): { created: number; reused: number; trimmed: number; pooled: number; pooledBytes: number } {
+    return {
+      created: this.#created,
+      reused: this.#reused,
+      trimmed: this.#trimmed,
+      pooled: this.#settled.count + this.#batchFree.count,
+      pooledBytes: this.#settled.bytes + this.#batchFree.bytes,
+    };
+  }
+
+  /** A device tensor holding `data`. */
   upload(data: Float32Array | Int32Array): GpuTensor {
     this.#alive();
     const size = this.#checkSize(data.length);
-    const buffer = this.device.createBuffer({
-      size,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      mappedAtCreation: true,
-    });
+    const dtype = data instanceof Int32Array ? "i32" : "f32";
+    const pooled = this.#settled.take(size);
+    if (pooled) {
+      this.#reused++;
+      this.device.queue.writeBuffer(pooled, 0, data as ArrayBufferView<ArrayBuffer>);
+      return new GpuTensor(pooled, data.length, dtype);
+    }
+    // Exact size: most uploads are weights and constants, which stay for the device's life.
+    const buffer = this.device.createBuffer({ size, usage: tensorUsage(), mappedAtCreation: true });
+    this.#created++;
     new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     buffer.unmap();
-    return new GpuTensor(buffer, data.length, data instanceof Int32Array ? "i32" : "f32");
+    return new GpuTensor(buffer, data.length, dtype);
   }
 
-  /** A new zero-initialised device tensor. */
-  tensor(length: number, dtype: DType = "f32"): GpuTensor {
+  /**
+   * A device tensor for kernel output. Its contents are unspecified (a pooled buffer keeps old data)
+   * unless `zero`, which clears it in the pending batch.
+   */
+  tensor(length: number, dtype: DType = "f32", zero = false): GpuTensor {
     this.#alive();
-    const buffer = this.device.createBuffer({
-      size: this.#checkSize(length),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    });
-    return new GpuTensor(buffer, length, dtype);
+    const bytes = this.#checkSize(length);
+    const pooled = this.#batchFree.take(bytes) ?? this.#settled.take(bytes);
+    if (!pooled) {
+      const limit = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+      const size = Math.min(sizeClass(bytes, true), limit);
+      this.#created++;
+      return new GpuTensor(this.device.createBuffer({ size, usage: tensorUsage() }), length, dtype);
+    }
+    this.#reused++;
+    if (zero) {
+      const encoder = this.#openEncoder();
+      this.#pass?.end();
+      this.#pass = null;
+      encoder.clearBuffer(pooled, 0, bytes);
+    }
+    return new GpuTensor(pooled, length, dtype);
   }
 
-  /** Frees a tensor (after the pending batch, which may still use it). */
+  /**
+   * Returns a tensor's buffer to the pool; the pending batch may still use it. Releasing a tensor again
+   * does nothing.
+   */
   release(t: GpuTensor): void {
-    if (this.#encoder) this.#released.push(t.buffer);
-    else t.buffer.destroy();
+    if (this.#releasedTensors.has(t)) return;
+    this.#releasedTensors.add(t);
+    if (this.#lost) return;
+    if (this.#encoder) this.#batchFree.add(t.buffer);
+    else this.#settle([t.buffer]);
+  }
+
+  /** Pools buffers that no unsubmitted work uses, then trims the pool to `poolLimit`, oldest first. */
+  #settle(buffers: readonly GPUBuffer[]): void {
+    for (const b of buffers) this.#settled.add(b);
+    while (this.#settled.bytes > this.poolLimit) {
+      const b = this.#settled.oldest()!;
+      this.#settled.remove(b);
+      b.destroy();
+      this.#trimmed++;
+    }
   }
 
   /**
@@ -295,11 +431,7 @@ export class Gpu {
     this.#alive();
     if (workgroups <= 0) return;
     const pipeline = this.pipeline(name, code);
-    if (!this.#encoder) {
-      this.device.pushErrorScope("validation");
-      this.#encoder = this.device.createCommandEncoder();
-      this.#pass = this.#encoder.beginComputePass();
-    }
+    this.#pass ??= this.#openEncoder().beginComputePass();
     this.#batchKernels.add(this.origin ? `${name} (${this.origin})` : name);
     const param = this.#paramSlot(words);
     const entries: GPUBindGroupEntry[] = [{
@@ -319,6 +451,15 @@ export class Gpu {
     pass.dispatchWorkgroups(x, y, z);
   }
 
+  /** The pending batch's encoder, created (with its validation scope) by the batch's first command. */
+  #openEncoder(): GPUCommandEncoder {
+    if (!this.#encoder) {
+      this.device.pushErrorScope("validation");
+      this.#encoder = this.device.createCommandEncoder();
+    }
+    return this.#encoder;
+  }
+
   #discardBatch(): void {
     if (this.#encoder) void this.device.popErrorScope().catch(() => {});
     this.#resetBatch();
@@ -332,7 +473,7 @@ export class Gpu {
     this.#batchKernels.clear();
     for (const c of this.#chunks) c.used = 0;
     this.#chunkAt = 0;
-    for (const b of this.#released.splice(0)) b.destroy();
+    this.#settle(this.#batchFree.drain());
   }
 
   /**
@@ -350,9 +491,7 @@ export class Gpu {
       size: statusAt + STATUS.words * 4,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    const hadBatch = this.#encoder !== null;
-    if (!hadBatch) this.device.pushErrorScope("validation");
-    const encoder = this.#encoder ?? this.device.createCommandEncoder();
+    const encoder = this.#openEncoder();
     this.#pass?.end();
     if (t && dataBytes) encoder.copyBufferToBuffer(t.buffer, 0, staging, 0, dataBytes);
     encoder.copyBufferToBuffer(this.#status.buffer, 0, staging, statusAt, STATUS.words * 4);
@@ -403,6 +542,15 @@ export class Gpu {
     return t.dtype === "i32" ? new Int32Array(data, 0, t.length) : new Float32Array(data, 0, t.length);
   }
 
+  /** `read`, then `release`: for entry outputs that nothing else holds. */
+  async readOnce(t: GpuTensor): Promise<Float32Array | Int32Array> {
+    try {
+      return await this.read(t);
+    } finally {
+      this.release(t);
+    }
+  }
+
   /** Submits pending work and checks it like `read`, reading nothing back. */
   async flush(): Promise<void> {
     await this.#submit(null);
@@ -414,8 +562,9 @@ export class Gpu {
     return { checks: status[STATUS.checks]!, fallbacks: status[STATUS.fallbacks]! };
   }
 
-  /** Destroys the device (later calls throw DeviceLostError). */
+  /** Destroys the device and the pooled buffers (later calls throw DeviceLostError). */
   destroy(): void {
+    for (const b of [...this.#settled.drain(), ...this.#batchFree.drain()]) b.destroy();
     this.device.destroy();
   }
 }

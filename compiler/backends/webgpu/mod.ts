@@ -32,7 +32,7 @@ export const webgpuTarget: HostTarget = {
     input === undefined
       ? `gpu.release(${value}); ${value} = null!;`
       : `if (G.isHost(input(${JSON.stringify(input)}))) gpu.release(${value}); ${value} = null!;`,
-  keep: (name, value) => `keep.has(${name}) ? ${value} : await gpu.read(${value})`,
+  keep: (name, value, owned) => `keep.has(${name}) ? ${value} : await gpu.${owned ? "readOnce" : "read"}(${value})`,
   deviceInputs: true,
   weightType: "G.GpuTensor",
   before: (what) => `gpu.origin = ${JSON.stringify(what)}; `,
