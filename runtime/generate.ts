@@ -2,8 +2,9 @@
  * @file Next-scale generation, exactly the official `autoregressive_infer_cfg`: 2B rows (class,
  * then unconditional), KV cache per block, guidance ramp t = cfg·s/(S−1), top-k/top-p sampling from a
  * seeded generator, f̂ accumulation, next input by area downsampling, final decode. On device targets
- * the caches (or low-rank states), f̂ and the next input stay on the device between entries: only the
- * logits of each scale, the final f̂ and the image are read back.
+ * the caches (or low-rank states), f̂ and the next input stay on the device between entries, and the
+ * logits are guided and sampled there (the host still draws the uniforms): only the tokens of each
+ * scale, the final f̂ and the image are read back.
  */
 import type { HostTensor, LoadedModel, Tensor } from "./mod.ts";
 import { Generator, guide, sampleRows } from "./sample.ts";
@@ -149,23 +150,41 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
     }
     const entry = model.module.info.entries[`step_${s}`]!;
     const taps = (o.taps ?? []).filter((t) => entry.labels.includes(t));
-    const keep = entry.outputs.map((x) => x.name).filter((n) => n !== "logits");
+    const keep = entry.outputs.map((x) => x.name).filter((n) => dev || n !== "logits");
     const step = await model.run(`step_${s}`, pick(inputs, entry.inputs), { taps, keep });
     if (o.onTaps) o.onTaps(step.taps);
     const { logits, ...caches } = step.outputs as Record<string, Tensor>;
     if (dev) await releaseAll(dev, [...Object.values(carry), ...(doubled ? [doubled] : [])], caches);
     carry = caches;
+    if (dev) await dev.flush(); // the step's device work counts as the transformer's time
     const t1 = performance.now();
-    const g = guide(logits!.data as Float32Array, B, T * vocab, S === 1 ? 0 : o.cfg * s / (S - 1));
-    if (s < (o.keepGuided ?? 0)) guided.push(g);
-    const tokens = sampleRows(g, vocab, o, gen); // [B, T]
-    for (let b = 0; b < B; b++) idx.set(tokens.subarray(b * T, b * T + T), b * meta.tokens + start);
+    const ratio = S === 1 ? 0 : o.cfg * s / (S - 1), keepGuided = s < (o.keepGuided ?? 0);
+    let tokens: Tensor, host: Int32Array; // [B, T]
+    if (dev) {
+      const uniforms = Float64Array.from({ length: B * T }, () => gen.uniform()); // one per row, as sampleRows
+      const r = await dev.sample(logits!, {
+        B,
+        T,
+        V: vocab,
+        t: ratio,
+        topK: o.topK,
+        topP: o.topP,
+        uniforms,
+        guided: keepGuided,
+      });
+      if (r.guided) guided.push(r.guided);
+      tokens = r.tokens, host = r.host;
+    } else {
+      const g = guide(logits!.data as Float32Array, B, T * vocab, ratio);
+      if (keepGuided) guided.push(g);
+      host = sampleRows(g, vocab, o, gen);
+      tokens = { data: host, shape: [B, T] };
+    }
+    for (let b = 0; b < B; b++) idx.set(host.subarray(b * T, b * T + T), b * meta.tokens + start);
     const t2 = performance.now();
-    const f = await model.run(`fhat_${s}`, {
-      idx: { data: tokens, shape: [B, T] },
-      ...(fhat ? { fhat } : {}),
-    }, { keep: ["fhat", "x_words"] });
+    const f = await model.run(`fhat_${s}`, { idx: tokens, ...(fhat ? { fhat } : {}) }, { keep: ["fhat", "x_words"] });
     const next = f.outputs as Record<string, Tensor>;
+    if (dev) await dev.release(tokens);
     if (dev && fhat) await releaseAll(dev, [fhat], next);
     fhat = next.fhat!;
     words = next.x_words;

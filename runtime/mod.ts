@@ -5,6 +5,8 @@
 import type { HostTensor, Tensor } from "./js/exec.ts";
 import { readSafetensors, type SafetensorsFile } from "./safetensors.ts";
 import { bindWeights, type ParamSpec } from "./weights.ts";
+import type { Gpu, GpuTensor } from "./webgpu/device.ts";
+import { type DeviceSampleOptions, sampleOnDevice } from "./webgpu/sample.ts";
 
 export type { DeviceData, HostTensor, Tensor } from "./js/exec.ts";
 
@@ -53,6 +55,8 @@ export interface Device {
   upload(data: Float32Array | Int32Array): unknown;
   read(t: never): Promise<Float32Array | Int32Array>;
   release(t: never): void;
+  /** Submits the pending work and waits for it. */
+  flush(): Promise<void>;
   /** Read-backs so far: `read` calls and bytes. */
   readonly readStats: { readonly reads: number; readonly bytes: number };
   guardStats(): Promise<{ checks: number; fallbacks: number }>;
@@ -114,6 +118,14 @@ export interface ResidentTensors {
   twice(t: Tensor): Promise<Tensor>;
   /** Frees a device tensor (host tensors are left to the garbage collector). */
   release(t: Tensor): Promise<void>;
+  /**
+   * Guides logits [2B, T, V] and samples one token per row on the device (`runtime/webgpu/sample.ts`),
+   * consuming the logits: the tokens [B, T] stay there (the caller frees them), with their host copy
+   * and, when asked, the guided logits [B, T, V].
+   */
+  sample(logits: Tensor, o: DeviceSampleOptions): Promise<{ tokens: Tensor; host: Int32Array; guided?: Float32Array }>;
+  /** Waits for the device work recorded so far (to time stages apart). */
+  flush(): Promise<void>;
   /** Read-backs from the device so far: `read` calls and bytes (outputs, taps and `read`). */
   readStats(): Promise<{ reads: number; bytes: number }>;
 }
@@ -177,6 +189,13 @@ export function bindModel(
       async release(t) {
         if (!isHostData(t.data)) (await gpu()).release(t.data as never);
       },
+      async sample(t, o) {
+        const d = await gpu();
+        const data = isHostData(t.data) ? d.upload(t.data) : t.data;
+        const r = await sampleOnDevice(d as unknown as Gpu, data as GpuTensor, o);
+        return { ...r, tokens: { data: r.tokens, shape: [o.B, o.T] } };
+      },
+      flush: async () => await (await gpu()).flush(),
       readStats: async () => ({ ...(await gpu()).readStats }),
     },
   };

@@ -44,6 +44,18 @@ export class NonFiniteLogitsError extends Error {
   override name = "NonFiniteLogitsError";
 }
 
+/** Throws NonFiniteLogitsError naming the first NaN or infinity of guided logits g [rows, V]. */
+export function checkFiniteLogits(g: Float32Array, V: number): void {
+  const bad = g.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) {
+    throw new NonFiniteLogitsError(
+      `Guided logit ${g[bad]} at token ${Math.floor(bad / V)}, class ${
+        bad % V
+      }: sampling needs finite logits (run with --check-numerics to find the node that produced it)`,
+    );
+  }
+}
+
 /** Sampling settings; 0 disables top-k or top-p, as in the official code. */
 export interface SampleOptions {
   readonly topK: number;
@@ -57,14 +69,7 @@ export interface SampleOptions {
  */
 export function sampleRows(g: Float32Array, V: number, options: SampleOptions, gen: Generator): Int32Array {
   const rows = g.length / V;
-  const bad = g.findIndex((x) => !Number.isFinite(x));
-  if (bad >= 0) {
-    throw new NonFiniteLogitsError(
-      `Guided logit ${g[bad]} at token ${Math.floor(bad / V)}, class ${
-        bad % V
-      }: sampling needs finite logits (run with --check-numerics to find the node that produced it)`,
-    );
-  }
+  checkFiniteLogits(g, V);
   const out = new Int32Array(rows);
   const order = new Int32Array(V);
   for (let r = 0; r < rows; r++) out[r] = sampleRow(g.subarray(r * V, r * V + V), options, gen, order);
