@@ -1,25 +1,31 @@
 /**
- * @file `deno task bench:cpu`: varc's CPU kernels side by side with onnxruntime, in one process with
- * interleaved rounds and medians.
+ * @file `deno task bench` (bench/cpu.ts): varc side by side with onnxruntime, in one process with
+ * interleaved rounds and medians, and seconds per image per target.
  *
  * (a) GEMM, n×n×n (varc's A·Wᵀ layout; onnxruntime gets a MatMul with W pre-transposed as an
  *     initializer): varc JS (forced fallback), varc WASM SIMD on 1 thread and on all threads,
  *     onnxruntime-node with 1 and 2 intra-op threads, onnxruntime-web's wasm backend (1 thread);
  *     GFLOP/s = 2n³/t against the 294 GFLOP/s AVX-512 peak of this machine's two cores.
- * (b) Block-causal attention over the 256/512/1024/2048-px VAR schedules: the paper regime (head
- *     dim 8, 16 heads, β = 0.5, ε = 1e-3: varc exact in its JS row form and its WASM GEMM form,
- *     varc low-rank, onnxruntime exact) and the
- *     official head dim 64 (exact only). onnxruntime's graph is MatMul → Softmax → MatMul per scale
- *     against the keys of the scales up to it (the block-causal mask as slices, so no masked work),
- *     with queries in chunks that bound the logits buffer. Errors are measured against a float64
- *     reference on sampled query rows; the low-rank bound is 2ε/(1−ε)·‖V‖∞. A combination whose
- *     predicted time (previous schedule × work ratio) exceeds 60 s is skipped with a note. Log-log
- *     slopes of time against n (the last side) are fitted per path.
+ * (b) Block-causal attention over the 256/512/1024/2048-px VAR schedules, on the same tensors for
+ *     every path: the paper regime (16 heads, β = 0.5, ε = 1e-3; head dim 8: varc exact on the
+ *     plain JS kernels and on the WASM ones, varc low-rank, onnxruntime exact; head dims 4 and 16:
+ *     varc low-rank against onnxruntime exact) and the official head dim 64 (exact only). onnxruntime's
+ *     graph (the same for onnxruntime-node and onnxruntime-web) is MatMul → Softmax → MatMul per
+ *     scale against the keys of the scales up to it (the block-causal mask as slices, so no masked
+ *     work), with queries in chunks that bound the logits buffer. Errors are measured against a
+ *     float64 reference on sampled query rows; the low-rank bound is 2ε/(1−ε)·‖V‖∞. A combination
+ *     whose predicted time (previous schedule × work ratio) exceeds 60 s is skipped with a note.
+ *     Log-log slopes of time against n (the last side) are fitted per path.
+ * (c) Seconds per image, one image at 256 px on seeded random weights, for the tiny and the
+ *     d16-shaped model on the js target (WASM GEMM, and plain JS) and the webgpu target: each in
+ *     its own `bench/generate.ts` process, so that peak RSS is that generation's. The slow d16
+ *     combinations (tens of minutes here) run with `--full` only, and say so in their rows.
  *
- * Writes bench/RESULTS.md and bench/attention_scaling.svg. onnxruntime is optional: when a package
- * cannot be loaded the reason is printed and its columns are skipped. `--quick` runs the two
- * smallest sizes only.
+ * Writes RESULTS.md and attention_scaling.svg to `--out DIR` (default bench/; with `--quick`,
+ * out/bench-quick/). onnxruntime is optional: when a package cannot be loaded the reason is printed
+ * and its columns are skipped. `--quick` is a smoke run: the two smallest sizes, one round, no d16.
  */
+import { parseArgs } from "node:util";
 import { smallestDegree } from "../compiler/lowrank/poly.ts";
 import {
   attention,
@@ -32,14 +38,17 @@ import {
   setGemmThreads,
 } from "../runtime/js/kernels.ts";
 import { featureTable, lowrankAttention } from "../runtime/js/lowrank.ts";
-import { gemmModule } from "../runtime/js/wasm/gemm_module.ts";
 import { randomF32 } from "../runtime/random.ts";
 
+const { values: flags } = parseArgs({
+  args: Deno.args,
+  options: { quick: { type: "boolean" }, full: { type: "boolean" }, out: { type: "string" } },
+});
+const QUICK = flags.quick ?? false, FULL = flags.full ?? false;
 const PEAK = 294;
-/** `--quick`: the two smallest sizes only (a smoke run of the whole script). */
-const QUICK = Deno.args.includes("--quick");
 const SKIP_S = 60;
-const HERE = new URL(".", import.meta.url);
+const ROOT = new URL("../", import.meta.url);
+const OUT = new URL((flags.out ?? (QUICK ? "out/bench-quick" : "bench")).replace(/\/*$/, "/"), ROOT);
 
 // ---------------------------------------------------------------------------------------------
 // Minimal ONNX (protobuf) writer.
@@ -303,7 +312,7 @@ async function benchGemm(orts: OrtPath[], threads: number): Promise<{ rows: Gemm
     }
     const samplesMs: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
     const err: Record<string, number> = {};
-    const rounds = n <= 512 ? 7 : 5;
+    const rounds = QUICK ? 1 : n <= 512 ? 7 : 5;
     for (const p of paths) err[p] = errOf(await run[p]!()); // warm-up and check
     for (let r = 0; r < rounds; r++) {
       for (const p of paths) {
@@ -431,20 +440,34 @@ interface AttnCase {
   bound: number;
 }
 
+/** One attention regime: its head dim, the low-rank rank where low-rank runs, and the cases. */
+interface AttnRun {
+  D: number;
+  rank: number | undefined;
+  paths: string[];
+  cases: AttnCase[];
+}
+
+const EXACT_JS = "varc exact (JS)", LOWRANK = "varc low-rank (JS)";
+const exactWasm = () => `varc exact (WASM ${gemmThreads()}T)`;
+
+/**
+ * Attention with head dim D on every path in `include` (varc exact, varc low-rank, onnxruntime):
+ * the paper regime (unit keys, queries of norm β, scale 1, so |logit| ≤ β) or the official one
+ * (normal rows, scale 1/√D).
+ */
 async function benchAttention(
   D: number,
-  orts: OrtPath[],
-  withLowrank: boolean,
-): Promise<{ cases: AttnCase[]; paths: string[]; rank: number | undefined }> {
-  const scale = D === 8 ? 1 : 1 / Math.sqrt(D);
-  const table = withLowrank ? featureTable(D, poly.coeffs, scale) : null;
-  const nodeOrts = orts.filter((o) => o.name.startsWith("ORT-node"));
-  const wasm = `varc exact (WASM GEMM ${gemmThreads()}T)`;
+  paper: boolean,
+  include: { varcExact: boolean; lowrank: boolean; orts: OrtPath[] },
+): Promise<AttnRun> {
+  const scale = paper ? 1 : 1 / Math.sqrt(D);
+  const table = include.lowrank ? featureTable(D, poly.coeffs, scale) : null;
+  const wasm = exactWasm();
   const paths = [
-    "varc exact (JS)",
-    ...(gemmBackend() === "wasm" ? [wasm] : []),
-    ...(withLowrank ? ["varc low-rank (JS)"] : []),
-    ...nodeOrts.map((o) => `${o.name} exact`),
+    ...(include.varcExact ? [EXACT_JS, ...(gemmBackend() === "wasm" ? [wasm] : [])] : []),
+    ...(include.lowrank ? [LOWRANK] : []),
+    ...include.orts.map((o) => `${o.name} exact`),
   ];
   const cases: AttnCase[] = [];
   const last: Record<string, { ms: number; work: number }> = {};
@@ -455,28 +478,24 @@ async function benchAttention(
     let pairs = 0;
     for (let i = 0; i < L; i++) pairs += ranges.hi[i]! - ranges.lo[i]!;
     const work: Record<string, number> = Object.fromEntries(
-      paths.map((p) => [p, p.includes("low-rank") ? L * table!.r : pairs]),
+      paths.map((p) => [p, p === LOWRANK ? L * table!.r : pairs]),
     );
-    // paper regime: unit keys, queries of norm β (|logit| ≤ β); head dim 64: normal rows, scale 1/√D
-    const q = D === 8 ? rows(H * L, D, 1, BETA) : randomF32(H * L * D, 1);
-    const k = D === 8 ? rows(H * L, D, 2, 1) : randomF32(H * L * D, 2);
+    const q = paper ? rows(H * L, D, 1, BETA) : randomF32(H * L * D, 1);
+    const k = paper ? rows(H * L, D, 2, 1) : randomF32(H * L * D, 2);
     const v = randomF32(H * L * D, 3);
     let vmax = 0;
     for (const x of v) vmax = Math.max(vmax, Math.abs(x));
     const bound = (2 * poly.boundRelError) / (1 - poly.boundRelError) * vmax;
     const run: Record<string, () => Promise<Float32Array>> = {};
-    run["varc exact (JS)"] = () => {
+    run[EXACT_JS] = () => {
       setGemmBackend("js");
       const out = attention(q, k, v, H, L, L, D, D, scale, ranges);
       setGemmBackend("auto");
       return Promise.resolve(out);
     };
     run[wasm] = () => Promise.resolve(attention(q, k, v, H, L, L, D, D, scale, ranges));
-    if (withLowrank) {
-      run["varc low-rank (JS)"] = () =>
-        Promise.resolve(lowrankAttention(q, k, v, H, L, L, D, D, scale, sizes, Infinity, table!, BETA, ranges));
-    }
-    const sessions: OrtSession[] = [];
+    run[LOWRANK] = () =>
+      Promise.resolve(lowrankAttention(q, k, v, H, L, L, D, D, scale, sizes, Infinity, table!, BETA, ranges));
     const runnable = paths.filter((p) => {
       const prev = last[p];
       if (!prev) return true;
@@ -485,7 +504,8 @@ async function benchAttention(
       note(`${p}, d ${D}, ${name}: skipped (predicted ${predicted.toFixed(0)} s > ${SKIP_S} s)`);
       return false;
     });
-    for (const o of nodeOrts) {
+    const sessions: OrtSession[] = [];
+    for (const o of include.orts) {
       const p = `${o.name} exact`;
       if (!runnable.includes(p)) continue;
       const session = await o.ort.InferenceSession.create(attentionGraph(schedule, D, scale), o.options);
@@ -508,7 +528,7 @@ async function benchAttention(
     };
     const times: Record<string, number[]> = Object.fromEntries(runnable.map((p) => [p, []]));
     const err: Record<string, number | undefined> = {};
-    for (let r = 0; r < 3; r++) {
+    for (let r = 0; r < (QUICK ? 1 : 3); r++) {
       for (const p of runnable) {
         const prev = times[p]!;
         if (r > 0 && prev[0]! > 10_000) continue; // slow: one round
@@ -527,7 +547,69 @@ async function benchAttention(
           .join(", "),
     );
   }
-  return { cases, paths, rank: table?.r };
+  return { D, rank: table?.r, paths, cases };
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) Seconds per image, each generation in its own process.
+
+interface GenResult {
+  adapter: string;
+  seconds: { transformer: number; sampling: number; fhat: number; decode: number; perImage: number };
+  peakRssGiB: number;
+}
+
+/** One row of the seconds-per-image table: a result, or why there is none. */
+interface GenRow {
+  model: string;
+  target: string;
+  result?: GenResult;
+  reason?: string;
+}
+
+async function runGenerate(spec: string, target: "js" | "webgpu", gemm: "wasm" | "js"): Promise<GenResult | string> {
+  const args = ["run", "-A", "bench/generate.ts", spec, "0", "--target", target, "--gemm", gemm];
+  const { success, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: ROOT,
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  })
+    .output();
+  const text = new TextDecoder();
+  if (!success) {
+    const lines = text.decode(stderr).trim().split("\n").filter((l) => !l.startsWith("scale "));
+    return `failed: ${(lines.find((l) => /error/i.test(l)) ?? lines.at(-1) ?? "no output").replaceAll("|", "\\|")}`;
+  }
+  return JSON.parse(text.decode(stdout)) as GenResult;
+}
+
+async function benchGenerate(threads: number): Promise<GenRow[]> {
+  const targets = [
+    { target: "js", gemm: "wasm", label: `js, WASM GEMM ${threads}T` },
+    { target: "js", gemm: "js", label: "js, plain JS GEMM" },
+    { target: "webgpu", gemm: "wasm", label: "webgpu" },
+  ] as const;
+  const models = [["tiny", "examples/var_tiny_a.var.ts"], ["d16", "examples/var_d16.var.ts"]] as const;
+  const rows: GenRow[] = [];
+  for (const [model, spec] of models) {
+    for (const [i, t] of targets.entries()) {
+      const row: GenRow = { model, target: t.label };
+      rows.push(row);
+      if (model === "d16" && QUICK) row.reason = "skipped (--quick)";
+      // the tiny model's ratios understate d16's (its GEMMs are too small to show the gap), so no prediction
+      else if (model === "d16" && i > 0 && !FULL) row.reason = "skipped (tens of minutes here; pass --full)";
+      else {
+        const r = await runGenerate(spec, t.target, t.gemm);
+        if (typeof r === "string") row.reason = r;
+        else row.result = r;
+      }
+      console.log(
+        `generate ${model} ${t.label}: ${row.result ? `${row.result.seconds.perImage.toFixed(2)} s` : row.reason}`,
+      );
+    }
+  }
+  return rows;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -542,9 +624,17 @@ function loadavg(): string {
 }
 const loadAtStart = loadavg();
 
+/** Whether WebAssembly has relaxed SIMD: `(func (result v128) (f32x4.relaxed_madd 0 0 0))` validates. */
 function wasmFlavour(): string {
-  const cfg = { rm: 3, rn: 3, kc: 512, mc: 64, relaxed: true, shared: false, initialPages: 1, maximumPages: 1 };
-  return WebAssembly.validate(gemmModule(cfg)) ? "relaxed-SIMD multiply-add" : "SIMD128 multiply + add";
+  const zero = [0xfd, 0x0c, ...new Array(16).fill(0)]; // v128.const 0
+  const body = [0x00, ...zero, ...zero, ...zero, 0xfd, 0x85, 0x02, 0x0b]; // no locals … relaxed_madd, end
+  const bytes = new Uint8Array([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...[0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b], // type () -> v128
+    ...[0x03, 0x02, 0x01, 0x00], // one function of that type
+    ...[0x0a, body.length + 2, 0x01, body.length, ...body],
+  ]);
+  return WebAssembly.validate(bytes) ? "relaxed-SIMD multiply-add" : "SIMD128 multiply + add";
 }
 
 function machine(): string[] {
@@ -578,7 +668,7 @@ function svg(series: { name: string; points: [number, number][]; slope: number }
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" viewBox="0 0 ${W} ${Hh}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${Hh}" fill="white"/>`,
-    `<text x="${left}" y="18" font-size="14">Block-causal attention, 16 heads: time vs n (last side), log-log</text>`,
+    `<text x="${left}" y="18" font-size="14">Block-causal attention, 16 heads: time vs n (last side), log-log; dashed: head dim 64</text>`,
   ];
   for (let e = y0; e <= y1; e++) {
     const y = py(10 ** e);
@@ -603,14 +693,17 @@ function svg(series: { name: string; points: [number, number][]; slope: number }
   series.forEach((s, i) => {
     const c = colors[i % colors.length]!;
     const pts = s.points.map(([n, t]) => `${px(n).toFixed(1)},${py(t).toFixed(1)}`);
-    out.push(`<polyline points="${pts.join(" ")}" fill="none" stroke="${c}" stroke-width="2"/>`);
+    const dash = s.name.endsWith("d 64") ? ` stroke-dasharray="6 3"` : "";
+    out.push(`<polyline points="${pts.join(" ")}" fill="none" stroke="${c}" stroke-width="2"${dash}/>`);
     for (const p of pts) {
       const [x, y] = p.split(",");
       out.push(`<circle cx="${x}" cy="${y}" r="3.5" fill="${c}"/>`);
     }
     const ly = top + 10 + i * 20;
     out.push(
-      `<line x1="${W - right + 15}" y1="${ly}" x2="${W - right + 35}" y2="${ly}" stroke="${c}" stroke-width="2"/>`,
+      `<line x1="${W - right + 15}" y1="${ly}" x2="${
+        W - right + 35
+      }" y2="${ly}" stroke="${c}" stroke-width="2"${dash}/>`,
     );
     const label = `${s.name}: slope ${Number.isFinite(s.slope) ? s.slope.toFixed(2) : "–"}`;
     out.push(`<text x="${W - right + 40}" y="${ly + 4}" font-size="11">${label.replaceAll("&", "&amp;")}</text>`);
@@ -631,106 +724,232 @@ console.log(
 );
 
 const gemm = await benchGemm(orts, threads);
-const paper = await benchAttention(8, orts, true);
-const official = await benchAttention(64, orts, false);
+const d8 = await benchAttention(8, true, { varcExact: true, lowrank: true, orts });
+// head dims 4 and 16: low-rank against the faster onnxruntime-node and onnxruntime-web
+const otherDims: AttnRun[] = [];
+for (const D of [4, 16]) {
+  otherDims.push(
+    await benchAttention(D, true, {
+      varcExact: false,
+      lowrank: true,
+      orts: orts.filter((o) => o.name !== "ORT-node 1T"),
+    }),
+  );
+}
+const d64 = await benchAttention(64, false, { varcExact: true, lowrank: false, orts });
+const generation = await benchGenerate(threads);
 
-const md: string[] = ["# CPU benchmark: varc kernels and onnxruntime", "", ...machine(), ""];
+const md: string[] = [];
+const table = (head: string[], rows: string[][]) =>
+  md.push(
+    `| ${head.join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.join(" | ")} |`),
+    "",
+  );
+const ratio = (num: number | undefined, den: number | undefined) =>
+  num !== undefined && den !== undefined ? num / den : undefined;
+const fmtRatio = (x: number | undefined) => x === undefined ? "–" : `${x.toFixed(2)}×`;
+const fmtErr = (x: number | undefined) => x === undefined ? "–" : x.toExponential(1);
+
+const ORT2 = "ORT-node 2T", WEB = "ORT-web wasm 1T", VARC_GEMM = `varc WASM ${threads}T`, WASM_EXACT = exactWasm();
+
+md.push("# Benchmark: varc against onnxruntime on the CPU, and seconds per image", "", ...machine(), "");
+if (QUICK) {
+  md.push(
+    "**Quick run** (`--quick`): the two smallest sizes, one round each (so the first includes warm-up), no d16 generation; a smoke test, not a measurement.",
+    "",
+  );
+}
 md.push(
-  `Written by \`deno task bench:cpu\` (bench/cpu.ts): one process, paths interleaved within each round, medians. The machine is shared, so compare ratios within a table rather than across runs.`,
+  `Written by \`deno task bench\` (bench/cpu.ts): kernels in one process, paths interleaved within each round, medians; each generation in its own process. The machine is shared, so compare ratios within a table rather than across runs.`,
   "",
 );
-md.push("## GEMM, n×n×n, fp32 (GFLOP/s = 2n³/t; % of the 294 GFLOP/s two-core peak)", "");
-md.push(`| n | ${gemm.paths.join(" | ")} | WASM copy in/out |`);
-md.push(`|---|${gemm.paths.map(() => "---").join("|")}|---|`);
-for (const r of gemm.rows) {
-  const cells = gemm.paths.map((p) => {
-    const gf = (2 * r.n ** 3) / r.ms[p]! / 1e6;
-    return `${fmtMs(r.ms[p])} ms, **${gf.toFixed(1)}** (${((100 * gf) / PEAK).toFixed(1)}%)`;
-  });
-  const share = (100 * r.copyMs) / r.ms["varc WASM 1T"]!;
-  md.push(`| ${r.n} | ${cells.join(" | ")} | ${fmtMs(r.copyMs)} ms (${share.toFixed(0)}% of WASM 1T) |`);
-}
-md.push("");
-md.push(`Speed relative to varc JS, and max |error| against float64 on 64 sampled outputs:`, "");
-md.push(`| n | ${gemm.paths.join(" | ")} |`, `|---|${gemm.paths.map(() => "---").join("|")}|`);
-for (const r of gemm.rows) {
-  md.push(
-    `| ${r.n} | ${
-      gemm.paths.map((p) => `${(r.ms["varc JS"]! / r.ms[p]!).toFixed(1)}×, ${r.err[p]!.toExponential(1)}`).join(" | ")
-    } |`,
-  );
-}
-md.push("");
 
-const attnTable = (title: string, res: { cases: AttnCase[]; paths: string[] }, lowrank: boolean) => {
-  md.push(`## ${title}`, "");
-  const base = "varc exact (JS)";
-  md.push(
-    `| schedule | n | L | ${res.paths.map((p) => `${p} ms`).join(" | ")} | ${
-      res.paths.filter((p) => p !== base).map((p) => `JS exact / ${p}`).join(" | ")
-    } | ${res.paths.map((p) => `error ${p}`).join(" | ")}${lowrank ? " | bound 2ε/(1−ε)‖V‖∞" : ""} |`,
-  );
-  const cols = 3 + res.paths.length * 3 - 1 + (lowrank ? 1 : 0);
-  md.push(`|${Array.from({ length: cols }, () => "---").join("|")}|`);
-  for (const c of res.cases) {
-    const ratio = (p: string) =>
-      c.ms[base] !== undefined && c.ms[p] !== undefined ? `${(c.ms[base]! / c.ms[p]!).toFixed(1)}×` : "–";
-    md.push(
-      `| ${c.schedule} | ${c.side} | ${c.L} | ${res.paths.map((p) => fmtMs(c.ms[p])).join(" | ")} | ${
-        res.paths.filter((p) => p !== base).map(ratio).join(" | ")
-      } | ${res.paths.map((p) => c.err[p] === undefined ? "–" : c.err[p]!.toExponential(1)).join(" | ")}${
-        lowrank ? ` | ${c.bound.toExponential(1)}` : ""
-      } |`,
-    );
-  }
-  md.push("");
-};
-attnTable(
-  `Attention, paper regime: 16 heads, head dim 8, β = ${BETA}, ε = ${EPS} (Chebyshev degree ${poly.degree}, rank ${paper.rank})`,
-  paper,
-  true,
+// the done-when checks of the CPU-speed issue, from the tables below
+const d8Case = (schedule: string) => d8.cases.find((c) => c.schedule === schedule);
+const slopes = [d8, ...otherDims, d64].flatMap((run) =>
+  run.paths.map((p) => {
+    const points = run.cases.filter((c) => c.ms[p] !== undefined).map((c) => [c.side, c.ms[p]!] as [number, number]);
+    return { name: `${p}, d ${run.D}`, D: run.D, path: p, points, slope: points.length >= 2 ? slope(points) : NaN };
+  }).filter((s) => s.points.length)
 );
-// low-rank against onnxruntime where both ran
-const lr = "varc low-rank (JS)";
-const ortNames = paper.paths.filter((p) => p.startsWith("ORT"));
-if (ortNames.length) {
-  md.push(`Low-rank (JS) against onnxruntime exact (time ratio ORT / low-rank; > 1 means low-rank is faster):`, "");
-  md.push(`| schedule | ${ortNames.join(" | ")} |`, `|---|${ortNames.map(() => "---").join("|")}|`);
-  for (const c of paper.cases) {
-    md.push(
-      `| ${c.schedule} | ${
-        ortNames.map((p) =>
-          c.ms[p] !== undefined && c.ms[lr] !== undefined ? `${(c.ms[p]! / c.ms[lr]!).toFixed(2)}` : "–"
-        )
-          .join(" | ")
-      } |`,
-    );
-  }
-  md.push("");
-}
-attnTable("Attention, official head dim 64: 16 heads, scale 1/√64, exact only", official, false);
+const worst = (xs: (number | undefined)[], pick: (a: number, b: number) => number) => {
+  const ys = xs.filter((x): x is number => x !== undefined);
+  return ys.length ? ys.reduce((a, b) => pick(a, b)) : undefined;
+};
+const exactSlopes = slopes.filter((s) => s.D === 8 && s.path !== LOWRANK && Number.isFinite(s.slope));
+const minExact = exactSlopes.reduce<(typeof slopes)[number] | undefined>(
+  (m, s) => (m && m.slope <= s.slope ? m : s),
+  undefined,
+);
+const lowSlope = slopes.find((s) => s.D === 8 && s.path === LOWRANK)?.slope;
+const checks: [string, number | undefined, "≤" | "≥", number][] = [
+  [
+    `d 8, 1024px: ${ORT2} exact time / low-rank`,
+    ratio(d8Case("1024px")?.ms[`${ORT2} exact`], d8Case("1024px")?.ms[LOWRANK]),
+    "≥",
+    3,
+  ],
+  [
+    `d 8, 2048px: ${ORT2} exact time / low-rank`,
+    ratio(d8Case("2048px")?.ms[`${ORT2} exact`], d8Case("2048px")?.ms[LOWRANK]),
+    "≥",
+    15,
+  ],
+  ["d 8: log-log slope of low-rank", Number.isFinite(lowSlope) ? lowSlope : undefined, "≤", 2.3],
+  [`d 8: smallest log-log slope of an exact path (${minExact?.path ?? "–"})`, minExact?.slope, "≥", 3.5],
+  [
+    `d 64, worst schedule: ${WASM_EXACT} / ${ORT2} exact time`,
+    worst(d64.cases.map((c) => ratio(c.ms[WASM_EXACT], c.ms[`${ORT2} exact`])), Math.max),
+    "≤",
+    4,
+  ],
+  [
+    `d 64, worst schedule: ${WEB} exact / ${WASM_EXACT} time`,
+    worst(d64.cases.map((c) => ratio(c.ms[`${WEB} exact`], c.ms[WASM_EXACT])), Math.min),
+    "≥",
+    1,
+  ],
+  [
+    `GEMM, worst n: ${VARC_GEMM} / ${ORT2} time`,
+    worst(gemm.rows.map((r) => ratio(r.ms[VARC_GEMM], r.ms[ORT2])), Math.max),
+    "≤",
+    4,
+  ],
+  [
+    `GEMM, worst n: ${WEB} / ${VARC_GEMM} time`,
+    worst(gemm.rows.map((r) => ratio(r.ms[WEB], r.ms[VARC_GEMM])), Math.min),
+    "≥",
+    1,
+  ],
+];
+md.push("## Checks (the CPU-speed issue's done-when)", "");
+table(
+  ["check", "measured", "goal", "met"],
+  checks.map(([name, x, op, goal]) => [
+    name,
+    x === undefined ? "–" : x.toFixed(2),
+    `${op} ${goal}`,
+    x === undefined ? "not measured" : (op === "≤" ? x <= goal : x >= goal) ? "yes" : "**no**",
+  ]),
+);
+
+md.push(`## GEMM, n×n×n, fp32 (GFLOP/s = 2n³/t; % of the ${PEAK} GFLOP/s two-core peak)`, "");
+table(
+  [
+    "n",
+    ...gemm.paths,
+    "WASM copy in/out",
+    `× of ${ORT2}: ${VARC_GEMM} / ${ORT2} time (goal ≤ 4)`,
+    `varc speed-up over ORT-web: ${WEB} / ${VARC_GEMM} time (goal ≥ 1)`,
+  ],
+  gemm.rows.map((r) => [
+    `${r.n}`,
+    ...gemm.paths.map((p) => {
+      const gf = (2 * r.n ** 3) / r.ms[p]! / 1e6;
+      return `${fmtMs(r.ms[p])} ms, **${gf.toFixed(1)}** (${((100 * gf) / PEAK).toFixed(1)}%)`;
+    }),
+    `${fmtMs(r.copyMs)} ms (${((100 * r.copyMs) / r.ms["varc WASM 1T"]!).toFixed(0)}% of WASM 1T)`,
+    fmtRatio(ratio(r.ms[VARC_GEMM], r.ms[ORT2])),
+    fmtRatio(ratio(r.ms[WEB], r.ms[VARC_GEMM])),
+  ]),
+);
+md.push(`Speed relative to varc JS, and max |error| against float64 on 64 sampled outputs:`, "");
+table(
+  ["n", ...gemm.paths],
+  gemm.rows.map((r) => [
+    `${r.n}`,
+    ...gemm.paths.map((p) => `${(r.ms["varc JS"]! / r.ms[p]!).toFixed(1)}×, ${r.err[p]!.toExponential(1)}`),
+  ]),
+);
+
+/** An attention section: times and ratios, then errors (and the low-rank bound). */
+const attnSection = (title: string, runs: AttnRun[], ratios: { label: string; num: string; den: string }[]) => {
+  const paths = runs[0]!.paths, lowrank = paths.includes(LOWRANK), multi = runs.length > 1;
+  const key = ["schedule", "n", "L", ...(multi ? ["d", "rank"] : [])];
+  const keyOf = (run: AttnRun, c: AttnCase) => [
+    c.schedule,
+    `${c.side}`,
+    `${c.L}`,
+    ...(multi ? [`${run.D}`, `${run.rank}`] : []),
+  ];
+  const all = runs.flatMap((run) => run.cases.map((c) => [run, c] as const));
+  md.push(`## ${title}`, "");
+  table(
+    [...key, ...paths.map((p) => `${p} ms`), ...ratios.map((r) => r.label)],
+    all.map(([run, c]) => [
+      ...keyOf(run, c),
+      ...paths.map((p) => fmtMs(c.ms[p])),
+      ...ratios.map((r) => fmtRatio(ratio(c.ms[r.num], c.ms[r.den]))),
+    ]),
+  );
+  md.push("Max |error| against float64:", "");
+  table(
+    [...key, ...paths, ...(lowrank ? ["bound 2ε/(1−ε)‖V‖∞"] : [])],
+    all.map(([run, c]) => [
+      ...keyOf(run, c),
+      ...paths.map((p) => fmtErr(c.err[p])),
+      ...(lowrank ? [fmtErr(c.bound)] : []),
+    ]),
+  );
+};
+const overLowrank = (run: AttnRun) =>
+  run.paths.filter((p) => p !== LOWRANK).map((p) => ({ label: `${p} / low-rank`, num: p, den: LOWRANK }));
+const regime = `16 heads, β = ${BETA}, ε = ${EPS}, Chebyshev degree ${poly.degree}`;
+attnSection(`Attention, paper regime, head dim 8: ${regime}, rank ${d8.rank}`, [d8], overLowrank(d8));
+md.push("Time ratios above 1 mean low-rank is faster.", "");
+attnSection(`Attention, paper regime, head dims 4 and 16: ${regime}`, otherDims, overLowrank(otherDims[0]!));
+attnSection("Attention, official head dim 64: 16 heads, scale 1/√64, exact only", [d64], [
+  { label: `× of ${ORT2}: ${WASM_EXACT} / ${ORT2} exact (goal ≤ 4)`, num: WASM_EXACT, den: `${ORT2} exact` },
+  {
+    label: `varc speed-up over ORT-web: ${WEB} exact / ${WASM_EXACT} (goal ≥ 1)`,
+    num: `${WEB} exact`,
+    den: WASM_EXACT,
+  },
+]);
 md.push(
   "Errors are max |out − float64| over 7 sampled query rows per head (including the last query). The bound column is the low-rank guarantee 2ε/(1−ε)·‖V‖∞.",
   "",
 );
 
-const series: { name: string; points: [number, number][]; slope: number }[] = [];
-for (const [tag, res] of [["d 8", paper], ["d 64", official]] as const) {
-  for (const p of res.paths) {
-    const points = res.cases.filter((c) => c.ms[p] !== undefined).map((c) => [c.side, c.ms[p]!] as [number, number]);
-    if (points.length) series.push({ name: `${p}, ${tag}`, points, slope: points.length >= 2 ? slope(points) : NaN });
-  }
-}
 md.push("## Log-log slopes of time against n", "");
-md.push("| path | n measured | slope |", "|---|---|---|");
-for (const s of series) {
-  md.push(
-    `| ${s.name} | ${s.points.map(([n]) => n).join(", ")} | ${Number.isFinite(s.slope) ? s.slope.toFixed(2) : "–"} |`,
-  );
-}
-md.push("", "![attention scaling](attention_scaling.svg)", "");
+table(
+  ["path", "n measured", "slope"],
+  slopes.map((s) => [s.name, s.points.map(([n]) => n).join(", "), Number.isFinite(s.slope) ? s.slope.toFixed(2) : "–"]),
+);
+md.push("![attention scaling](attention_scaling.svg)", "");
+
+md.push(
+  "## Seconds per image",
+  "",
+  "One image at 256 px, class 0, seeded random weights, cfg 1.5, top-k min(900, V), top-p 0.96; each generation in its own `bench/generate.ts` process (peak RSS: that process's high-water mark).",
+  "",
+);
+const s2 = (x: number) => x.toFixed(2);
+table(
+  ["model", "target", "seconds per image", "transformer s", "sampling s", "f̂ s", "decode s", "peak RSS GiB"],
+  generation.map(({ model, target, result: r, reason }) =>
+    r
+      ? [
+        model,
+        r.adapter ? `${target} on ${r.adapter}` : target,
+        `**${s2(r.seconds.perImage)}**`,
+        s2(r.seconds.transformer),
+        s2(r.seconds.sampling),
+        s2(r.seconds.fhat),
+        s2(r.seconds.decode),
+        s2(r.peakRssGiB),
+      ]
+      : [model, target, reason!, "–", "–", "–", "–", "–"]
+  ),
+);
 if (notes.length) md.push("## Notes", "", ...notes.map((n) => `- ${n}`), "");
 
-await Deno.writeTextFile(new URL("RESULTS.md", HERE), md.join("\n"));
-await Deno.writeTextFile(new URL("attention_scaling.svg", HERE), svg(series));
-console.log("wrote bench/RESULTS.md and bench/attention_scaling.svg");
+await Deno.mkdir(OUT, { recursive: true });
+await Deno.writeTextFile(new URL("RESULTS.md", OUT), md.join("\n"));
+// aligned tables and wrapped prose, as `deno fmt` leaves them (the project's only fmt setting is the width)
+const fmt = ["fmt", "--quiet", "--no-config", "--line-width", "120", new URL("RESULTS.md", OUT).pathname];
+if (!(await new Deno.Command(Deno.execPath(), { args: fmt }).output()).success) note("deno fmt failed on RESULTS.md");
+await Deno.writeTextFile(new URL("attention_scaling.svg", OUT), svg(slopes.filter((s) => s.D === 8 || s.D === 64)));
+console.log(`wrote ${new URL("RESULTS.md", OUT).pathname} and attention_scaling.svg`);
