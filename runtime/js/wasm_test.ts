@@ -5,24 +5,11 @@
  * Tolerance per output: the sum is a float32 recursive summation of at most K/4 + 4 terms per lane
  * plus the lane reduction, K blocks and the bias, so |got − exact| ≤ γ·(Σ_k |a||w| + |b|) with
  * γ = (K + 8)·u and u = 2⁻²⁴ (a loose form of the standard γ_n bound), plus u·|exact| for the final
- * rounding of the float64 reference. The fused WASM attention (used with the WASM backend) is
- * checked the same way: logits within (D + 8)·u·‖q‖‖k‖, so probabilities within a relative
- * 2|s|·that, and the probability-weighted sum of n values within (n + 8)·u·‖V‖∞ (with slack 2);
- * tests/wasm_attention_test.ts derives a finer bound.
+ * rounding of the float64 reference. The fused WASM attention has its own tests
+ * (tests/wasm_attention_test.ts).
  */
 import assert from "node:assert/strict";
-import {
-  attention,
-  fullKeyRanges,
-  gemmBackend,
-  gemmNT,
-  gemmNTJs,
-  gemmThreads,
-  type KeyRanges,
-  scaleKeyRanges,
-  setGemmBackend,
-  setGemmThreads,
-} from "./kernels.ts";
+import { gemmBackend, gemmNT, gemmNTJs, gemmThreads, setGemmBackend, setGemmThreads } from "./kernels.ts";
 import { ATTENTION, gemmNTWasm } from "./wasm/gemm.ts";
 import { gemmModule } from "./wasm/gemm_module.ts";
 import { randomF32 } from "../random.ts";
@@ -129,72 +116,4 @@ Deno.test("forcing the JS fallback", () => {
   gemmNTJs(a, M, K, w, N, b, direct);
   assert.deepEqual(viaSwitch, direct);
   check("js", a, M, K, w, N, b, direct);
-});
-
-/** float64 attention of one row. */
-function attentionRow(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  qb: number,
-  kb: number,
-  vb: number,
-  D: number,
-  Dv: number,
-  scale: number,
-  lo: number,
-  hi: number,
-): Float64Array {
-  const s = Array.from({ length: hi - lo }, (_, j) => {
-    let x = 0;
-    for (let d = 0; d < D; d++) x += q[qb + d]! * k[kb + (lo + j) * D + d]!;
-    return x * scale;
-  });
-  const max = Math.max(...s), p = s.map((x) => Math.exp(x - max)), sum = p.reduce((a, b) => a + b, 0);
-  const out = new Float64Array(Dv);
-  p.forEach((pj, j) => {
-    for (let d = 0; d < Dv; d++) out[d]! += (pj / sum) * v[vb + (lo + j) * Dv + d]!;
-  });
-  return out;
-}
-
-Deno.test("attention: fused WASM and row form (JS) against float64 (block-causal, window, no mask)", () => {
-  const cases: [string, number, number, KeyRanges][] = [
-    ["block-causal", 1041, 1041, scaleKeyRanges([1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 19], Infinity)],
-    ["window 2", 1041, 1041, scaleKeyRanges([1, 2, 3, 4, 5, 6, 8, 10, 13, 16, 19], 2)],
-    ["no mask, Tq ≠ Tk", 37, 1500, fullKeyRanges(37, 1500)],
-  ];
-  for (const [what, Tq, Tk, ranges] of cases) {
-    const BH = 2, D = 24, Dv = 20, scale = 0.7;
-    const q = randomF32(BH * Tq * D, 1), k = randomF32(BH * Tk * D, 2), v = randomF32(BH * Tk * Dv, 3);
-    const wasm = attention(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges);
-    let js: Float32Array;
-    try {
-      setGemmBackend("js");
-      js = attention(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges);
-    } finally {
-      setGemmBackend("auto");
-    }
-    let vmax = 0, qmax = 0, kmax = 0;
-    for (const x of v) vmax = Math.max(vmax, Math.abs(x));
-    const norm = (x: Float32Array, at: number, d: number) => Math.hypot(...x.subarray(at, at + d));
-    for (let r = 0; r < BH * Tq; r++) qmax = Math.max(qmax, norm(q, r * D, D));
-    for (let r = 0; r < BH * Tk; r++) kmax = Math.max(kmax, norm(k, r * D, D));
-    let worst = 0;
-    for (let bh = 0; bh < BH; bh++) {
-      for (let i = 0; i < Tq; i += 7) {
-        const lo = ranges.lo[i]!, hi = ranges.hi[i]!;
-        const ref = attentionRow(q, k, v, (bh * Tq + i) * D, bh * Tk * D, bh * Tk * Dv, D, Dv, scale, lo, hi);
-        const logitErr = (D + 8) * U * qmax * kmax;
-        const bound = 2 * vmax * (2 * Math.abs(scale) * logitErr + (hi - lo + 8) * U) + U * vmax;
-        for (let d = 0; d < Dv; d++) {
-          const o = (bh * Tq + i) * Dv + d;
-          const e = Math.max(Math.abs(wasm[o]! - ref[d]!), Math.abs(js[o]! - ref[d]!));
-          if (!(e <= bound)) assert.fail(`${what}: head ${bh}, query ${i}: error ${e} > ${bound}`);
-          worst = Math.max(worst, e / bound);
-        }
-      }
-    }
-    assert.ok(worst > 0 && worst < 1, `${what}: ${worst}`);
-  }
 });
