@@ -34,6 +34,11 @@ export interface Generation {
   /** [B, 3, H, W] in [0, 1]. */
   readonly img: HostTensor;
   readonly guided: Float32Array[];
+  /**
+   * Milliseconds per stage. On device targets each scale's f̂ update, step and sampling kernel share one
+   * command buffer that runs at the token read-back: all of it counts as `transformer` (`sampling` and
+   * `fhat` stay near 0).
+   */
   readonly timings: {
     readonly transformer: number;
     readonly sampling: number;
@@ -156,7 +161,6 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
     const { logits, ...caches } = step.outputs as Record<string, Tensor>;
     if (dev) await releaseAll(dev, [...Object.values(carry), ...(doubled ? [doubled] : [])], caches);
     carry = caches;
-    if (dev) await dev.flush(); // the step's device work counts as the transformer's time
     const t1 = performance.now();
     const ratio = S === 1 ? 0 : o.cfg * s / (S - 1), keepGuided = s < (o.keepGuided ?? 0);
     let tokens: Tensor, host: Int32Array; // [B, T]
@@ -190,7 +194,8 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
     words = next.x_words;
     start += T;
     const t3 = performance.now();
-    time.transformer += t1 - t0, time.sampling += t2 - t1, time.fhat += t3 - t2;
+    if (dev) time.transformer += t3 - t0;
+    else time.transformer += t1 - t0, time.sampling += t2 - t1, time.fhat += t3 - t2;
     o.onScale?.(s, S, t3 - t0);
   }
   const t4 = performance.now();

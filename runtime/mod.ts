@@ -124,8 +124,6 @@ export interface ResidentTensors {
    * and, when asked, the guided logits [B, T, V].
    */
   sample(logits: Tensor, o: DeviceSampleOptions): Promise<{ tokens: Tensor; host: Int32Array; guided?: Float32Array }>;
-  /** Waits for the device work recorded so far (to time stages apart). */
-  flush(): Promise<void>;
   /** Read-backs from the device so far: `read` calls and bytes (outputs, taps and `read`). */
   readStats(): Promise<{ reads: number; bytes: number }>;
 }
@@ -195,7 +193,6 @@ export function bindModel(
         const r = await sampleOnDevice(d as unknown as Gpu, data as GpuTensor, o);
         return { ...r, tokens: { data: r.tokens, shape: [o.B, o.T] } };
       },
-      flush: async () => await (await gpu()).flush(),
       readStats: async () => ({ ...(await gpu()).readStats }),
     },
   };
