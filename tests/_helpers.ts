@@ -1,6 +1,7 @@
 /** @file Shared test helpers: fixture paths, comparisons, compiling and running a spec on the JS target. */
 import { compile } from "../compiler/mod.ts";
 import { importModel, type LoadedModel, loadModel, type ModelModule } from "../runtime/mod.ts";
+import type { Gpu } from "../runtime/webgpu/device.ts";
 
 /** The parity fixture copied into the repository (official PyTorch VAR outputs). */
 export const FIXTURE = new URL("./fixtures/var_tiny_a/", import.meta.url).pathname;
@@ -42,4 +43,17 @@ export async function fixtureModel(spec = "examples/var_tiny_a.var.ts"): Promise
     var: `${FIXTURE}var.safetensors`,
     vae: `${FIXTURE}vae.safetensors`,
   });
+}
+
+/** Runs `f` with the tiled and then the register-only kernels, restoring the device's choice. */
+export async function bothForms(g: Gpu, f: (form: string) => Promise<void>): Promise<void> {
+  const was = g.tiling;
+  try {
+    for (const tiling of [true, false]) {
+      g.tiling = tiling;
+      await f(tiling ? "tiled" : "register");
+    }
+  } finally {
+    g.tiling = was;
+  }
 }

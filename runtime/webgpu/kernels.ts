@@ -12,12 +12,16 @@
  */
 import { type KeyRanges, resampleMatrix } from "../js/kernels.ts";
 import type { FeatureTable } from "../js/lowrank.ts";
+import { attentionInto } from "./attention.ts";
 import { type Gpu, GpuTensor } from "./device.ts";
 import { f32Word, fixup, kernelSource, run, source, WG, wordF32 } from "./wgsl.ts";
 
 export { GpuTensor };
 export { fullKeyRanges, type KeyRanges, scaleKeyRanges } from "../js/kernels.ts";
 export { type FeatureTable, featureTable } from "../js/lowrank.ts";
+
+/** [0, 1, …, n − 1]. */
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 // ---------------------------------------------------------------------------------------------
 // Checks
@@ -74,111 +78,7 @@ export function gather(gpu: Gpu, table: GpuTensor, N: number, C: number, idx: Gp
 // ---------------------------------------------------------------------------------------------
 // GEMM
 
-/**
- * Tile of one GEMM invocation: TM rows (from the workgroup index, so x loads are uniform) × TN columns.
- * Time on llvmpipe is dominated by storage loads (one per element per invocation), so larger tiles pay:
- * 16×8 measured ~1.5× faster than 8×4 there, while 128 accumulators still fit a GPU's registers.
- * Inputs with fewer than 16 rows use 8-row tiles.
- */
-const TM = 16, TN = 8;
-
-/** [0, 1, …, n − 1]. */
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
-/** GEMM tile of tm rows × tn columns (tn a multiple of 4) per invocation; vec: K read as vec4. */
-function gemmSource(vec: boolean, tm: number, tn: number): string {
-  return source(`gemm:${vec ? 4 : 1}:${tm}:${tn}`, () => {
-    const T = vec ? "vec4<f32>" : "f32";
-    const mul = (w: string) => (vec ? `dot(x, ${w})` : `x * ${w}`);
-    const rows = range(tm), cols = range(tn), quads = range(tn / 4);
-    /** Accumulator a{r}_{q} holds columns 4q..4q+3 of row r. */
-    const update = (r: number) =>
-      `    { let x = X[x${r} + k]; ${
-        quads.map((q) => `a${r}_${q} += vec4<f32>(${range(4).map((c) => mul(`b${4 * q + c}`)).join(", ")});`)
-          .join(" ")
-      } }`;
-    const bias = (q: number) =>
-      `    bias${q} = vec4<f32>(${range(4).map((c) => `Bs[min(n0 + ${4 * q + c}u, N - 1u)]`).join(", ")});`;
-    const store = (r: number) => [
-      `  if (m0 + ${r}u < M) {`,
-      `    let o = (m0 + ${r}u) * N + n0;`,
-      ...quads.flatMap((q) => [
-        `    { let v = a${r}_${q} + bias${q};`,
-        ...range(4).map((c) => `      if (n0 + ${4 * q + c}u < N) { O[o + ${4 * q + c}u] = v[${c}]; }`),
-        `    }`,
-      ]),
-      `  }`,
-    ];
-    const body = [
-      `  let M = pu(0u); let K = pu(1u); let N = pu(2u); let gx = pu(4u);`,
-      `  let rb = wg / gx;`,
-      `  if (rb >= pu(5u)) { return; }`,
-      `  let n0 = ((wg - rb * gx) * ${WG}u + lid) * ${tn}u;`,
-      `  if (n0 >= N) { return; }`,
-      `  let m0 = rb * ${tm}u;`,
-      ...cols.map((c) => `  let w${c} = min(n0 + ${c}u, N - 1u) * K;`),
-      ...rows.map((r) => `  let x${r} = min(m0 + ${r}u, M - 1u) * K;`),
-      ...rows.flatMap((r) => quads.map((q) => `  var a${r}_${q} = vec4<f32>(0.0);`)),
-      `  for (var k = 0u; k < K; k++) {`,
-      ...cols.map((c) => `    let b${c} = Wt[w${c} + k];`),
-      ...rows.map(update),
-      `  }`,
-      ...quads.map((q) => `  var bias${q} = vec4<f32>(0.0);`),
-      `  if (pu(3u) != 0u) {`,
-      ...quads.map(bias),
-      `  }`,
-      ...rows.flatMap(store),
-    ];
-    return kernelSource(
-      [["X", "read", T], ["Wt", "read", T], ["Bs", "read", "f32"], ["O", "read_write", "f32"]],
-      body.join("\n"),
-    );
-  });
-}
-
-/**
- * out [M, N] = a [M, K] @ w [N, K]ᵀ (+ bias [N]). Each invocation keeps a 16×8 tile (8×8 when M < 16) in
- * registers; rows come from the workgroup index (uniform loads), K is read as vec4 when K % 4 = 0.
- * Float32 sums.
- */
-export function gemmNT(
-  gpu: Gpu,
-  a: GpuTensor,
-  M: number,
-  K: number,
-  w: GpuTensor,
-  N: number,
-  bias: GpuTensor | null,
-  out: GpuTensor,
-): void {
-  if (M === 0 || N === 0) return;
-  const vec = K % 4 === 0;
-  const tm = M >= TM ? TM : 8;
-  const gx = Math.ceil(Math.ceil(N / TN) / WG), rowBlocks = Math.ceil(M / tm);
-  const b = bias ?? gpu.constant("zeros4", () => new Float32Array(4));
-  gpu.dispatch(
-    `linear${vec ? "4" : "1"}x${tm}`,
-    gemmSource(vec, tm, TN),
-    [M, vec ? K / 4 : K, N, bias ? 1 : 0, gx, rowBlocks],
-    [a, w, b, out],
-    gx * rowBlocks,
-  );
-}
-
-/** x [M, K] @ w [N, K]ᵀ (+ b [N]) -> [M, N]. */
-export function linear(
-  gpu: Gpu,
-  x: GpuTensor,
-  M: number,
-  K: number,
-  w: GpuTensor,
-  N: number,
-  b: GpuTensor | null,
-): GpuTensor {
-  const out = gpu.tensor(M * N);
-  gemmNT(gpu, x, M, K, w, N, b, out);
-  return out;
-}
+export { gemmNT, linear } from "./gemm.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Normalisation
@@ -531,113 +431,8 @@ export function upsampleNearest(gpu: Gpu, x: GpuTensor, BC: number, h: number, w
 // ---------------------------------------------------------------------------------------------
 // Attention
 
-/** lo then hi of a KeyRanges, uploaded once per object (the object must not be mutated afterwards). */
-function rangesTensor(gpu: Gpu, ranges: KeyRanges): GpuTensor {
-  return gpu.constant(ranges, () => {
-    const n = ranges.lo.length, packed = new Int32Array(2 * n);
-    packed.set(ranges.lo);
-    packed.set(ranges.hi, n);
-    return packed;
-  });
-}
-
-/** Vector width for rows of D and Dv floats: vec4 when both divide by 4. */
-function width(D: number, Dv: number): 1 | 4 {
-  return D % 4 === 0 && Dv % 4 === 0 ? 4 : 1;
-}
-
-function attentionSource(D: number, Dv: number, masked: boolean): string {
-  return source(`attention:${D}:${Dv}:${masked}`, () => {
-    const vw = width(D, Dv), T = vw === 4 ? "vec4<f32>" : "f32", D4 = D / vw, V4 = Dv / vw;
-    const mul = (a: string, b: string) => (vw === 4 ? `dot(${a}, ${b})` : `${a} * ${b}`);
-    const bindings: [string, "read" | "read_write", string][] = [
-      ["Q", "read", T],
-      ["K", "read", T],
-      ["V", "read", T],
-      ["R", "read", "i32"],
-      ["O", "read_write", T],
-    ];
-    if (masked) bindings.push(["Mk", "read", "u32"]);
-    return kernelSource(
-      bindings,
-      `  let Tq = pu(1u); let Tk = pu(2u); let scale = pf(3u);
-  if (gid >= pu(0u) * Tq) { return; }
-  let bh = gid / Tq;
-  let i = gid - bh * Tq;
-  ${masked ? "if (Mk[bh] == 0u) { return; }" : ""}
-  var q: array<${T}, ${D4}>;
-  let qb = gid * ${D4}u;
-  for (var d = 0u; d < ${D4}u; d++) { q[d] = Q[qb + d]; }
-  var acc: array<${T}, ${V4}>;
-  var mx = -3.0e38;
-  var sum = 0.0;
-  let lo = u32(R[i]);
-  let hi = u32(R[pu(4u) + i]);
-  for (var j = lo; j < hi; j++) {
-    let kb = (bh * Tk + j) * ${D4}u;
-    var s = 0.0;
-    for (var d = 0u; d < ${D4}u; d++) { s += ${mul("q[d]", "K[kb + d]")}; }
-    s *= scale;
-    if (s > mx) {
-      let c = exp(mx - s);
-      sum *= c;
-      for (var d = 0u; d < ${V4}u; d++) { acc[d] *= c; }
-      mx = s;
-    }
-    let p = exp(s - mx);
-    sum += p;
-    let vb = (bh * Tk + j) * ${V4}u;
-    for (var d = 0u; d < ${V4}u; d++) { acc[d] += p * V[vb + d]; }
-  }
-  let ob = gid * ${V4}u;
-  for (var d = 0u; d < ${V4}u; d++) { O[ob + d] = acc[d] / sum; }`,
-    );
-  });
-}
-
-/** Records exact attention into `out`; with `mask` ([BH] u32), only heads whose word is non-zero. */
-function attentionInto(
-  gpu: Gpu,
-  q: GpuTensor,
-  k: GpuTensor,
-  v: GpuTensor,
-  BH: number,
-  Tq: number,
-  Tk: number,
-  D: number,
-  Dv: number,
-  scale: number,
-  ranges: KeyRanges,
-  out: GpuTensor,
-  mask: GpuTensor | null,
-): void {
-  const tensors = [q, k, v, rangesTensor(gpu, ranges), out];
-  if (mask) tensors.push(mask);
-  const words = [BH, Tq, Tk, f32Word(scale), ranges.lo.length];
-  run(gpu, "attention", attentionSource(D, Dv, mask !== null), words, tensors, BH * Tq);
-}
-
-/**
- * q [BH, Tq, D], k [BH, Tk, D], v [BH, Tk, Dv] -> [BH, Tq, Dv]: softmax(scale·q kᵀ) v over each query's
- * key range [lo[i], hi[i]) with a running max; one invocation per (head, query row), float32.
- */
-export function attention(
-  gpu: Gpu,
-  q: GpuTensor,
-  k: GpuTensor,
-  v: GpuTensor,
-  BH: number,
-  Tq: number,
-  Tk: number,
-  D: number,
-  Dv: number,
-  scale: number,
-  ranges: KeyRanges,
-): GpuTensor {
-  const out = gpu.tensor(BH * Tq * Dv);
-  attentionInto(gpu, q, k, v, BH, Tq, Tk, D, Dv, scale, ranges, out, null);
-  return out;
-}
+/** Exact attention: flash-style tiles of keys in workgroup memory (`./attention.ts`). */
+export { attention } from "./attention.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Convolution and resampling

@@ -16,11 +16,13 @@
  * Without a WebGPU adapter every device test is ignored and the reason is printed at load time.
  */
 import assert from "node:assert/strict";
+import { bothForms } from "../../tests/_helpers.ts";
 import { randomF32, rng } from "../../tests/_rng.ts";
 import { smallestDegree } from "../../compiler/lowrank/poly.ts";
 import * as JS from "../js/kernels.ts";
 import * as JLR from "../js/lowrank.ts";
 import * as G from "./kernels.ts";
+import { attentionInto, keyTile } from "./attention.ts";
 import { DeviceLostError, Gpu, GpuKernelError, type GpuTensor, NoAdapterError, WgslError } from "./device.ts";
 
 const U = 2 ** -24;
@@ -434,10 +436,17 @@ function headMaxAbs(v: Float32Array, BH: number): number[] {
 }
 
 /**
- * Tolerance of exact attention for row (bh, i): each logit carries ≤ (D + 4)u·|s|·Σ_d|q_d k_d| from the
- * float32 dot and scaling (counted twice: in s_j and in the running max it is compared with), e^x adds (3 + 2|x|) ulp for x ∈ [−spread, 0], and the weighted sums of n
- * terms (numerator and denominator) ≤ (n + 2)u relative. A relative perturbation ≤ ε of every weight
- * moves a softmax average by ≤ 2ε/(1 − ε)·‖V‖_∞; the output rounding adds u·‖V‖_∞.
+ * Tolerance of exact attention for row (bh, i) over its n keys, with the logits l_j of the row in key order:
+ * - each logit carries ≤ δ = (D + 4)u·|s|·Σ_d|q_d k_d| from the float32 dot, the pre-scaled q and the
+ *   products (counted twice: in l_j and in the running max it is shifted by);
+ * - the kernel rescales by e^(m_old − m_new) each time the running max grows, at most r times, r counted
+ *   on the float64 logits with a δ margin (a float32 rise can only happen where l_j > max − 2δ); each
+ *   weight is a product of its own e^x and the later rescales, Vulkan exp error (3 + 2|x|) ulp ≤ (3 + 2|x|)·2u
+ *   relative for results ≤ 1, and the |x| telescope to at most the logit spread: (3(r + 1) + 2·spread)·2u;
+ * - the numerator and denominator are float32 sums of n terms, each rescale one more rounding: (n + r + 2)u.
+ * A relative perturbation ≤ ε of every weight moves a softmax average by ≤ 2ε/(1 − ε)·‖V‖_∞; the output
+ * rounding adds u·‖V‖_∞. Roughly (D + n)·u·‖V‖_∞ scaled by the logit magnitudes, as in
+ * tests/wasm_attention_test.ts.
  */
 function attentionTol(
   q: Float32Array,
@@ -450,44 +459,100 @@ function attentionTol(
   vmax: readonly number[],
 ): (bh: number, i: number) => number {
   return (bh, i) => {
-    let dotAbs = 0, lo = Infinity, hi = -Infinity;
+    const logits: number[] = [];
+    let dotAbs = 0;
     for (let j = ranges.lo[i]!; j < ranges.hi[i]!; j++) {
       let s = 0, a = 0;
       for (let d = 0; d < D; d++) {
         const p = q[(bh * Tq + i) * D + d]! * k[(bh * Tk + j) * D + d]!;
         s += p, a += Math.abs(p);
       }
-      dotAbs = Math.max(dotAbs, a), lo = Math.min(lo, s * scale), hi = Math.max(hi, s * scale);
+      dotAbs = Math.max(dotAbs, a), logits.push(s * scale);
     }
-    const n = ranges.hi[i]! - ranges.lo[i]!;
-    const eps = (D + 4) * U * Math.abs(scale) * dotAbs * 2 + (3 + 2 * (hi - lo)) * 2 * U + (n + 2) * U;
+    const delta = (D + 4) * U * Math.abs(scale) * dotAbs;
+    let r = 0, max = -Infinity;
+    for (const l of logits) {
+      if (l > max - 2 * delta) r++;
+      max = Math.max(max, l);
+    }
+    const n = logits.length, spread = Math.max(...logits) - Math.min(...logits);
+    const eps = 2 * delta + (3 * (r + 1) + 2 * spread) * 2 * U + (n + r + 2) * U;
     return (2 * eps / (1 - eps) + U) * vmax[bh]!;
   };
 }
 
+/** Random q, k, v of the given shapes (q, k with standard deviation 1.5), seeded by `seed`. */
+function attentionInputs(seed: number, BH: number, Tq: number, Tk: number, D: number, Dv: number) {
+  return {
+    q: randomF32(BH * Tq * D, seed, 1.5),
+    k: randomF32(BH * Tk * D, seed + 1, 1.5),
+    v: randomF32(BH * Tk * Dv, seed + 2),
+  };
+}
+
 Deno.test({
-  name: "attention: full, block-causal and windowed key ranges within the float32 softmax bound",
+  name: "attention, tiled and row forms: full, block-causal and windowed key ranges, across query blocks and key tiles",
   ignore,
   async fn() {
     const g = dev();
-    const schedule = [1, 2, 3, 4], L = 30;
-    const cases: [string, number, number, number, number, JS.KeyRanges][] = [
-      ["full", 2, 5, 9, 8, JS.fullKeyRanges(5, 9)],
-      ["causal", 3, L, L, 8, JS.scaleKeyRanges(schedule, Infinity)],
-      ["window2", 2, L, L, 5, JS.scaleKeyRanges(schedule, 2)],
+    // [1..6] has L = 91: two 64-query blocks (the second partial) whose ranges change mid-block; with
+    // D = Dv = 64 the 32-key tiles (16 KiB) end inside ranges. Odd D/Dv take the scalar loads.
+    const schedule = [1, 2, 3, 4, 5, 6], L = 91;
+    const cases: [string, number, number, number, number, number, JS.KeyRanges][] = [
+      ["full", 2, 70, 9, 7, 5, JS.fullKeyRanges(70, 9)],
+      ["causal", 2, L, L, 8, 12, JS.scaleKeyRanges(schedule, Infinity)],
+      ["window2", 2, L, L, 5, 8, JS.scaleKeyRanges(schedule, 2)],
+      ["causal", 2, L, L, 64, 64, JS.scaleKeyRanges(schedule, Infinity)],
     ];
-    for (const [name, BH, Tq, Tk, D, ranges] of cases) {
-      const Dv = D === 8 ? 12 : 3, scale = 1 / Math.sqrt(D);
-      const q = randomF32(BH * Tq * D, 70, 1.5), k = randomF32(BH * Tk * D, 71, 1.5), v = randomF32(BH * Tk * Dv, 72);
-      const ref = JS.attention(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges);
-      const got = await readF32(G.attention(g, up(q), up(k), up(v), BH, Tq, Tk, D, Dv, scale, ranges));
-      const tol = attentionTol(q, k, Tq, Tk, D, scale, ranges, headMaxAbs(v, BH));
-      assertWithin(`attention ${name} D=${D}`, got, ref, (i) => {
-        const row = Math.floor(i / Dv);
-        return tol(Math.floor(row / Tq), row % Tq);
-      });
-    }
+    await bothForms(g, async (form) => {
+      for (const [name, BH, Tq, Tk, D, Dv, ranges] of cases) {
+        const scale = 1 / Math.sqrt(D), { q, k, v } = attentionInputs(70, BH, Tq, Tk, D, Dv);
+        const ref = JS.attention(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges);
+        const got = await readF32(G.attention(g, up(q), up(k), up(v), BH, Tq, Tk, D, Dv, scale, ranges));
+        const tol = attentionTol(q, k, Tq, Tk, D, scale, ranges, headMaxAbs(v, BH));
+        assertWithin(`attention/${form} ${name} D=${D} Dv=${Dv}`, got, ref, (i) => {
+          const row = Math.floor(i / Dv);
+          return tol(Math.floor(row / Tq), row % Tq);
+        });
+      }
+    });
   },
+});
+
+Deno.test({
+  name: "attention with a head mask: masked-out heads of the output are left untouched",
+  ignore,
+  async fn() {
+    const g = dev();
+    const BH = 3, schedule = [1, 2, 3, 4, 5, 6], L = 91, D = 32, Dv = 32, scale = 1 / Math.sqrt(D);
+    const ranges = JS.scaleKeyRanges(schedule, Infinity), { q, k, v } = attentionInputs(75, BH, L, L, D, Dv);
+    const ref = JS.attention(q, k, v, BH, L, L, D, Dv, scale, ranges);
+    const tol = attentionTol(q, k, L, L, D, scale, ranges, headMaxAbs(v, BH));
+    await bothForms(g, async (form) => {
+      const out = up(new Float32Array(BH * L * Dv).fill(7));
+      attentionInto(g, up(q), up(k), up(v), BH, L, L, D, Dv, scale, ranges, out, up(new Int32Array([1, 0, 1])));
+      const got = await readF32(out), h = L * Dv;
+      assertExact(`attention/${form} masked-out head`, got.subarray(h, 2 * h), new Float32Array(h).fill(7));
+      for (const bh of [0, 2]) {
+        assertWithin(
+          `attention/${form} masked`,
+          got.subarray(bh * h, (bh + 1) * h),
+          ref.subarray(bh * h, (bh + 1) * h),
+          (i) => tol(bh, Math.floor(i / Dv)),
+        );
+      }
+    });
+  },
+});
+
+Deno.test("attention key tile: ⌊bytes / 4(D + Dv)⌋ keys, a RangeError naming D, Dv and the limit when none fits", () => {
+  assert.equal(keyTile(64, 64, 16384), 32);
+  assert.equal(keyTile(5, 3, 16384), 512);
+  assert.equal(keyTile(2048, 2048, 16384), 1);
+  assert.throws(
+    () => keyTile(2048, 2049, 16384),
+    (e) => e instanceof RangeError && /D = 2048 and Dv = 2049/.test(e.message) && /16384/.test(e.message),
+  );
 });
 
 Deno.test({

@@ -2,9 +2,10 @@
  * @file WGSL building blocks shared by the WebGPU kernels: the parameter block, the entry point with a
  * flat workgroup index, binding declarations, the device-side report function, and memoised sources.
  *
- * Every kernel runs workgroups of 64 invocations with no workgroup memory and no barriers (llvmpipe
- * compiles barrier kernels very slowly and runs them ~2× slower; real GPUs lose little). Dispatches
- * are folded into up to three dimensions; `wg` is the flat workgroup index and `gid = 64·wg + lid`.
+ * Every kernel runs workgroups of 64 invocations; the tiled ones (GEMM, attention) stage tiles in
+ * workgroup memory between barriers (llvmpipe compiles those slowly and runs them slower than plain
+ * global loads; real GPUs are the target). Dispatches are folded into up to three dimensions; `wg` is
+ * the flat workgroup index and `gid = 64·wg + lid`.
  */
 import type { Gpu, GpuTensor } from "./device.ts";
 
