@@ -4,8 +4,8 @@
  *
  * Every kernel runs workgroups of 64 invocations; the tiled ones (GEMM, attention) stage tiles in
  * workgroup memory between barriers (llvmpipe compiles those slowly and runs them slower than plain
- * global loads; real GPUs are the target). Dispatches are folded into up to three dimensions; `wg` is
- * the flat workgroup index and `gid = 64·wg + lid`.
+ * global loads, so there `Gpu.tiling` is off and register-only forms run). Dispatches are folded into
+ * up to three dimensions; `wg` is the flat workgroup index and `gid = 64·wg + lid`.
  */
 import type { Gpu, GpuTensor } from "./device.ts";
 
