@@ -12,7 +12,10 @@ import { Gpu } from "../runtime/webgpu/device.ts";
 import * as G from "../runtime/webgpu/kernels.ts";
 
 const gpu = await Gpu.create();
-console.log(`adapter: ${gpu.info}; ${navigator.hardwareConcurrency} CPU cores; ${new Date().toISOString()}`);
+console.log(
+  `adapter: ${gpu.info}; GEMM and attention ${gpu.tiling ? "tiled through workgroup memory" : "register-only"}; ` +
+    `${navigator.hardwareConcurrency} CPU cores; ${new Date().toISOString()}`,
+);
 
 async function median(runs: number, f: () => Promise<unknown> | unknown): Promise<number> {
   const times: number[] = [];
