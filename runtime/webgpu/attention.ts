@@ -54,6 +54,34 @@ function rangesTensor(gpu: Gpu, ranges: KeyRanges): GpuTensor {
   });
 }
 
+/** Bindings of both forms: Q, K rows of type TK; V, O rows of type TV; the ranges; with `masked` the head mask. */
+function bindings(TK: string, TV: string, masked: boolean): [string, "read" | "read_write", string][] {
+  return [
+    ["Q", "read", TK],
+    ["K", "read", TK],
+    ["V", "read", TV],
+    ["R", "read", "i32"],
+    ["O", "read_write", TV],
+    ...(masked ? [["Mk", "read", "u32"] as [string, "read", string]] : []),
+  ];
+}
+
+/**
+ * WGSL folding logit `x` and value row `v` (indexed by d, V4 elements) into the online softmax: running
+ * max `mx` (rescaling `sum` and `acc` only when it grows), `sum`, and the accumulator `acc`.
+ */
+function fold(V4: number, v: string): string {
+  return `if (x > mx) {
+      let c = exp(mx - x);
+      sum *= c;
+      for (var d = 0u; d < ${V4}u; d++) { acc[d] *= c; }
+      mx = x;
+    }
+    let p = exp(x - mx);
+    sum += p;
+    for (var d = 0u; d < ${V4}u; d++) { acc[d] += p * ${v}; }`;
+}
+
 /**
  * Kernel for head dims D, Dv and key tile BK; K/Q rows are vec4 when D % 4 = 0, V/O rows when Dv % 4 = 0.
  * With `masked`, binding Mk [BH] u32 skips heads whose word is 0. Parameters: BH, Tq, Tk, scale, n (the
@@ -65,18 +93,10 @@ function attentionSource(D: number, Dv: number, BK: number, masked: boolean): st
     const TK = kw === 4 ? "vec4<f32>" : "f32", TV = vw === 4 ? "vec4<f32>" : "f32";
     const D4 = D / kw, V4 = Dv / vw;
     const dot = kw === 4 ? "dot(q[d], Ks[kr + d])" : "q[d] * Ks[kr + d]";
-    const bindings: [string, "read" | "read_write", string][] = [
-      ["Q", "read", TK],
-      ["K", "read", TK],
-      ["V", "read", TV],
-      ["R", "read", "i32"],
-      ["O", "read_write", TV],
-    ];
-    if (masked) bindings.push(["Mk", "read", "u32"]);
     // Everything a barrier depends on (wg, bh, the block's key union) is workgroup-uniform: parameters
     // and read-only storage at uniform indices. Queries past Tq get an empty range but still load tiles.
     return kernelSource(
-      bindings,
+      bindings(TK, TV, masked),
       `  let BH = pu(0u); let Tq = pu(1u); let Tk = pu(2u); let scale = pf(3u); let n = pu(4u); let nb = pu(5u);
   if (wg >= BH * nb) { return; }
   let bh = wg / nb;
@@ -106,16 +126,8 @@ function attentionSource(D: number, Dv: number, BK: number, masked: boolean): st
       let kr = (j - t0) * ${D4}u;
       var x = 0.0;
       for (var d = 0u; d < ${D4}u; d++) { x += ${dot}; }
-      if (x > mx) {
-        let c = exp(mx - x);
-        sum *= c;
-        for (var d = 0u; d < ${V4}u; d++) { acc[d] *= c; }
-        mx = x;
-      }
-      let p = exp(x - mx);
-      sum += p;
       let vr = (j - t0) * ${V4}u;
-      for (var d = 0u; d < ${V4}u; d++) { acc[d] += p * Vs[vr + d]; }
+      ${fold(V4, "Vs[vr + d]")}
     }
     workgroupBarrier();
   }
@@ -141,16 +153,8 @@ function rowSource(D: number, Dv: number, masked: boolean): string {
   return source(`attention-rows:${D}:${Dv}:${masked}`, () => {
     const vw = width(D, Dv), T = vw === 4 ? "vec4<f32>" : "f32", D4 = D / vw, V4 = Dv / vw;
     const mul = (a: string, b: string) => (vw === 4 ? `dot(${a}, ${b})` : `${a} * ${b}`);
-    const bindings: [string, "read" | "read_write", string][] = [
-      ["Q", "read", T],
-      ["K", "read", T],
-      ["V", "read", T],
-      ["R", "read", "i32"],
-      ["O", "read_write", T],
-    ];
-    if (masked) bindings.push(["Mk", "read", "u32"]);
     return kernelSource(
-      bindings,
+      bindings(T, T, masked),
       `  let Tq = pu(1u); let Tk = pu(2u); let scale = pf(3u);
   if (gid >= pu(0u) * Tq) { return; }
   let bh = gid / Tq;
@@ -166,19 +170,11 @@ function rowSource(D: number, Dv: number, masked: boolean): string {
   let hi = u32(R[pu(4u) + i]);
   for (var j = lo; j < hi; j++) {
     let kb = (bh * Tk + j) * ${D4}u;
-    var s = 0.0;
-    for (var d = 0u; d < ${D4}u; d++) { s += ${mul("q[d]", "K[kb + d]")}; }
-    s *= scale;
-    if (s > mx) {
-      let c = exp(mx - s);
-      sum *= c;
-      for (var d = 0u; d < ${V4}u; d++) { acc[d] *= c; }
-      mx = s;
-    }
-    let p = exp(s - mx);
-    sum += p;
+    var x = 0.0;
+    for (var d = 0u; d < ${D4}u; d++) { x += ${mul("q[d]", "K[kb + d]")}; }
+    x *= scale;
     let vb = (bh * Tk + j) * ${V4}u;
-    for (var d = 0u; d < ${V4}u; d++) { acc[d] += p * V[vb + d]; }
+    ${fold(V4, "V[vb + d]")}
   }
   let ob = gid * ${V4}u;
   for (var d = 0u; d < ${V4}u; d++) { O[ob + d] = acc[d] / sum; }`,
