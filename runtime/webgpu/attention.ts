@@ -13,7 +13,7 @@
  */
 import type { KeyRanges } from "../js/kernels.ts";
 import type { Gpu, GpuTensor } from "./device.ts";
-import { f32Word, kernelSource, run, source, WG } from "./wgsl.ts";
+import { type Binding, f32Word, kernelSource, run, source, WG } from "./wgsl.ts";
 
 /** Queries per workgroup: one per invocation. */
 const QB = WG;
@@ -55,14 +55,14 @@ function rangesTensor(gpu: Gpu, ranges: KeyRanges): GpuTensor {
 }
 
 /** Bindings of both forms: Q, K rows of type TK; V, O rows of type TV; the ranges; with `masked` the head mask. */
-function bindings(TK: string, TV: string, masked: boolean): [string, "read" | "read_write", string][] {
+function bindings(TK: string, TV: string, masked: boolean): Binding[] {
   return [
     ["Q", "read", TK],
     ["K", "read", TK],
     ["V", "read", TV],
     ["R", "read", "i32"],
     ["O", "read_write", TV],
-    ...(masked ? [["Mk", "read", "u32"] as [string, "read", string]] : []),
+    ...(masked ? [["Mk", "read", "u32"] as const] : []),
   ];
 }
 

@@ -14,16 +14,13 @@
  * rows per invocation, so a 2-row product does not compute 64 rows.
  */
 import type { Gpu, GpuTensor } from "./device.ts";
-import { kernelSource, source, WG } from "./wgsl.ts";
+import { kernelSource, range, source, WG } from "./wgsl.ts";
 
 /** Invocation grid of a workgroup (TX columns × TY rows of invocations), K per tile, columns per invocation. */
 const TX = 8, TY = 8, BK = 16, TN = 8;
 /** Output columns per workgroup. */
 const BN = TX * TN;
 if (TX * TY !== WG) throw new Error("gemm: the invocation grid must fill one workgroup");
-
-/** [0, 1, …, n − 1]. */
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
  * Tiled GEMM with TM rows per invocation (1, 2, 4 or 8); vec: X and Wt bound as vec4 (K % 4 = 0).

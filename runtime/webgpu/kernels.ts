@@ -14,14 +14,11 @@ import { type KeyRanges, resampleMatrix } from "../js/kernels.ts";
 import type { FeatureTable } from "../js/lowrank.ts";
 import { attentionInto } from "./attention.ts";
 import { type Gpu, GpuTensor } from "./device.ts";
-import { f32Word, fixup, kernelSource, run, source, WG, wordF32 } from "./wgsl.ts";
+import { f32Word, fixup, kernelSource, range, run, source, WG, wordF32 } from "./wgsl.ts";
 
 export { GpuTensor };
 export { fullKeyRanges, type KeyRanges, scaleKeyRanges } from "../js/kernels.ts";
 export { type FeatureTable, featureTable } from "../js/lowrank.ts";
-
-/** [0, 1, …, n − 1]. */
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 // ---------------------------------------------------------------------------------------------
 // Checks

@@ -12,6 +12,9 @@ import type { Gpu, GpuTensor } from "./device.ts";
 /** Invocations per workgroup. */
 export const WG = 64;
 
+/** [0, 1, …, n − 1]: indices for unrolled WGSL lines. */
+export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
 /** Binding 0: up to 64 u32 parameter words; `pu(i)` reads word i, `pf(i)` its f32 bits. */
 const PARAMS = `struct Params { v: array<vec4<u32>, 16> }
 @group(0) @binding(0) var<uniform> P: Params;
