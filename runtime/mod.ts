@@ -3,6 +3,7 @@
  * @module
  */
 import type { HostTensor, Tensor } from "./js/exec.ts";
+import { residentBytes } from "./js/wasm/gemm.ts";
 import { readSafetensors, type SafetensorsFile } from "./safetensors.ts";
 import { bindWeights, type ParamSpec } from "./weights.ts";
 import type { Gpu, GpuTensor } from "./webgpu/device.ts";
@@ -209,7 +210,9 @@ export async function loadModel(
   entries?: readonly string[],
 ): Promise<LoadedModel> {
   const files: Partial<Record<"var" | "vae", SafetensorsFile>> = {};
-  if (paths.var) files.var = await readSafetensors(paths.var);
-  if (paths.vae) files.vae = await readSafetensors(paths.vae);
+  // js target: read straight into the WebAssembly memory, where the kernels read weights in place
+  const options = module.info.target === "webgpu" ? {} : { alloc: residentBytes };
+  if (paths.var) files.var = await readSafetensors(paths.var, options);
+  if (paths.vae) files.vae = await readSafetensors(paths.vae, options);
   return bindModel(module, files, entries);
 }

@@ -1,4 +1,5 @@
 /** @file Seeded random numbers and random checkpoints in official layout (demo, benchmarks, tests). */
+import { residentBytes } from "./js/wasm/gemm.ts";
 import { bindModel, type LoadedModel, type ModelModule } from "./mod.ts";
 import { parseSafetensors, type SafetensorsFile, writeSafetensors } from "./safetensors.ts";
 
@@ -42,7 +43,11 @@ export function randomCheckpoint(
       : randomF32(n, seed * 7919 + i, scale);
     return { name: p.name, dtype: "F32" as const, shape: p.shape, data };
   });
-  return parseSafetensors(writeSafetensors(tensors), `random-${source}-${seed}`);
+  const bytes = writeSafetensors(tensors);
+  // js target: in the WebAssembly memory, where the kernels read weights in place
+  const home = module.info.target === "webgpu" ? null : residentBytes(bytes.length);
+  home?.set(bytes);
+  return parseSafetensors(home ?? bytes, `random-${source}-${seed}`);
 }
 
 /** The model bound to seeded random VAR and VQ-VAE checkpoints. */

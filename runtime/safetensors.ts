@@ -158,6 +158,9 @@ function topLevelKeys(text: string): string[] {
   }
 }
 
+/** Views of a file's tensors keep its byte array alive. */
+const owners = new WeakMap<ArrayBufferView, Uint8Array>();
+
 class ParsedFile implements SafetensorsFile {
   constructor(
     readonly file: string,
@@ -192,7 +195,9 @@ class ParsedFile implements SafetensorsFile {
     const e = this.entry(name, ["F32"]);
     const start = this.bytes.byteOffset + e.offset;
     if (start % 4 === 0) {
-      return new Float32Array(this.bytes.buffer, start, e.byteLength / 4);
+      const view = new Float32Array(this.bytes.buffer, start, e.byteLength / 4);
+      owners.set(view, this.bytes); // the file's buffer (maybe freed when collected) lives as long as its views
+      return view;
     }
     const copy = this.bytes.slice(e.offset, e.offset + e.byteLength);
     return new Float32Array(copy.buffer, 0, e.byteLength / 4);
@@ -203,7 +208,9 @@ class ParsedFile implements SafetensorsFile {
     const start = this.bytes.byteOffset + e.offset;
     if (e.dtype === "I32") {
       if (start % 4 === 0) {
-        return new Int32Array(this.bytes.buffer, start, e.byteLength / 4);
+        const view = new Int32Array(this.bytes.buffer, start, e.byteLength / 4);
+        owners.set(view, this.bytes);
+        return view;
       }
       const copy = this.bytes.slice(e.offset, e.offset + e.byteLength);
       return new Int32Array(copy.buffer, 0, e.byteLength / 4);
@@ -386,17 +393,56 @@ export function parseSafetensors(
   return new ParsedFile(file, bytes, entries, Object.freeze(metadata));
 }
 
-/** Read and parse a safetensors file; errors are SafetensorsError starting with `path`. */
-export async function readSafetensors(path: string): Promise<SafetensorsFile> {
-  let bytes: Uint8Array;
+/** Where `readSafetensors` puts the file's bytes. */
+export interface ReadOptions {
+  /**
+   * A buffer of exactly `bytes` bytes to read the file into (e.g. memory that kernels read in place),
+   * or null for an ordinary one.
+   */
+  readonly alloc?: (bytes: number) => Uint8Array | null;
+}
+
+/** Bytes per read call: large enough to amortise the call, small enough to stay under any per-call limit. */
+const READ_CHUNK = 64 * 2 ** 20;
+
+/**
+ * Read and parse a safetensors file; errors are SafetensorsError starting with `path`. Only a
+ * regular file is read (devices, FIFOs and sockets are refused before reading), into one buffer sized
+ * from its status, and never past that size.
+ */
+export function readSafetensors(path: string, options: ReadOptions = {}): Promise<SafetensorsFile> {
+  const fail = (what: string): never => {
+    throw new SafetensorsError(`${path}: ${what}`);
+  };
+  const reason = (err: unknown) => err instanceof Error ? err.message : String(err);
+  let file: Deno.FsFile | undefined;
   try {
-    bytes = await Deno.readFile(path);
+    try {
+      file = Deno.openSync(path);
+    } catch (err) {
+      fail(`cannot read file: ${reason(err)}`);
+    }
+    const info = file!.statSync();
+    if (!info.isFile) fail("cannot read file: not a regular file (a directory, device, FIFO or socket)");
+    const size = info.size;
+    const bytes = options.alloc?.(size) ?? new Uint8Array(size);
+    let at = 0;
+    try {
+      while (at < size) {
+        const n = file!.readSync(bytes.subarray(at, Math.min(size, at + READ_CHUNK)));
+        if (n === null || n === 0) break;
+        at += n;
+      }
+    } catch (err) {
+      fail(`cannot read file: ${reason(err)}`);
+    }
+    if (at < size) fail(`cannot read file: it ended after ${at} of ${size} bytes (changed while reading?)`);
+    return Promise.resolve(parseSafetensors(bytes, path));
   } catch (err) {
-    throw new SafetensorsError(
-      `${path}: cannot read file: ${err instanceof Error ? err.message : String(err)}`,
-    );
+    return Promise.reject(err);
+  } finally {
+    file?.close();
   }
-  return parseSafetensors(bytes, path);
 }
 
 const WRITE_TYPES = {

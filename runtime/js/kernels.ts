@@ -10,7 +10,10 @@
  * run-time data (token indices).
  */
 import { attentionWasm, type QueryGroup } from "./wasm/attention.ts";
+import { conv2dWasm } from "./wasm/conv.ts";
 import { gemmNTWasm, WASM_MIN_MACS } from "./wasm/gemm.ts";
+import { BINARY_ROWS, collapseStrides, permuteInt32, unaryJs } from "./loops.ts";
+import { UNARY_WASM_MIN, unaryWasm } from "./wasm/elementwise.ts";
 
 export { type GemmBackend, gemmBackend, gemmThreads, setGemmBackend, setGemmThreads } from "./wasm/gemm.ts";
 
@@ -135,29 +138,43 @@ function dot(a: Float32Array, ai: number, b: Float32Array, bi: number, K: number
   return s;
 }
 
-/** LayerNorm without affine over rows of C. */
+/**
+ * LayerNorm without affine over rows of C. The variance is the mean of (x − mean)² (a second pass
+ * over the row, which is in L1), each sum in two float64 accumulators (independent add chains).
+ */
 export function layerNorm(x: Float32Array, C: number, eps: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let r = 0; r < x.length; r += C) {
-    let mean = 0;
-    for (let c = 0; c < C; c++) mean += x[r + c]!;
-    mean /= C;
-    let v = 0;
-    for (let c = 0; c < C; c++) v += (x[r + c]! - mean) ** 2;
-    const inv = 1 / Math.sqrt(v / C + eps);
-    for (let c = 0; c < C; c++) out[r + c] = (x[r + c]! - mean) * inv;
+    const end = r + C;
+    let s0 = 0, s1 = 0, i = r;
+    for (; i + 1 < end; i += 2) s0 += x[i]!, s1 += x[i + 1]!;
+    if (i < end) s0 += x[i]!;
+    const mean = (s0 + s1) / C;
+    let v0 = 0, v1 = 0;
+    for (i = r; i + 1 < end; i += 2) {
+      const d0 = x[i]! - mean, d1 = x[i + 1]! - mean;
+      v0 += d0 * d0, v1 += d1 * d1;
+    }
+    if (i < end) v0 += (x[i]! - mean) * (x[i]! - mean);
+    const inv = 1 / Math.sqrt((v0 + v1) / C + eps);
+    for (i = r; i < end; i++) out[i] = (x[i]! - mean) * inv;
   }
   return out;
 }
 
-/** x / max(‖x‖₂, eps) over rows of D. */
+/** x / max(‖x‖₂, eps) over rows of D (the sum of squares in two float64 accumulators). */
 export function l2Normalize(x: Float32Array, D: number, eps: number): Float32Array {
   const out = new Float32Array(x.length);
   for (let r = 0; r < x.length; r += D) {
-    let s = 0;
-    for (let c = 0; c < D; c++) s += x[r + c]! ** 2;
-    const inv = 1 / Math.max(Math.sqrt(s), eps);
-    for (let c = 0; c < D; c++) out[r + c] = x[r + c]! * inv;
+    const end = r + D;
+    let s0 = 0, s1 = 0, i = r;
+    for (; i + 1 < end; i += 2) {
+      const u = x[i]!, v = x[i + 1]!;
+      s0 += u * u, s1 += v * v;
+    }
+    if (i < end) s0 += x[i]! * x[i]!;
+    const inv = 1 / Math.max(Math.sqrt(s0 + s1), eps);
+    for (i = r; i < end; i++) out[i] = x[i]! * inv;
   }
   return out;
 }
@@ -171,11 +188,16 @@ export const UNARY = {
   exp: (v: number) => Math.exp(v),
 } as const;
 
-/** fn(x) elementwise. */
+/**
+ * fn(x) elementwise. Arrays of at least `UNARY_WASM_MIN` floats run in WebAssembly SIMD when the
+ * host has it (`./wasm/elementwise.ts`: these formulas in float32 around a vectorised exp; relative
+ * error ≤ 1.37 ulp for exp, ≤ 2 + 1.37 ulp for silu, plus about 5|z| ulp for gelu_tanh at x < 0
+ * from rounding its argument z; ±∞ and NaN as here); the others use the formulas in float64.
+ */
 export function unary(x: Float32Array, fn: keyof typeof UNARY): Float32Array {
-  const f = UNARY[fn];
   const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = f(x[i]!);
+  if (x.length >= UNARY_WASM_MIN && unaryWasm(x, fn, out)) return out;
+  unaryJs(x, fn, out);
   return out;
 }
 
@@ -187,11 +209,13 @@ export const SCALAR = {
   max: (v: number, c: number) => Math.max(v, c),
 } as const;
 
-/** fn(x, c) elementwise. */
+/** fn(x, c) elementwise: one loop per function, results as the `SCALAR` formulas. */
 export function scalar(x: Float32Array, fn: keyof typeof SCALAR, c: number): Float32Array {
-  const f = SCALAR[fn];
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = f(x[i]!, c);
+  const n = x.length, out = new Float32Array(n);
+  if (fn === "mul") { for (let i = 0; i < n; i++) out[i] = x[i]! * c; }
+  else if (fn === "add") { for (let i = 0; i < n; i++) out[i] = x[i]! + c; }
+  else if (fn === "min") { for (let i = 0; i < n; i++) out[i] = Math.min(x[i]!, c); }
+  else for (let i = 0; i < n; i++) out[i] = Math.max(x[i]!, c);
   return out;
 }
 
@@ -204,7 +228,11 @@ export const BINARY = {
 
 /**
  * fn(a, b) with broadcasting. `shape` is the output shape; `as`/`bs` are the inputs' strides over it
- * (0 on broadcast axes), as computed by the compiler.
+ * (0 on broadcast axes), as computed by the compiler. Axes are collapsed first (size-1 axes
+ * dropped, axes merged where both inputs are contiguous across them), so a same-shape operation is
+ * one block, a per-row scalar ([R, C] ∘ [R, 1], channel-wise [B, C, H, W] ∘ [1, C, 1, 1]) or a row
+ * vector repeated over rows ([R, C] ∘ [C]) one 2-D block; any axes left before the last two are
+ * walked. Blocks run in a loop per operator (`./loops.ts`), results as the `BINARY` formulas.
  */
 export function binary(
   a: Float32Array,
@@ -214,46 +242,38 @@ export function binary(
   as: readonly number[],
   bs: readonly number[],
 ): Float32Array {
-  const f = BINARY[fn];
   const n = shape.reduce((p, d) => p * d, 1);
   const out = new Float32Array(n);
-  const inner = shape.at(-1) ?? 1, ai = as.at(-1) ?? 0, bi = bs.at(-1) ?? 0;
-  const idx = new Array(shape.length).fill(0);
-  for (let o = 0; o < n; o += inner) {
+  if (n === 0) return out;
+  const c = collapseStrides(shape, as, bs), r = c.shape.length, rows = BINARY_ROWS[fn];
+  const inner = r > 0 ? c.shape[r - 1]! : 1, ai = r > 0 ? c.as[r - 1]! : 0, bi = r > 0 ? c.bs[r - 1]! : 0;
+  const R = r > 1 ? c.shape[r - 2]! : 1, ra = r > 1 ? c.as[r - 2]! : 0, rb = r > 1 ? c.bs[r - 2]! : 0;
+  const walk = r - 2, idx = new Array<number>(Math.max(0, walk)).fill(0);
+  for (let o = 0; o < n; o += R * inner) {
     let pa = 0, pb = 0;
-    for (let d = 0; d < shape.length - 1; d++) pa += idx[d] * as[d]!, pb += idx[d] * bs[d]!;
-    for (let j = 0; j < inner; j++) out[o + j] = f(a[pa + j * ai]!, b[pb + j * bi]!);
-    for (let d = shape.length - 2; d >= 0; d--) {
-      if (++idx[d] < shape[d]!) break;
+    for (let d = 0; d < walk; d++) pa += idx[d]! * c.as[d]!, pb += idx[d]! * c.bs[d]!;
+    rows(a, pa, ra, ai, b, pb, rb, bi, out, o, R, inner);
+    for (let d = walk - 1; d >= 0; d--) {
+      if (++idx[d]! < c.shape[d]!) break;
       idx[d] = 0;
     }
   }
   return out;
 }
 
-/** Transpose: out.shape[i] = shape[perm[i]]. */
+/**
+ * Transpose: out.shape[i] = shape[perm[i]]. Axes are collapsed first (size-1 axes dropped, axes
+ * that stay adjacent merged); 2-D and batched 2-D transposes go by cache-sized tiles, the rest copy
+ * runs along the last axis (`./loops.ts`). Elements are copied as i32, bit for bit.
+ */
 export function permute<T extends Float32Array | Int32Array>(
   x: T,
   shape: readonly number[],
   perm: readonly number[],
 ): T {
-  const r = shape.length;
-  const strides = new Array<number>(r);
-  for (let d = r - 1, s = 1; d >= 0; d--) strides[d] = s, s *= shape[d]!;
-  const outShape = perm.map((p) => shape[p]!);
-  const inStride = perm.map((p) => strides[p]!);
   const out = new (x.constructor as new (n: number) => T)(x.length);
-  const idx = new Array(r).fill(0);
-  const inner = outShape[r - 1]!, innerStride = inStride[r - 1]!;
-  for (let o = 0; o < x.length; o += inner) {
-    let p = 0;
-    for (let d = 0; d < r - 1; d++) p += idx[d] * inStride[d]!;
-    for (let j = 0; j < inner; j++) out[o + j] = x[p + j * innerStride]!;
-    for (let d = r - 2; d >= 0; d--) {
-      if (++idx[d] < outShape[d]!) break;
-      idx[d] = 0;
-    }
-  }
+  const src = new Int32Array(x.buffer, x.byteOffset, x.length);
+  permuteInt32(src, new Int32Array(out.buffer, out.byteOffset, out.length), shape, perm);
   return out;
 }
 
@@ -425,6 +445,7 @@ export function conv2d(
 ): Float32Array {
   const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1, K = Ci * kh * kw, HW = Ho * Wo;
   const out = new Float32Array(B * Co * HW);
+  if (Co * HW * K >= WASM_MIN_MACS && conv2dWasm(x, B, Ci, H, W, w, Co, kh, kw, b, pad, out)) return out;
   const chunk = Math.max(4, Math.min(HW, Math.floor((1 << 20) / K))); // pixels per GEMM, ~4 MiB of col
   const col = new Float32Array(chunk * K), res = new Float32Array(chunk * Co);
   for (let n = 0; n < B; n++) {
@@ -533,7 +554,13 @@ export function interpolate(
   return out;
 }
 
-/** GroupNorm with affine: x [B, C, S] (S = H·W), statistics per (batch, group) over (C/groups)·S values. */
+/**
+ * GroupNorm with affine: x [B, C, S] (S = H·W), statistics per (batch, group) over (C/groups)·S
+ * values. Each channel's S values are summed, then centred on their own mean while still in cache
+ * (256 KiB at 256×256); the group's Σ(x − mean)² is Σ_c M2_c + S·Σ_c (mean_c − mean)² (the exact
+ * parallel-variance identity), so a group is read twice from memory, not three times, with the
+ * accuracy of the two-pass variance. Sums in float64, two accumulators each.
+ */
 export function groupNorm(
   x: Float32Array,
   w: Float32Array,
@@ -545,20 +572,32 @@ export function groupNorm(
   eps: number,
 ): Float32Array {
   const out = new Float32Array(x.length);
-  const cg = C / groups, n = cg * S;
+  const cg = C / groups, n = cg * S, means = new Float64Array(cg);
   for (let bi = 0; bi < B; bi++) {
     for (let g = 0; g < groups; g++) {
       const base = (bi * C + g * cg) * S;
-      let mean = 0;
-      for (let i = 0; i < n; i++) mean += x[base + i]!;
-      mean /= n;
-      let v = 0;
-      for (let i = 0; i < n; i++) v += (x[base + i]! - mean) ** 2;
-      const inv = 1 / Math.sqrt(v / n + eps);
+      let total = 0, m2 = 0;
+      for (let c = 0; c < cg; c++) {
+        const at = base + c * S, end = at + S;
+        let s0 = 0, s1 = 0, i = at;
+        for (; i + 1 < end; i += 2) s0 += x[i]!, s1 += x[i + 1]!;
+        if (i < end) s0 += x[i]!;
+        const mc = (s0 + s1) / S;
+        let v0 = 0, v1 = 0;
+        for (i = at; i + 1 < end; i += 2) {
+          const d0 = x[i]! - mc, d1 = x[i + 1]! - mc;
+          v0 += d0 * d0, v1 += d1 * d1;
+        }
+        if (i < end) v0 += (x[i]! - mc) * (x[i]! - mc);
+        means[c] = mc, total += mc, m2 += v0 + v1;
+      }
+      const mean = total / cg;
+      for (let c = 0; c < cg; c++) m2 += S * (means[c]! - mean) * (means[c]! - mean);
+      const inv = 1 / Math.sqrt(m2 / n + eps);
       for (let c = 0; c < cg; c++) {
         const ch = g * cg + c, scale = w[ch]! * inv, shift = b[ch]! - mean * scale;
-        const at = base + c * S;
-        for (let i = 0; i < S; i++) out[at + i] = x[at + i]! * scale + shift;
+        const at = base + c * S, end = at + S;
+        for (let i = at; i < end; i++) out[i] = x[i]! * scale + shift;
       }
     }
   }

@@ -5,9 +5,13 @@
  * float32, so |kernel − ref| ≤ 2^-24·|ref| plus float64 summation-order noise (≈ 1e-16 of the
  * summed magnitudes). Every comparison therefore allows |kernel − ref| ≤ ATOL + RTOL·|ref| with
  * RTOL = 1e-6 (≈ 17 float32 ulps) and ATOL = 1e-9 for results that cancel to (nearly) zero.
+ * `binary`, `scalar` and `permute` compute one float64 operation per element (or copy) and round
+ * once, so their fast paths are checked for exact equality with the rounded formula. Large `unary`
+ * calls run in WebAssembly SIMD and have their own bounds (wasm/elementwise_test.ts).
  */
 import assert from "node:assert/strict";
 import { randomF32 } from "../../tests/_rng.ts";
+import { collapsePermutation, collapseStrides } from "./loops.ts";
 import {
   attention,
   BINARY,
@@ -16,6 +20,7 @@ import {
   conv2d,
   fullKeyRanges,
   gather,
+  groupNorm,
   interpolate,
   KernelError,
   type KeyRanges,
@@ -180,11 +185,32 @@ Deno.test("l2Normalize: unit rows; a zero row stays 0 (eps); a tiny row is divid
   assert.ok(Math.abs(n2 - 1) < 1e-6, `row 0 norm² ${n2}`);
 });
 
+Deno.test("layerNorm and l2Normalize: odd and width-1 rows (accumulator tails), rows far from zero", () => {
+  let seed = 35;
+  for (const C of [1, 3, 7, 64, 129]) {
+    const R = 4, x = randomF32(R * C, seed++);
+    for (let c = 0; c < C; c++) x[C + c] = x[C + c]! + 1e4; // |mean| ≫ std: the variance is centred
+    const ln = new Float64Array(x.length), l2 = new Float64Array(x.length);
+    for (let r = 0; r < R; r++) {
+      let mean = 0, s = 0;
+      for (let c = 0; c < C; c++) mean += x[r * C + c]! / C, s += x[r * C + c]! ** 2;
+      let v = 0;
+      for (let c = 0; c < C; c++) v += (x[r * C + c]! - mean) ** 2 / C;
+      for (let c = 0; c < C; c++) {
+        ln[r * C + c] = (x[r * C + c]! - mean) / Math.sqrt(v + 1e-6);
+        l2[r * C + c] = x[r * C + c]! / Math.max(Math.sqrt(s), 1e-12);
+      }
+    }
+    assertClose(layerNorm(x, C, 1e-6), ln, `layerNorm C=${C}`);
+    assertClose(l2Normalize(x, C, 1e-12), l2, `l2Normalize D=${C}`);
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // unary, scalar, binary
 
 Deno.test("unary: silu, gelu_tanh, exp", () => {
-  const x = randomF32(200, 40, 3);
+  const x = randomF32(200, 40, 3); // below UNARY_WASM_MIN: the float64 formulas
   x.set([0, -8, 8, 1e-4, -1e-4, 0.5, -0.5], 0);
   const refs: Record<keyof typeof UNARY, (v: number) => number> = {
     silu: (v) => v * (1 / (1 + Math.exp(-v))),
@@ -262,6 +288,91 @@ Deno.test("binary: add, sub, mul with broadcasting (strides given by hand)", () 
   }
 });
 
+/** Input strides over `out` as the compiler computes them (compiler/backends/js/dims.ts). */
+function broadcastStrides(input: readonly number[], out: readonly number[]): number[] {
+  const offset = out.length - input.length;
+  return out.map((d, i) => {
+    const j = i - offset;
+    return j < 0 || (input[j] === 1 && d !== 1) ? 0 : prod(input.slice(j + 1));
+  });
+}
+
+/** Random values with NaN, ±∞ and ±0 among them. */
+function withSpecials(n: number, seed: number): Float32Array {
+  const x = randomF32(n, seed);
+  [NaN, Infinity, -Infinity, 0, -0].forEach((v, i) => i * 7 < n && (x[i * 7] = v));
+  return x;
+}
+
+/** Asserts out[i] is exactly the float32 rounding of ref[i] (NaN matches NaN, −0 only −0). */
+function assertExact(out: Float32Array, ref: ArrayLike<number>, what: string): void {
+  assert.equal(out.length, ref.length, `${what}: length`);
+  for (let i = 0; i < ref.length; i++) {
+    if (!Object.is(out[i], Math.fround(ref[i]!))) assert.fail(`${what}: index ${i}: ${out[i]} vs ${ref[i]}`);
+  }
+}
+
+const BINARY_REFS: Record<keyof typeof BINARY, (x: number, y: number) => number> = {
+  add: (x, y) => x + y,
+  sub: (x, y) => x - y,
+  mul: (x, y) => x * y,
+};
+
+Deno.test("binary fast paths: each broadcast pattern collapses as expected and matches exactly", () => {
+  // [out, a, b, collapsed out]
+  const cases: [number[], number[], number[], number[]][] = [
+    [[2, 3, 5], [2, 3, 5], [2, 3, 5], [30]], // same shape: one contiguous block
+    [[4, 7], [4, 7], [4, 1], [4, 7]], // per-row scalar (b constant along rows)
+    [[4, 7], [4, 1], [4, 7], [4, 7]], // the same on the left (sub is not symmetric)
+    [[2, 5, 7], [2, 5, 7], [7], [10, 7]], // row vector repeated over rows
+    [[2, 5, 7], [7], [2, 5, 7], [10, 7]],
+    [[2, 5, 7], [2, 5, 7], [2, 1, 7], [2, 5, 7]], // a row vector per batch (AdaLN modulation)
+    [[1, 3, 4, 5], [1, 3, 4, 5], [1, 3, 1, 1], [3, 20]], // channel-wise, [B, C, 1, 1] with B = 1
+    [[2, 3, 4, 5], [2, 3, 4, 5], [3, 1, 1], [2, 3, 20]], // channel-wise with a walked batch axis
+    [[2, 3, 4, 5], [1, 3, 1, 1], [2, 3, 4, 5], [2, 3, 20]],
+    [[2, 3, 6, 4], [2, 3, 6, 4], [1, 3, 1, 1], [2, 3, 24]], // per head: q [B, H, T, D] · τ [1, H, 1, 1]
+    [[9], [9], [1], [9]], // scalar
+    [[9], [1], [9], [9]],
+    [[1, 6, 8], [1, 6, 8], [1, 6, 8], [48]], // size-1 axes
+    [[3, 1, 5], [3, 1, 5], [1, 1, 5], [3, 5]],
+    [[2, 1, 3], [2, 1, 1], [1, 1, 3], [2, 3]], // outer product: a constant along rows, b per row
+    [[], [], [], []], // rank 0
+  ];
+  let seed = 66;
+  for (const [shape, aShape, bShape, collapsed] of cases) {
+    const as = broadcastStrides(aShape, shape), bs = broadcastStrides(bShape, shape);
+    assert.deepEqual(collapseStrides(shape, as, bs).shape, collapsed, `collapse [${shape}] a[${aShape}] b[${bShape}]`);
+    const a = withSpecials(prod(aShape), seed++), b = withSpecials(prod(bShape), seed++);
+    for (const fn of Object.keys(BINARY_REFS) as (keyof typeof BINARY)[]) {
+      assertExact(
+        binary(a, b, fn, shape, as, bs),
+        binaryRef(a, aShape, b, bShape, shape, BINARY_REFS[fn]),
+        `binary ${fn} [${shape}] a[${aShape}] b[${bShape}]`,
+      );
+    }
+  }
+  assert.equal(binary(new Float32Array(0), Float32Array.of(1, 2, 3), "add", [2, 0, 3], [0, 3, 1], [0, 0, 1]).length, 0);
+});
+
+Deno.test("binary: inner strides other than 0 and 1 take the general loop", () => {
+  // a is the transpose of a [5, 3] tensor (strides [1, 3]); b is [5] broadcast down the columns
+  const a = withSpecials(15, 70), b = withSpecials(5, 71);
+  for (const fn of Object.keys(BINARY_REFS) as (keyof typeof BINARY)[]) {
+    const ref = new Float64Array(15);
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 5; j++) ref[i * 5 + j] = BINARY_REFS[fn](a[i + 3 * j]!, b[j]!);
+    assertExact(binary(a, b, fn, [3, 5], [1, 3], [0, 1]), ref, `binary ${fn} transposed a`);
+  }
+});
+
+Deno.test("scalar: exactly the SCALAR formulas, NaN, ±∞ and ±0 included", () => {
+  const x = withSpecials(41, 55);
+  for (const fn of Object.keys(SCALAR) as (keyof typeof SCALAR)[]) {
+    for (const c of [-2.5, 0, -0, 0.1, Infinity, NaN]) {
+      assertExact(scalar(x, fn, c), Array.from(x, (v) => SCALAR[fn](v, c)), `scalar ${fn} ${c}`);
+    }
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // permute, slice, concat
 
@@ -303,6 +414,33 @@ Deno.test("permute: rank 3 and 4, Float32Array and Int32Array", () => {
   }
   // One hand-checked case: [2,3] viewed as rank 3 [1,2,3] transposed to [3,2,1].
   assert.deepEqual(Array.from(permute(Int32Array.of(0, 1, 2, 3, 4, 5), [1, 2, 3], [2, 1, 0])), [0, 3, 1, 4, 2, 5]);
+});
+
+Deno.test("permute fast paths: collapsed shapes, tiled transposes past the tile size, bit-exact copies", () => {
+  // [shape, perm, collapsed shape, collapsed perm]
+  const cases: [number[], number[], number[], number[]][] = [
+    [[70, 130], [1, 0], [70, 130], [1, 0]], // 2-D, partial tiles at both ends
+    [[2, 65, 67], [0, 2, 1], [2, 65, 67], [0, 2, 1]], // batched 2-D
+    [[2, 3, 5, 7], [0, 2, 3, 1], [2, 3, 35], [0, 2, 1]], // [B, C, H, W] -> [B, H, W, C]
+    [[1, 9, 4], [0, 2, 1], [9, 4], [1, 0]], // [B, T, C] -> [B, C, T] with B = 1
+    [[2, 5, 3, 7], [0, 2, 1, 3], [2, 5, 3, 7], [0, 2, 1, 3]], // head split [B, T, H, D]
+    [[5, 3, 7], [1, 0, 2], [5, 3, 7], [1, 0, 2]], // runs of the last axis, no batch
+    [[1, 5, 1, 3, 7], [0, 3, 2, 1, 4], [5, 3, 7], [1, 0, 2]], // size-1 axes anywhere
+    [[2, 3, 4], [1, 2, 0], [2, 12], [1, 0]], // merged trailing axes
+    [[2, 3, 4, 5], [3, 2, 1, 0], [2, 3, 4, 5], [3, 2, 1, 0]], // general walk
+    [[1, 1, 1], [2, 0, 1], [], []], // one element
+    [[3, 0, 2], [2, 1, 0], [3, 0, 2], [2, 1, 0]], // empty
+  ];
+  let seed = 85;
+  for (const [shape, perm, cShape, cPerm] of cases) {
+    assert.deepEqual(collapsePermutation(shape, perm), { shape: cShape, perm: cPerm }, `collapse [${shape}] [${perm}]`);
+    const i = Int32Array.from(randomF32(prod(shape), seed++), (v) => Math.round(v * 1e6));
+    assert.deepEqual(Array.from(permute(i, shape, perm)), permuteRef(i, shape, perm), `i32 [${shape}] [${perm}]`);
+    // float32 values as bit patterns, NaN payloads among them
+    const bits = Uint32Array.from({ length: prod(shape) }, (_, k) => (k % 5 === 0 ? 0x7fc00001 + k : 0x3f800000 + k));
+    const f = new Float32Array(bits.buffer), outBits = new Uint32Array(permute(f, shape, perm).buffer);
+    assert.deepEqual(Array.from(outBits), permuteRef(bits, shape, perm), `f32 bits [${shape}] [${perm}]`);
+  }
 });
 
 Deno.test("slice: [outer, size, inner] along the middle axis, Float32Array and Int32Array", () => {
@@ -684,5 +822,32 @@ Deno.test("interpolate bicubic 4x4 and 4x6 -> 16 against PyTorch's formula", () 
       resample2dRef(x, BC, h!, w!, 16, bicubicMatrixRef(h!, 16), bicubicMatrixRef(w!, 16)),
       `bicubic ${h}x${w} -> 16`,
     );
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// groupNorm
+
+Deno.test("groupNorm: two-pass float64 reference; odd sizes, one and several groups, far from zero", () => {
+  // [B, C, S, groups]
+  const cases: [number, number, number, number][] = [[2, 6, 7, 3], [1, 4, 5, 1], [2, 6, 1, 6], [1, 8, 33, 2]];
+  let seed = 170;
+  for (const [B, C, S, groups] of cases) {
+    const x = randomF32(B * C * S, seed++), w = randomF32(C, seed++), b = randomF32(C, seed++);
+    for (let i = 0; i < S; i++) x[i] = x[i]! + 1e3; // channel 0 of batch 0 far from the rest
+    const cg = C / groups, n = cg * S, ref = new Float64Array(x.length);
+    for (let bi = 0; bi < B; bi++) {
+      for (let g = 0; g < groups; g++) {
+        const base = (bi * C + g * cg) * S;
+        let mean = 0, v = 0;
+        for (let i = 0; i < n; i++) mean += x[base + i]! / n;
+        for (let i = 0; i < n; i++) v += (x[base + i]! - mean) ** 2 / n;
+        for (let i = 0; i < n; i++) {
+          const ch = g * cg + Math.floor(i / S);
+          ref[base + i] = ((x[base + i]! - mean) / Math.sqrt(v + 1e-6)) * w[ch]! + b[ch]!;
+        }
+      }
+    }
+    assertClose(groupNorm(x, w, b, B, C, S, groups, 1e-6), ref, `groupNorm B=${B} C=${C} S=${S} groups=${groups}`);
   }
 });

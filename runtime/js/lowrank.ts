@@ -1,26 +1,31 @@
 /**
  * @file Low-rank attention kernels: exp(s⟨q,k⟩) ≈ P(s⟨q,k⟩) = φ_q(q)·φ_k(k), so attention becomes
  * (φ_q(q)ᵀ S)[:Dv] / (φ_q(q)ᵀ S)[Dv] with S = Σ_j φ_k(k_j)[v_j, 1]. Features are computed per row
- * inside the kernels (never an [L, L] or [L, r] matrix); S is accumulated in float64.
+ * or per slab of rows inside the kernels (never an [L, L] or [L, r] matrix); S is kept in float64.
  *
  * Monomials of degree ≤ g in d variables are enumerated in graded order: monomial i (i > 0) is
  * monomial parent[i] times x[variable[i]], with variables non-decreasing along a chain, so
  * φ_k(x)[i] = φ_k(x)[parent[i]] · x[variable[i]] costs one multiply each. The q side carries the
  * coefficient p_|α| · |α|!/α! · s^|α| of each monomial.
  *
- * Large blocks take a GEMM form through `gemmNT` (the WebAssembly SIMD GEMM when in use): per chunk
- * of at most `GEMM_CHUNK` rows, the features are built in float64 and stored as float32 (Fₖᵀ [r, n]
- * for keys, F_q·coef [n, r] for queries), the state update is ΔS = Fₖᵀ·[V | 1] ([r, Dv+1], one
- * float32 GEMM per chunk, added into the float64 S) and the read is F_q·S with S rounded to float32
- * once per block. Precision: with T = Σ_α |coef_α φ_q[α] φ_k[α]| ≤ P̄(β) = Σ_t |p_t| β^t per pair
- * (Cauchy–Schwarz) and the denominator Σ_j Ã_j ≥ (1−ε) e^{−β} per key, every float32 rounding
- * (features, coef, S, the GEMM's float32 sums of ≤ 512/4 + K/512 + 3 terms each) perturbs numerator
- * and denominator by at most c·u32·T relative, so the outputs move by at most
- * ≈ 2c·u32·P̄(β)e^{β}/(1−ε)·‖V‖∞ with c ≲ r + n/4 worst case (random-walk: ≈ √(r + n/4)). In the
- * paper regime (β = 0.5, r = 165) that is ≤ 3e-5·‖V‖∞ worst case against a bound 2ε/(1−ε)·‖V‖∞ of
- * 2e-3·‖V‖∞; the row form (float64 throughout) stays the reference and serves small blocks.
+ * Large blocks take the WebAssembly SIMD form (wasm/lowrank_module.ts) when the WASM GEMM is in
+ * use: features in float32 four rows at a time, per slab of ≤ `SLAB_ROWS` keys one float32 product
+ * ΔS = Fₖᵀ·[V | 1] added into the float64 S (no float32 sum spans more than a slab, which is why S
+ * stays float64: one float32 sum over all L keys would cost ≈ L·u32 relative, 3e-3 at 2048 px), and
+ * the read F_q·S' with S' = coef ∘ S rounded to float32 once per state, on all threads. Precision:
+ * with T = Σ_α |coef_α φ_q[α] φ_k[α]| ≤ P̄(β) = Σ_t |p_t| β^t per pair (Cauchy–Schwarz) and the
+ * denominator Σ_j Ã_j ≥ (1−ε) e^{−β} per key, the float32 roundings (≤ g per feature on each side,
+ * a slab sum of ≤ SLAB_ROWS products, S', a read sum of r products in blocks of READ_BLOCK) perturb
+ * numerator and denominator by at most c·u32·T relative with
+ * c = `gemmRoundings(r, g)` = 2g + SLAB_ROWS + 2 + min(r, READ_BLOCK) + ⌈r / READ_BLOCK⌉, so the
+ * outputs move by at most ≈ 2c·u32·P̄(β)e^{β}/(1−ε)·‖V‖∞ worst case (random-walk: ≈ √c times less),
+ * plus one output rounding. In the paper regime (β = 0.5, r = 165, g = 3: c = 302) that is
+ * ≤ 1e-4·‖V‖∞ against a bound 2ε/(1−ε)·‖V‖∞ of 2e-3·‖V‖∞; the row form (float64 throughout) stays
+ * the reference and serves small blocks.
  */
-import { attention, gemmBackend, gemmNT, type KeyRanges } from "./kernels.ts";
+import { attention, gemmBackend, type KeyRanges } from "./kernels.ts";
+import { type AccumulateSegment, accumulateWasm, type ReadSegment, readWasm } from "./wasm/lowrank.ts";
+import { KB, READ_BLOCK } from "./wasm/lowrank_module.ts";
 
 /** The monomial table of one (d, g) and the q-side coefficients of one polynomial and logit scale. */
 export interface FeatureTable {
@@ -71,9 +76,12 @@ const SLACK = 1e-5;
 
 function maxRowNorm(x: Float32Array, base: number, rows: number, d: number): number {
   let m = 0;
-  for (let i = 0; i < rows; i++) {
+  for (let i = base, end = base + rows * d; i < end; i += d) {
     let s = 0;
-    for (let c = 0; c < d; c++) s += x[base + i * d + c]! ** 2;
+    for (let c = i, e = i + d; c < e; c++) {
+      const t = x[c]!;
+      s += t * t;
+    }
     m = Math.max(m, s);
   }
   return Math.sqrt(m);
@@ -92,14 +100,13 @@ function accumulate(
   Dv: number,
   table: FeatureTable,
   f: Float64Array,
-  sign: number,
 ): void {
   const w = Dv + 1;
   for (let j = from; j < to; j++) {
     features(k, kb + j * D, table, f);
     const vo = vb + j * Dv;
     for (let i = 0; i < table.r; i++) {
-      const fi = f[i]! * sign;
+      const fi = f[i]!;
       const so = i * w;
       for (let c = 0; c < Dv; c++) S[so + c]! += fi * v[vo + c]!;
       S[so + Dv]! += fi;
@@ -107,7 +114,7 @@ function accumulate(
   }
 }
 
-/** out rows [from, to) of one head from S. */
+/** out rows [from, to) (at ob, rows of Dv) of the queries at qb (rows of D) from S. */
 function readRows(
   S: Float64Array,
   q: Float32Array,
@@ -120,6 +127,7 @@ function readRows(
   table: FeatureTable,
   f: Float64Array,
   acc: Float64Array,
+  ob: number,
 ): void {
   const w = Dv + 1;
   for (let i = from; i < to; i++) {
@@ -130,125 +138,73 @@ function readRows(
       const so = m * w;
       for (let c = 0; c <= Dv; c++) acc[c]! += fm * S[so + c]!;
     }
-    const o = qb / D * Dv + i * Dv;
+    const o = ob + i * Dv;
     for (let c = 0; c < Dv; c++) out[o + c] = acc[c]! / acc[Dv]!;
   }
 }
 
-/** Which form the low-rank kernels use: "auto" (GEMM for large blocks when the WASM GEMM is in use), or forced. */
+/** Which form the low-rank kernels use: "auto" (WebAssembly for large blocks when the WASM GEMM is in use), or forced. */
 export type LowrankPath = "auto" | "rows" | "gemm";
 
 let path: LowrankPath = "auto";
 
-/** Selects the low-rank kernel form ("rows": float64 row loops; "gemm": `gemmNT` for every block). */
+/**
+ * Selects the low-rank kernel form ("rows": float64 row loops; "gemm": the WebAssembly SIMD form
+ * for every block, where WebAssembly SIMD exists).
+ */
 export function setLowrankPath(p: LowrankPath): void {
   path = p;
 }
 
-/** Blocks with at least this many multiply-adds (rows · r · (Dv+1)) take the GEMM form under "auto". */
+/**
+ * Blocks with at least this many multiply-adds over all heads (BH · rows · r · (Dv+1)) take the
+ * WebAssembly form under "auto" (one call serves every head; the full-sequence and the state forms
+ * decide a scale alike).
+ */
 export const LOWRANK_GEMM_MIN_MACS = 1 << 16;
 
-/** Rows per GEMM of the GEMM form (bounds the float32 sums and the scratch memory). */
-export const GEMM_CHUNK = 1024;
+/** Rows per float32 slab of the WebAssembly form (bounds its float32 sums). */
+export const SLAB_ROWS = KB;
+
+/**
+ * Float32 roundings c of one output term in the WebAssembly form (file comment): g per feature on
+ * each side, a slab sum with its products, S', and the read's products and block sums.
+ */
+export function gemmRoundings(r: number, g: number): number {
+  return 2 * g + SLAB_ROWS + 2 + Math.min(r, READ_BLOCK) + Math.ceil(r / READ_BLOCK);
+}
 
 function useGemm(rows: number, r: number, w: number): boolean {
   if (path !== "auto") return path === "gemm";
   return rows * r * w >= LOWRANK_GEMM_MIN_MACS && gemmBackend() === "wasm";
 }
 
-/** Scratch of the GEMM form, grown as needed. */
-class Scratch {
-  f64 = new Float64Array(0);
-  a = new Float32Array(0);
-  b = new Float32Array(0);
-  res = new Float32Array(0);
-  grow(r: number, w: number, n: number): void {
-    if (this.f64.length < r * n) this.f64 = new Float64Array(r * n), this.a = new Float32Array(r * n);
-    if (this.b.length < w * Math.max(n, r)) this.b = new Float32Array(w * Math.max(n, r));
-    if (this.res.length < Math.max(r, n) * w) this.res = new Float32Array(Math.max(r, n) * w);
-  }
-}
-
-/**
- * GEMM form of `accumulate`: S += sign · Σ φ_k(k_j)[v_j, 1] over rows [from, to), in chunks of
- * `GEMM_CHUNK` rows, each ΔS = Fₖᵀ [r, n] · ([V | 1]ᵀ [w, n])ᵀ one float32 GEMM added into S. With
- * `deltas`, the sum of the chunks' float32 results is returned as well (to subtract the very same
- * values later).
- */
-function accumulateGemm(
-  S: Float64Array,
+/** Accumulate segments: the WebAssembly kernels, or the row form where they are unavailable. */
+function accumulateAll(
   k: Float32Array,
   v: Float32Array,
-  kb: number,
-  vb: number,
-  from: number,
-  to: number,
   D: number,
   Dv: number,
   table: FeatureTable,
-  sc: Scratch,
-  delta: Float64Array | null,
+  segs: AccumulateSegment[],
 ): void {
-  const r = table.r, w = Dv + 1, { parent, variable } = table;
-  for (let c0 = from; c0 < to; c0 += GEMM_CHUNK) {
-    const n = Math.min(GEMM_CHUNK, to - c0);
-    sc.grow(r, w, n);
-    const F = sc.f64, A = sc.a, B = sc.b, res = sc.res;
-    // Fₖᵀ [r, n] in float64 (monomial by monomial, contiguous over keys), then rounded to float32.
-    F.fill(1, 0, n);
-    for (let i = 1; i < r; i++) {
-      const o = i * n, po = parent[i]! * n, x = kb + c0 * D + variable[i]!;
-      for (let j = 0; j < n; j++) F[o + j] = F[po + j]! * k[x + j * D]!;
-    }
-    A.set(F.subarray(0, r * n));
-    // [V | 1]ᵀ [w, n].
-    const vo = vb + c0 * Dv;
-    for (let c = 0; c < Dv; c++) for (let j = 0; j < n; j++) B[c * n + j] = v[vo + j * Dv + c]!;
-    B.fill(1, Dv * n, w * n);
-    gemmNT(A.subarray(0, r * n), r, n, B.subarray(0, w * n), w, null, res);
-    for (let m = 0; m < r * w; m++) S[m]! += res[m]!;
-    if (delta) { for (let m = 0; m < r * w; m++) delta[m]! += res[m]!; }
-  }
+  if (segs.length === 0 || accumulateWasm(k, v, D, Dv, table, segs)) return;
+  const f = new Float64Array(table.r);
+  for (const s of segs) accumulate(s.into, k, v, s.k, s.v, 0, s.n, D, Dv, table, f);
 }
 
-/** GEMM form of `readRows`: out rows [from, to) of one head, OUT = (F_q·coef) [n, r] · S [r, w]. */
-function readGemm(
-  S: Float64Array,
+/** Read segments: the WebAssembly kernels, or the row form where they are unavailable. */
+function readAll(
   q: Float32Array,
-  qb: number,
   out: Float32Array,
-  from: number,
-  to: number,
   D: number,
   Dv: number,
   table: FeatureTable,
-  sc: Scratch,
+  segs: ReadSegment[],
 ): void {
-  const r = table.r, w = Dv + 1, { parent, variable, coef } = table;
-  sc.grow(r, w, Math.min(GEMM_CHUNK, to - from));
-  // Sᵀ [w, r] in float32, once per block.
-  const ST = new Float32Array(w * r);
-  for (let m = 0; m < r; m++) for (let c = 0; c < w; c++) ST[c * r + m] = S[m * w + c]!;
-  const ob = qb / D * Dv;
-  for (let c0 = from; c0 < to; c0 += GEMM_CHUNK) {
-    const n = Math.min(GEMM_CHUNK, to - c0);
-    const F = sc.f64, A = sc.a, res = sc.res;
-    // φ_q [r, n] in float64, then F_q·coef [n, r] in float32 (transposed while scaling).
-    F.fill(1, 0, n);
-    for (let i = 1; i < r; i++) {
-      const o = i * n, po = parent[i]! * n, x = qb + c0 * D + variable[i]!;
-      for (let j = 0; j < n; j++) F[o + j] = F[po + j]! * q[x + j * D]!;
-    }
-    for (let i = 0; i < r; i++) {
-      const o = i * n, ci = coef[i]!;
-      for (let j = 0; j < n; j++) A[j * r + i] = F[o + j]! * ci;
-    }
-    gemmNT(A.subarray(0, n * r), n, r, ST, w, null, res);
-    for (let j = 0; j < n; j++) {
-      const o = ob + (c0 + j) * Dv, ro = j * w, den = res[ro + Dv]!;
-      for (let c = 0; c < Dv; c++) out[o + c] = res[ro + c]! / den;
-    }
-  }
+  if (segs.length === 0 || readWasm(q, out, D, Dv, table, segs)) return;
+  const f = new Float64Array(table.r), acc = new Float64Array(Dv + 1);
+  for (const s of segs) readRows(s.S, q, s.q, out, 0, s.n, D, Dv, table, f, acc, s.o);
 }
 
 /**
@@ -256,6 +212,10 @@ function readGemm(
  * mask is block-causal over scales (window ∞) or a window of scales; without, every query sees all
  * keys. Per head, the guard measures β = |s|·max‖q‖·max‖k‖ and computes the head exactly (counted)
  * when it exceeds the compiled `beta`.
+ *
+ * All heads go through two passes: every scale's ΔS (float64 [r, Dv+1]; WebAssembly jobs for the
+ * large scales, all heads at once), then per head the running sum over the window, read by the
+ * scale's queries (WebAssembly jobs for the large scales, again all heads at once).
  */
 export function lowrankAttention(
   q: Float32Array,
@@ -273,61 +233,65 @@ export function lowrankAttention(
   beta: number,
   exactRanges: KeyRanges,
 ): Float32Array {
-  const out = new Float32Array(BH * Tq * Dv), w = Dv + 1, sc = new Scratch();
-  const S = new Float64Array(table.r * w), f = new Float64Array(table.r), acc = new Float64Array(w);
-  const starts = sizes ? [0, ...sizes.map((_, i) => sizes.slice(0, i + 1).reduce((a, b) => a + b, 0))] : [0, Tk];
+  const out = new Float32Array(BH * Tq * Dv), w = Dv + 1, r = table.r;
+  const f = new Float64Array(r), acc = new Float64Array(w);
+  // key blocks and query blocks: the scales, or all keys and all queries
+  const starts = sizes ? [0, ...sizes.map((_, i) => sizes.slice(0, i + 1).reduce((a, b) => a + b, 0))] : null;
+  const keys = starts ? sizes!.map((_, s) => [starts[s]!, starts[s + 1]!] as const) : [[0, Tk] as const];
+  const queries = starts ? keys : [[0, Tq] as const];
+  const span = sizes ? window : Infinity;
+  const heads: number[] = [];
   for (let bh = 0; bh < BH; bh++) {
     const qb = bh * Tq * D, kb = bh * Tk * D, vb = bh * Tk * Dv;
     guardStats.checks++;
-    if (Math.abs(scale) * maxRowNorm(q, qb, Tq, D) * maxRowNorm(k, kb, Tk, D) > beta * (1 + SLACK)) {
-      guardStats.fallbacks++;
-      const one = attention(
-        q.subarray(qb, qb + Tq * D),
-        k.subarray(kb, kb + Tk * D),
-        v.subarray(vb, vb + Tk * Dv),
-        1,
-        Tq,
-        Tk,
-        D,
-        Dv,
-        scale,
-        exactRanges,
-      );
-      out.set(one, bh * Tq * Dv);
+    if (!(Math.abs(scale) * maxRowNorm(q, qb, Tq, D) * maxRowNorm(k, kb, Tk, D) > beta * (1 + SLACK))) {
+      heads.push(bh);
       continue;
     }
-    S.fill(0);
-    if (!sizes) {
-      if (useGemm(Tk, table.r, w)) accumulateGemm(S, k, v, kb, vb, 0, Tk, D, Dv, table, sc, null);
-      else accumulate(S, k, v, kb, vb, 0, Tk, D, Dv, table, f, 1);
-      if (useGemm(Tq, table.r, w)) readGemm(S, q, qb, out, 0, Tq, D, Dv, table, sc);
-      else readRows(S, q, qb, out, 0, Tq, D, Dv, table, f, acc);
-      continue;
-    }
-    // Scales added by the GEMM form keep their float32 contribution (only with a finite window),
-    // so that leaving the window subtracts exactly what was added.
-    const deltas: (Float64Array | null)[] = [];
-    for (let s = 0; s < sizes.length; s++) {
-      const from = starts[s]!, to = starts[s + 1]!;
-      if (useGemm(to - from, table.r, w)) {
-        const delta = Number.isFinite(window) ? new Float64Array(S.length) : null;
-        accumulateGemm(S, k, v, kb, vb, from, to, D, Dv, table, sc, delta);
-        deltas.push(delta);
-      } else {
-        accumulate(S, k, v, kb, vb, from, to, D, Dv, table, f, 1);
-        deltas.push(null);
+    guardStats.fallbacks++;
+    const one = attention(
+      q.subarray(qb, qb + Tq * D),
+      k.subarray(kb, kb + Tk * D),
+      v.subarray(vb, vb + Tk * Dv),
+      1,
+      Tq,
+      Tk,
+      D,
+      Dv,
+      scale,
+      exactRanges,
+    );
+    out.set(one, bh * Tq * Dv);
+  }
+  // ΔS of every (head, key block)
+  const deltas = heads.map(() => keys.map(() => new Float64Array(r * w)));
+  const accSegs: AccumulateSegment[] = [];
+  heads.forEach((bh, h) => {
+    keys.forEach(([from, to], b) => {
+      const kb = bh * Tk * D, vb = bh * Tk * Dv, into = deltas[h]![b]!;
+      if (useGemm(BH * (to - from), r, w)) accSegs.push({ k: kb + from * D, v: vb + from * Dv, n: to - from, into });
+      else accumulate(into, k, v, kb, vb, from, to, D, Dv, table, f);
+    });
+  });
+  accumulateAll(k, v, D, Dv, table, accSegs);
+  // S_s = S_{s−1} + ΔS_s (− ΔS_{s−window}) of each query block, then its reads
+  const readSegs: ReadSegment[] = [];
+  for (let h = 0; h < heads.length; h++) {
+    const bh = heads[h]!, qb = bh * Tq * D, ob = bh * Tq * Dv, dh = deltas[h]!;
+    let prev = new Float64Array(r * w);
+    for (let s = 0; s < queries.length; s++) {
+      const [from, to] = queries[s]!, add = dh[s]!, S = new Float64Array(r * w);
+      for (let m = 0; m < S.length; m++) S[m] = prev[m]! + add[m]!;
+      if (s - span >= 0) {
+        const old = dh[s - span]!;
+        for (let m = 0; m < S.length; m++) S[m]! -= old[m]!;
       }
-      if (s - window >= 0) {
-        const old = deltas[s - window];
-        if (old) {
-          for (let m = 0; m < S.length; m++) S[m]! -= old[m]!;
-          deltas[s - window] = null;
-        } else accumulate(S, k, v, kb, vb, starts[s - window]!, starts[s - window + 1]!, D, Dv, table, f, -1);
-      }
-      if (useGemm(to - from, table.r, w)) readGemm(S, q, qb, out, from, to, D, Dv, table, sc);
-      else readRows(S, q, qb, out, from, to, D, Dv, table, f, acc);
+      if (useGemm(BH * (to - from), r, w)) readSegs.push({ q: qb + from * D, o: ob + from * Dv, n: to - from, S });
+      else readRows(S, q, qb + from * D, out, 0, to - from, D, Dv, table, f, acc, ob + from * Dv);
+      prev = S;
     }
   }
+  readAll(q, out, D, Dv, table, readSegs);
   return out;
 }
 
@@ -349,8 +313,6 @@ export function lowrankState(
   what: string,
 ): Float32Array {
   const w = table.r * (Dv + 1);
-  const out = new Float32Array(BH * w);
-  const S = new Float64Array(w), f = new Float64Array(table.r), sc = new Scratch();
   for (let bh = 0; bh < BH; bh++) {
     const kn = maxRowNorm(k, bh * T * D, T, D);
     if (kn > keyNorm * (1 + SLACK)) {
@@ -360,12 +322,19 @@ export function lowrankState(
         }, the bound the low-rank state was compiled for (recompile with the checkpoint you run, or with --attention exact)`,
       );
     }
-    if (prev) S.set(prev.subarray(bh * w, bh * w + w));
-    else S.fill(0);
-    if (useGemm(T, table.r, Dv + 1)) accumulateGemm(S, k, v, bh * T * D, bh * T * Dv, 0, T, D, Dv, table, sc, null);
-    else accumulate(S, k, v, bh * T * D, bh * T * Dv, 0, T, D, Dv, table, f, 1);
-    out.set(S, bh * w);
   }
+  const S = Array.from(
+    { length: BH },
+    (_, bh) => prev ? Float64Array.from(prev.subarray(bh * w, bh * w + w)) : new Float64Array(w),
+  );
+  if (useGemm(BH * T, table.r, Dv + 1)) {
+    accumulateAll(k, v, D, Dv, table, S.map((into, bh) => ({ k: bh * T * D, v: bh * T * Dv, n: T, into })));
+  } else {
+    const f = new Float64Array(table.r);
+    S.forEach((into, bh) => accumulate(into, k, v, bh * T * D, bh * T * Dv, 0, T, D, Dv, table, f));
+  }
+  const out = new Float32Array(BH * w);
+  S.forEach((s, bh) => out.set(s, bh * w));
   return out;
 }
 
@@ -384,8 +353,6 @@ export function lowrankRead(
   what: string,
 ): Float32Array {
   const w = table.r * (Dv + 1);
-  const out = new Float32Array(BH * T * Dv);
-  const S = new Float64Array(w), f = new Float64Array(table.r), acc = new Float64Array(Dv + 1), sc = new Scratch();
   for (let bh = 0; bh < BH; bh++) {
     guardStats.checks++;
     const b = Math.abs(scale) * maxRowNorm(q, bh * T * D, T, D) * keyNorm;
@@ -396,9 +363,18 @@ export function lowrankRead(
         }, the bound the low-rank state was compiled for (recompile with the checkpoint you run, or with --attention exact)`,
       );
     }
-    S.set(state.subarray(bh * w, bh * w + w));
-    if (useGemm(T, table.r, Dv + 1)) readGemm(S, q, bh * T * D, out, 0, T, D, Dv, table, sc);
-    else readRows(S, q, bh * T * D, out, 0, T, D, Dv, table, f, acc);
+  }
+  const out = new Float32Array(BH * T * Dv);
+  const segs = Array.from({ length: BH }, (_, bh) => ({
+    q: bh * T * D,
+    o: bh * T * Dv,
+    n: T,
+    S: Float64Array.from(state.subarray(bh * w, bh * w + w)),
+  }));
+  if (useGemm(BH * T, table.r, Dv + 1)) readAll(q, out, D, Dv, table, segs);
+  else {
+    const f = new Float64Array(table.r), acc = new Float64Array(Dv + 1);
+    for (const s of segs) readRows(s.S, q, s.q, out, 0, s.n, D, Dv, table, f, acc, s.o);
   }
   return out;
 }

@@ -24,6 +24,7 @@ import {
   features,
   type FeatureTable,
   featureTable,
+  gemmRoundings,
   GuardError,
   guardStats,
   lowrankAttention,
@@ -560,10 +561,12 @@ Deno.test("lowrankState / lowrankRead: GuardError naming the violated bound", ()
 // GEMM form
 
 Deno.test("lowrank GEMM form agrees with the row form and keeps the 2ε/(1−ε)·‖V‖_∞ bound", () => {
-  // Error model of the GEMM form (file comment of lowrank.ts): features, coefficients and S rounded
-  // to float32 and float32 sums of ≤ r + n/4 + 8 terms (n = GEMM_CHUNK rows at most) each move the
-  // numerator and denominator of a row by ≤ c·u32·Σ_α|coef φ_q φ_k|·(‖V‖_∞, 1), against a denominator
-  // ≥ (1−ε)e^{−β} per key: |Δout| ≤ 2c·u32·P̄(β)e^β/(1−ε)·‖V‖_∞ (+ one output rounding), c = r + 1024/4 + 8.
+  // Error model of the GEMM (WebAssembly) form (file comment of lowrank.ts): float32 features (g
+  // roundings each side), float32 slab sums of ≤ SLAB_ROWS products added into the float64 S, S' =
+  // coef ∘ S rounded once, and the read's float32 products summed in blocks of READ_BLOCK: at most
+  // c = gemmRoundings(r, g) roundings per term, each moving the numerator and denominator of a row by
+  // ≤ c·u32·Σ_α|coef φ_q φ_k|·(‖V‖_∞, 1), against a denominator ≥ (1−ε)e^{−β} per key:
+  // |Δout| ≤ 2c·u32·P̄(β)e^β/(1−ε)·‖V‖_∞ (+ one output rounding).
   const schedule = [1, 2, 4, 8, 16, 24], sizes = schedule.map((n) => n * n), L = sizes.reduce((a, b) => a + b, 0);
   const cases = [
     { D: 8, Dv: 8, BH: 2, beta: 0.5, eps: 1e-3, family: "chebyshev" as const, s: 1 / Math.sqrt(8) },
@@ -574,7 +577,7 @@ Deno.test("lowrank GEMM form agrees with the row form and keeps the 2ε/(1−ε)
       const p = smallestDegree(family, beta, eps)!;
       const table = featureTable(D, p.coeffs, s);
       const inst = buildQKV(rng(500 + ci), BH, L, L, D, Dv, s, beta);
-      const c = table.r + 1024 / 4 + 8;
+      const c = gemmRoundings(table.r, p.degree);
       const tol = (2 * c * U32 * absPoly(p.coeffs, beta) * Math.exp(beta) / (1 - eps) + U32) * inst.vmax;
       const outBound = (2 * eps) / (1 - eps) * inst.vmax + 4 * U32 * inst.vmax;
       const before = { ...guardStats };

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { gemmBackend, gemmNT, gemmNTJs, gemmThreads, setGemmBackend, setGemmThreads } from "./kernels.ts";
-import { ATTENTION, gemmNTWasm } from "./wasm/gemm.ts";
+import { ATTENTION, gemmNTWasm, residentAt, residentBytes, wasmRuntime } from "./wasm/gemm.ts";
 import { gemmModule } from "./wasm/gemm_module.ts";
 import { randomF32 } from "../random.ts";
 
@@ -116,4 +116,18 @@ Deno.test("forcing the JS fallback", () => {
   gemmNTJs(a, M, K, w, N, b, direct);
   assert.deepEqual(viaSwitch, direct);
   check("js", a, M, K, w, N, b, direct);
+});
+
+Deno.test("WASM GEMM reads resident weights in place: same bits as a copied operand", () => {
+  const M = 37, N = 70, K = 256;
+  const a = randomF32(M * K, 7), plain = randomF32(N * K, 8), b = randomF32(N, 9);
+  const bytes = residentBytes(N * K * 4)!;
+  const w = new Float32Array(bytes.buffer, bytes.byteOffset, N * K);
+  w.set(plain);
+  assert.ok(residentAt(wasmRuntime()!, w) >= 0, "the copy is resident");
+  const viaCopy = new Float32Array(M * N), inPlace = new Float32Array(M * N);
+  assert.ok(gemmNTWasm(a, M, K, plain, N, b, viaCopy));
+  assert.ok(gemmNTWasm(a, M, K, w, N, b, inPlace));
+  assert.deepEqual(inPlace, viaCopy);
+  check("resident", a, M, K, w, N, b, inPlace);
 });

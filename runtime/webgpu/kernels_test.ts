@@ -21,6 +21,7 @@ import { randomF32, rng } from "../../tests/_rng.ts";
 import { smallestDegree } from "../../compiler/lowrank/poly.ts";
 import * as JS from "../js/kernels.ts";
 import * as JLR from "../js/lowrank.ts";
+import { setElementwiseBackend } from "../js/wasm/elementwise.ts";
 import * as G from "./kernels.ts";
 import { attentionInto, keyTile } from "./attention.ts";
 import { DeviceLostError, Gpu, GpuKernelError, type GpuTensor, NoAdapterError, WgslError } from "./device.ts";
@@ -323,10 +324,12 @@ Deno.test({
     // exp: (3 + 2|x|) ulp (an ulp is ≤ 2u relative) plus the JS rounding u. Devices may flush float32
     // subnormals to zero, so results below 2^-126 are allowed that much absolute error (TINY).
     const expTol = (v: number, ref: number) => ((3 + 2 * Math.abs(v)) * 2 + 1) * U * Math.abs(ref) + TINY;
-    const ex = JS.unary(x, "exp");
+    // the references: JS's float64 formulas rounded once (the host's SIMD path would add its own error)
+    setElementwiseBackend("js");
+    const [ex, si, ge] = (["exp", "silu", "gelu_tanh"] as const).map((fn) => JS.unary(x, fn));
+    setElementwiseBackend("auto");
     assertWithin("unary_exp", await readF32(G.unary(g, xt, "exp")), ex, (i) => expTol(x[i]!, ex[i]!));
     // silu = v / (1 + e^-v): the exp error enters scaled by e^-v/(1 + e^-v) ≤ 1; then 1 + ·, / add 2u.
-    const si = JS.unary(x, "silu");
     assertWithin(
       "unary_silu",
       await readF32(G.unary(g, xt, "silu")),
@@ -335,7 +338,6 @@ Deno.test({
     );
     // gelu_tanh: tanh(z) from exp carries (3 + 2|z|)·2u relative error on e^±z, i.e. ≤ 4(3 + 2|z|)·2u
     // absolute on tanh (|z| ≤ 10 after clamping); 0.5·v·(1 + t) scales it by |v|/2 and adds 4u relative.
-    const ge = JS.unary(x, "gelu_tanh");
     assertWithin("unary_gelu_tanh", await readF32(G.unary(g, xt, "gelu_tanh")), ge, (i) => {
       const v = x[i]!, z = Math.min(10, Math.abs(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
       return 0.5 * Math.abs(v) * 4 * (3 + 2 * z) * 2 * U + 5 * U * Math.abs(ge[i]!) + TINY;

@@ -15,6 +15,7 @@ import {
   reserve,
   runShared,
   type Runtime,
+  scratchBase,
   wasmRuntime,
 } from "./gemm.ts";
 import { CTL } from "./gemm_module.ts";
@@ -64,7 +65,7 @@ export function attentionWasm(
   const macs = blocks.reduce((s, [, rows, lo, hi]) => s + rows * (hi - lo), 0) * (D + Dv) * BH;
   const threads = macs >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
   // every worker wakes for a job, so each needs its scratch
-  const scratchAt = CTL.BYTES, slots = threads > 1 ? rt.workers.length + 1 : 1;
+  const scratchAt = scratchBase(rt), slots = threads > 1 ? rt.workers.length + 1 : 1;
   const qAt = align(scratchAt + slots * scratchBytes(ATTENTION)), kAt = align(qAt + 4 * hb * Tq * D);
   // 16 bytes of slack: the last key block of a head may read up to 3 columns past its panels
   const vAt = align(kAt + 4 * hb * D * Np + 16), oAt = align(vAt + 4 * hb * Tk * Dvp);

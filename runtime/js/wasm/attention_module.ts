@@ -60,7 +60,14 @@ export function attentionNames(cfg: AttentionConfig): string[] {
 }
 
 /** Cephes expf: e^r ≈ 1 + r + r²·P(r) on |r| ≤ ln 2 / 2, P of degree 5. */
-const EXP_P = [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1];
+export const EXP_P = [
+  1.9875691500e-4,
+  1.3981999507e-3,
+  8.3334519073e-3,
+  4.1665795894e-2,
+  1.6666665459e-1,
+  5.0000001201e-1,
+];
 /** 1.5·2²³: adding it rounds to an integer, kept in the low mantissa bits. */
 const ROUND = 12582912;
 /** Below this, 2ⁿ would leave the normal range: exp gives 0. */

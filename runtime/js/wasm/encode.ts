@@ -182,6 +182,9 @@ export class Fn {
   i32_ge_s(): this {
     return this.code.push(0x4e), this;
   }
+  i32_ge_u(): this {
+    return this.code.push(0x4f), this;
+  }
   i32_add(): this {
     return this.code.push(0x6a), this;
   }

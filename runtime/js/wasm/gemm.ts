@@ -11,7 +11,7 @@
  *
  * Bundled copies of this file (one per compiled model) share one runtime through a global symbol.
  */
-import { CTL, type GemmConfig, gemmModule } from "./gemm_module.ts";
+import { CTL, type GemmConfig, gemmModule, NN } from "./gemm_module.ts";
 
 /** Which GEMM implementation `gemmNT` uses: "auto" (WASM when available and large enough) or "js". */
 export type GemmBackend = "auto" | "js";
@@ -23,10 +23,12 @@ export const WASM_MIN_MACS = 1 << 12;
 export const PARALLEL_MIN_MACS = 1 << 20;
 
 const PAGE = 65536;
-/** 2 GiB: the memory's maximum (virtual reservation only; it grows on demand). */
-const MAX_PAGES = 32768;
+/** 4 GiB, the wasm32 limit: the memory's maximum (virtual reservation only; it grows on demand). */
+const MAX_PAGES = 65536;
+/** Resident allocations stop this far below the maximum, leaving room for the kernels' scratch. */
+const SCRATCH_HEADROOM = 768 * 2 ** 20;
 
-const TILE = { rm: 3, rn: 3, kc: 512, mc: 64 } as const;
+const TILE = { rm: 2, rn: 4, kc: 512, mc: 64 } as const;
 
 /** Attention tiles and blocks: S [64, 128] of scratch (32 KiB) per thread. */
 export const ATTENTION = { rm: 4, rv: 2, qb: 64, kb: 128 } as const;
@@ -36,6 +38,10 @@ export interface Runtime {
   readonly relaxed: boolean;
   readonly memory: WebAssembly.Memory;
   readonly gemm: (...args: number[]) => void;
+  /** nn(apack, b, bias, out, K, ldb, ldo, m0, m1, n0, n1): the NN GEMM on the calling thread. */
+  readonly nn: (...args: number[]) => void;
+  /** wino(job, thread): one Winograd band on the calling thread. */
+  readonly wino: (job: number, thread: number) => void;
   /** attn_job(job, scratch): one attention job record on the calling thread. */
   readonly attnJob: (job: number, scratch: number) => void;
   /** run(thread): the pool entry (shared memory only). */
@@ -46,6 +52,14 @@ export interface Runtime {
   job: number;
   f32: Float32Array;
   i32: Int32Array;
+  /**
+   * Resident region [CTL.BYTES, arenaEnd): checkpoint tensors that kernels read in place (no copy
+   * per call); freed ranges wait in `arenaFree` (sorted, coalesced). Scratch starts at arenaEnd.
+   */
+  arenaEnd: number;
+  arenaFree: { at: number; bytes: number }[];
+  /** Every `memory.buffer` seen: a typed array over one of them lives in this memory. */
+  readonly buffers: WeakSet<ArrayBufferLike>;
 }
 
 interface State {
@@ -73,7 +87,7 @@ export function gemmBackend(): "wasm" | "js" {
 
 /**
  * Threads for large products (the caller plus threads − 1 workers); undefined restores the
- * default, the number of logical cores (at most 4). 1 disables the workers.
+ * default, the number of logical cores. 1 disables the workers.
  */
 export function setGemmThreads(threads: number | undefined): void {
   state.threads = threads === undefined ? undefined : Math.max(1, Math.floor(threads));
@@ -119,6 +133,8 @@ function init(): Runtime | null {
       memory,
       bytes,
       gemm: ex.gemm,
+      nn: ex.nn,
+      wino: ex.wino,
       attnJob: ex.attn_job,
       run: ex.run ?? null,
       workers: [],
@@ -126,6 +142,9 @@ function init(): Runtime | null {
       job: 0,
       f32: new Float32Array(memory.buffer),
       i32: new Int32Array(memory.buffer),
+      arenaEnd: CTL.BYTES,
+      arenaFree: [],
+      buffers: new WeakSet([memory.buffer]),
     };
   } catch {
     state.runtime = null;
@@ -152,7 +171,7 @@ for (;;) {
 
 /** Starts workers up to the requested thread count; returns the threads available. */
 export function ensureWorkers(rt: Runtime): number {
-  const want = state.threads ?? Math.min(4, (globalThis as Any).navigator?.hardwareConcurrency ?? 1);
+  const want = state.threads ?? Math.max(1, (globalThis as Any).navigator?.hardwareConcurrency ?? 1);
   if (!rt.run) return 1;
   while (rt.workers.length < want - 1) {
     try {
@@ -184,10 +203,66 @@ export function reserve(rt: Runtime, bytes: number): boolean {
     }
   }
   if (rt.f32.buffer !== rt.memory.buffer || rt.f32.length * 4 !== rt.memory.buffer.byteLength) {
+    rt.buffers.add(rt.memory.buffer);
     rt.f32 = new Float32Array(rt.memory.buffer);
     rt.i32 = new Int32Array(rt.memory.buffer);
   }
   return true;
+}
+
+/** First byte of the scratch area, after the resident region (kernels lay out their operands from here). */
+export const scratchBase = (rt: Runtime): number => align(rt.arenaEnd);
+
+/** Byte address of a typed array that lives in the module's memory, else -1. */
+export function residentAt(rt: Runtime, x: ArrayBufferView): number {
+  return rt.buffers.has(x.buffer) ? x.byteOffset : -1;
+}
+
+/** Frees resident ranges whose owner was collected. */
+const arenaRegistry = new FinalizationRegistry<{ at: number; bytes: number }>((range) => {
+  const rt = state.runtime;
+  if (rt) arenaFree(rt, range);
+});
+
+function arenaFree(rt: Runtime, range: { at: number; bytes: number }): void {
+  const list = rt.arenaFree;
+  let i = 0;
+  while (i < list.length && list[i]!.at < range.at) i++;
+  list.splice(i, 0, { ...range });
+  // coalesce with the next and the previous range, then give a free tail back to the scratch area
+  const next = list[i + 1], cur = list[i]!;
+  if (next && cur.at + cur.bytes === next.at) cur.bytes += next.bytes, list.splice(i + 1, 1);
+  const prev = list[i - 1];
+  if (prev && prev.at + prev.bytes === cur.at) prev.bytes += cur.bytes, list.splice(i, 1);
+  const last = list.at(-1);
+  if (last && last.at + last.bytes === rt.arenaEnd) rt.arenaEnd = last.at, list.pop();
+}
+
+/**
+ * `bytes` of resident memory (64-byte aligned) that stays valid until the returned array is
+ * collected: kernels read typed arrays over it in place. Null when the memory is not shared (a
+ * non-shared memory detaches its buffer when it grows) or the allocation would leave less than
+ * SCRATCH_HEADROOM for the kernels' scratch; callers then use ordinary memory.
+ */
+export function residentBytes(bytes: number): Uint8Array | null {
+  const rt = wasmRuntime();
+  if (!rt || !rt.run) return null;
+  const size = align(Math.max(1, bytes));
+  let at = -1;
+  const hole = rt.arenaFree.findIndex((r) => r.bytes >= size);
+  if (hole >= 0) {
+    const r = rt.arenaFree[hole]!;
+    at = r.at, r.at += size, r.bytes -= size;
+    if (r.bytes === 0) rt.arenaFree.splice(hole, 1);
+  } else {
+    if (rt.arenaEnd + size > MAX_PAGES * PAGE - SCRATCH_HEADROOM || !reserve(rt, rt.arenaEnd + size)) return null;
+    at = rt.arenaEnd;
+    rt.arenaEnd += size;
+  }
+  const view = new Uint8Array(rt.memory.buffer, at, bytes);
+  rt.buffers.add(view.buffer);
+  arenaRegistry.register(view, { at, bytes: size });
+  return view;
 }
 
 /** Copies rows [rows, K] into memory at float index `at` with row stride Kp (zero padding). */
@@ -223,12 +298,15 @@ export function gemmNTWasm(
   const rt = wasmRuntime();
   if (!rt) return false;
   const Kp = (K + 3) & ~3;
-  const aAt = CTL.BYTES, wAt = align(aAt + M * Kp * 4), bAt = align(wAt + N * Kp * 4);
+  // a checkpoint tensor already in the memory (rows contiguous, K a multiple of 4) is read in place
+  const wIn = K === Kp ? residentAt(rt, w) : -1;
+  const aAt = scratchBase(rt), wAt = wIn >= 0 ? wIn : align(aAt + M * Kp * 4);
+  const bAt = align(wIn >= 0 ? aAt + M * Kp * 4 : wAt + N * Kp * 4);
   const oAt = align(bAt + N * 4), end = oAt + M * N * 4;
   if (!reserve(rt, end)) return false;
   const f32 = rt.f32;
   copyRows(f32, aAt / 4, a, M, K, Kp);
-  copyRows(f32, wAt / 4, w, N, K, Kp);
+  if (wIn < 0) copyRows(f32, wAt / 4, w, N, K, Kp);
   if (bias) f32.set(bias.subarray(0, N), bAt / 4);
   const biasAt = bias ? bAt : 0;
   const macs = M * N * Kp;
@@ -287,4 +365,83 @@ export function runShared(rt: Runtime, total: number): void {
   }
   // close the job: a late worker must not claim "chunk total" once the next job's fields are written
   Atomics.store(ctl, CTL.CLAIM, (rt.job << 16) | MAX_CHUNKS);
+}
+
+/** Packed panels of resident weights (see `packedPanels`), keyed by the weight's view. */
+const panelCache = new WeakMap<Float32Array, Uint8Array>();
+
+/** Rows of an NN GEMM's a rounded up to whole panels. */
+export const panelRows = (M: number): number => Math.ceil(M / NN.mr) * NN.mr;
+
+/**
+ * a [M, K] as the NN kernel's panels [⌈M/MR⌉][K][MR] (rows past M are zeros), written at float
+ * index `at` of `dst`.
+ */
+export function packPanels(dst: Float32Array, at: number, a: Float32Array, M: number, K: number): void {
+  const mr = NN.mr;
+  for (let m = 0; m < panelRows(M); m++) {
+    const base = at + Math.floor(m / mr) * K * mr + (m % mr);
+    if (m >= M) {
+      for (let k = 0; k < K; k++) dst[base + k * mr] = 0;
+      continue;
+    }
+    const row = a.subarray(m * K, m * K + K);
+    for (let k = 0; k < K; k++) dst[base + k * mr] = row[k]!;
+  }
+}
+
+/**
+ * Byte address of a's panels: packed once and kept while a lives when a is resident (a checkpoint
+ * tensor), else packed at `scratchAt` (the caller reserved panelRows(M)·K floats there).
+ */
+export function packedPanels(rt: Runtime, a: Float32Array, M: number, K: number, scratchAt: number): number {
+  const bytes = panelRows(M) * K * 4;
+  if (residentAt(rt, a) >= 0) {
+    let home = panelCache.get(a);
+    if (!home) {
+      const got = residentBytes(bytes);
+      if (got) {
+        home = got;
+        packPanels(new Float32Array(got.buffer, got.byteOffset, bytes / 4), 0, a, M, K);
+        panelCache.set(a, home);
+      }
+    }
+    if (home) return home.byteOffset;
+  }
+  if (!reserve(rt, scratchAt + bytes)) throw new RangeError(`NN GEMM: ${bytes} bytes of panels do not fit`);
+  packPanels(rt.f32, scratchAt / 4, a, M, K);
+  return scratchAt;
+}
+
+/**
+ * out = A · b (+ bias per row) over rows [0, Mp) and columns [0, Np) (multiples of MR and 8), all
+ * addresses in bytes (A packed panels, bias 0 for none, b rows ldb apart, out rows ldo apart); split
+ * across the threads when large enough.
+ */
+export function nnRun(
+  rt: Runtime,
+  aAt: number,
+  bAt: number,
+  ldb: number,
+  biasAt: number,
+  oAt: number,
+  ldo: number,
+  Mp: number,
+  Np: number,
+  K: number,
+): void {
+  const macs = Mp * Np * K;
+  const threads = macs >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
+  if (threads <= 1) return void rt.nn(aAt, bAt, biasAt, oAt, K, ldb, ldo, 0, Mp, 0, Np);
+  // chunks: about 4 per thread, over columns when there are enough, else over panels
+  const want = 4 * threads;
+  let mStep = Mp, nStep = Np;
+  if (Np >= want * NN.nr) nStep = Math.ceil(Np / want / NN.nr) * NN.nr;
+  else mStep = Math.max(NN.mr, Math.ceil(Mp / want / NN.mr) * NN.mr);
+  const mCount = Math.ceil(Mp / mStep), total = mCount * Math.ceil(Np / nStep);
+  const ctl = rt.i32;
+  ctl[CTL.KIND] = 2, ctl[CTL.A] = aAt, ctl[CTL.W] = bAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
+  ctl[CTL.M] = Mp, ctl[CTL.N] = Np, ctl[CTL.KP] = K, ctl[CTL.LDB] = ldb, ctl[CTL.LDO] = ldo;
+  ctl[CTL.M_STEP] = mStep, ctl[CTL.N_STEP] = nStep, ctl[CTL.M_COUNT] = mCount;
+  runShared(rt, total);
 }

@@ -15,6 +15,7 @@
  */
 import { type AttentionConfig, attentionFns, attentionNames, JOB_BYTES, scratchBytes } from "./attention_module.ts";
 import { encodeModule, F32, Fn, I32, V128 } from "./encode.ts";
+import { winogradJob } from "./winograd_module.ts";
 
 /** Tile and blocking parameters, and which instructions to use. */
 export interface GemmConfig {
@@ -70,15 +71,25 @@ export const CTL = {
   DVP: 18,
   /** Attention: the logit scale, as an f32. */
   SCALE: 19,
+  /** NN GEMM: row strides of b and out, in bytes (M, N, KP, A, W = b, BIAS, OUT as for NT). */
+  LDB: 20,
+  LDO: 21,
   /** Bytes reserved for the control block; data starts here. */
   BYTES: 256,
 } as const;
 
-/** The micro-kernel (pa, pw, po, pb, klB, kpB, nB, first): one rm × rn tile over one K block. */
+/** K steps of 4 floats per unrolled iteration of the micro-kernel. */
+const UNROLL = 4;
+
+/**
+ * The micro-kernel (pa, pw, po, pb, klB, kpB, nB, first): one rm × rn tile over one K block. Each
+ * row of a and w has its own pointer, advanced by 16·UNROLL bytes per iteration; the unrolled loads
+ * use constant offsets, so an iteration costs rm + rn pointer adds for UNROLL·rm·rn multiply-adds.
+ */
 function tile(rm: number, rn: number, relaxed: boolean): Fn {
   const f = new Fn(`tile_${rm}x${rn}`, 8);
   const [pa, pw, po, pb, klB, kpB, nB, first] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const k = f.local(I32);
+  const end = f.local(I32), endU = f.local(I32);
   const ar = Array.from({ length: rm }, () => f.local(I32));
   const wc = Array.from({ length: rn }, () => f.local(I32));
   const acc = Array.from({ length: rm * rn }, () => f.local(V128));
@@ -88,17 +99,39 @@ function tile(rm: number, rn: number, relaxed: boolean): Fn {
   ar.forEach((l, r) => f.local_get(pa).local_get(kpB).i32_const(r).i32_mul().i32_add().local_set(l));
   wc.forEach((l, c) => f.local_get(pw).local_get(kpB).i32_const(c).i32_mul().i32_add().local_set(l));
   for (const l of acc) f.f32x4_const(0).local_set(l);
-  f.for(k, () => f.i32_const(0), () => f.local_get(klB), 16, () => {
-    wc.forEach((l, c) => f.local_get(l).local_get(k).i32_add().v128_load().local_set(vw[c]!));
+  // row 0 of a ends at pa + klB; the unrolled loop runs while a whole UNROLL group fits
+  f.local_get(pa).local_get(klB).i32_add().local_set(end);
+  f.local_get(end).i32_const(16 * (UNROLL - 1)).i32_sub().local_set(endU);
+  const step = (u: number) => {
+    wc.forEach((l, c) => f.local_get(l).v128_load(16 * u).local_set(vw[c]!));
     ar.forEach((l, r) => {
-      f.local_get(l).local_get(k).i32_add().v128_load().local_set(va);
+      f.local_get(l).v128_load(16 * u).local_set(va);
       for (let c = 0; c < rn; c++) {
         const s = acc[r * rn + c]!;
         if (relaxed) f.local_get(va).local_get(vw[c]!).local_get(s).f32x4_relaxed_madd().local_set(s);
         else f.local_get(s).local_get(va).local_get(vw[c]!).f32x4_mul().f32x4_add().local_set(s);
       }
     });
-  });
+  };
+  const advance = (bytes: number) => {
+    for (const l of [...ar, ...wc]) f.local_get(l).i32_const(bytes).i32_add().local_set(l);
+  };
+  f.block(() =>
+    f.loop(() => {
+      f.local_get(ar[0]!).local_get(endU).i32_ge_u().br_if(1);
+      for (let u = 0; u < UNROLL; u++) step(u);
+      advance(16 * UNROLL);
+      f.br(0);
+    })
+  );
+  f.block(() =>
+    f.loop(() => {
+      f.local_get(ar[0]!).local_get(end).i32_ge_u().br_if(1);
+      step(0);
+      advance(16);
+      f.br(0);
+    })
+  );
   for (let r = 0; r < rm; r++) {
     for (let c = 0; c < rn; c++) {
       const addr = () => f.local_get(po).local_get(nB).i32_const(r).i32_mul().i32_add().i32_const(4 * c).i32_add();
@@ -119,6 +152,109 @@ function tile(rm: number, rn: number, relaxed: boolean): Fn {
       f.local_get(base).f32_add().f32_store();
     }
   }
+  return f;
+}
+
+/** NN GEMM tiles: MR rows of a packed panel × NR = 8 columns of b; K blocks of KC. */
+export const NN = { mr: 4, nr: 8, kc: 256 } as const;
+
+/**
+ * The NN micro-kernel nn_tile(pa, pb, po, pbias, kl, ldb, ldo, first): out[MR, 8] (+)= A[MR, kl] ·
+ * b[kl, 8]. A is a packed panel [kl][MR] (MR rows interleaved, so one pointer serves all rows), b
+ * rows are ldb bytes apart. Each k splats MR values of A against two vectors of b: MR·2 independent
+ * accumulators, no horizontal sums. first: start from bias[row] (pbias ≠ 0) or 0, else from out.
+ */
+function nnTile(relaxed: boolean): Fn {
+  const { mr } = NN;
+  const f = new Fn(`nn_tile`, 8);
+  const [pa, pb, po, pbias, kl, ldb, ldo, first] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const k = f.local(I32), kU = f.local(I32);
+  const acc = Array.from({ length: 2 * mr }, () => f.local(V128));
+  const vb = [f.local(V128), f.local(V128)];
+  const va = f.local(V128);
+  for (const l of acc) f.f32x4_const(0).local_set(l);
+  const step = (u: number) => {
+    f.local_get(pb).v128_load().local_set(vb[0]!);
+    f.local_get(pb).v128_load(16).local_set(vb[1]!);
+    f.local_get(pb).local_get(ldb).i32_add().local_set(pb);
+    for (let r = 0; r < mr; r++) {
+      f.local_get(pa).v128_load32_splat(4 * (u * mr + r)).local_set(va);
+      for (let c = 0; c < 2; c++) {
+        const s = acc[2 * r + c]!;
+        if (relaxed) f.local_get(va).local_get(vb[c]!).local_get(s).f32x4_relaxed_madd().local_set(s);
+        else f.local_get(s).local_get(va).local_get(vb[c]!).f32x4_mul().f32x4_add().local_set(s);
+      }
+    }
+  };
+  f.local_get(kl).i32_const(UNROLL - 1).i32_sub().local_set(kU);
+  f.i32_const(0).local_set(k);
+  f.block(() =>
+    f.loop(() => {
+      f.local_get(k).local_get(kU).i32_ge_s().br_if(1);
+      for (let u = 0; u < UNROLL; u++) step(u);
+      f.local_get(pa).i32_const(4 * mr * UNROLL).i32_add().local_set(pa);
+      f.local_get(k).i32_const(UNROLL).i32_add().local_set(k);
+      f.br(0);
+    })
+  );
+  f.block(() =>
+    f.loop(() => {
+      f.local_get(k).local_get(kl).i32_ge_s().br_if(1);
+      step(0);
+      f.local_get(pa).i32_const(4 * mr).i32_add().local_set(pa);
+      f.local_get(k).i32_const(1).i32_add().local_set(k);
+      f.br(0);
+    })
+  );
+  for (let r = 0; r < mr; r++) {
+    for (let c = 0; c < 2; c++) {
+      const s = acc[2 * r + c]!;
+      const addr = () => f.local_get(po).local_get(ldo).i32_const(r).i32_mul().i32_add();
+      addr();
+      f.local_get(first).if(
+        () =>
+          f.local_get(pbias).if(
+            () => f.local_get(pbias).v128_load32_splat(4 * r).local_get(s).f32x4_add().local_set(s),
+          ),
+        () => addr().v128_load(16 * c).local_get(s).f32x4_add().local_set(s),
+      );
+      f.local_get(s).v128_store(16 * c);
+    }
+  }
+  return f;
+}
+
+/**
+ * nn(apack, b, bias, out, K, ldb, ldo, m0, m1, n0, n1): rows [m0, m1) (multiples of MR) × columns
+ * [n0, n1) (multiples of 8) of out = A · b (+ bias per row), A packed as panels [K][MR] one after
+ * another. K is cut into blocks of KC. "nn" walks column strips outside panels: a strip of b
+ * (KC × 32 bytes) stays in L1 while the panels stream from L2 (wide b: convolutions over many
+ * pixels). "nn_m" walks panels outside strips: a panel stays in L1 while a narrow b (a Winograd
+ * band) stays in L2, so each panel of A is read once.
+ */
+function nnDriver(at: (name: string) => number, panelsOutside: boolean): Fn {
+  const { mr, nr, kc } = NN;
+  const f = new Fn(panelsOutside ? "nn_m" : "nn", 11);
+  const [a, b, bias, out, K, ldb, ldo, m0, m1, n0, n1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const kc0 = f.local(I32), kl = f.local(I32), n = f.local(I32), m = f.local(I32);
+  f.for(kc0, () => f.i32_const(0), () => f.local_get(K), kc, () => {
+    // kl = min(KC, K − kc0)
+    f.i32_const(kc).local_get(K).local_get(kc0).i32_sub().local_tee(kl);
+    f.i32_const(kc).local_get(kl).i32_lt_s().select().local_set(kl);
+    const strips = (body: () => void) => f.for(n, () => f.local_get(n0), () => f.local_get(n1), nr, body);
+    const panels = (body: () => void) => f.for(m, () => f.local_get(m0), () => f.local_get(m1), mr, body);
+    (panelsOutside ? panels : strips)(() => {
+      (panelsOutside ? strips : panels)(() => {
+        // panel m/MR starts at a + m·K·4; its K block at + kc0·MR·4
+        f.local_get(a).local_get(m).local_get(K).i32_mul().i32_const(4).i32_mul().i32_add();
+        f.local_get(kc0).i32_const(4 * mr).i32_mul().i32_add();
+        f.local_get(b).local_get(kc0).local_get(ldb).i32_mul().i32_add().local_get(n).i32_const(4).i32_mul().i32_add();
+        f.local_get(out).local_get(m).local_get(ldo).i32_mul().i32_add().local_get(n).i32_const(4).i32_mul().i32_add();
+        f.local_get(bias).local_get(m).i32_const(4).i32_mul().i32_add().i32_const(0).local_get(bias).select();
+        f.local_get(kl).local_get(ldb).local_get(ldo).local_get(kc0).i32_eqz().call(at("nn_tile"));
+      });
+    });
+  });
   return f;
 }
 
@@ -188,6 +324,18 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
     f.local_get(n0), end(n0, CTL.N_STEP, CTL.N);
     f.call(at("gemm"));
   };
+  const nnChunk = () => {
+    slot(CTL.M_COUNT).local_set(count);
+    f.local_get(idx).local_get(count).i32_rem_u();
+    slot(CTL.M_STEP).i32_mul().local_set(m0);
+    f.local_get(idx).local_get(count).i32_div_u();
+    slot(CTL.N_STEP).i32_mul().local_set(n0);
+    slot(CTL.A), slot(CTL.W), slot(CTL.BIAS), slot(CTL.OUT), slot(CTL.KP), slot(CTL.LDB), slot(CTL.LDO);
+    f.local_get(m0), end(m0, CTL.M_STEP, CTL.M);
+    f.local_get(n0), end(n0, CTL.N_STEP, CTL.N);
+    f.call(at("nn"));
+  };
+  const winogradChunk = () => f.local_get(idx).local_get(0).call(at("wino"));
   const attentionChunk = () => {
     slot(CTL.JOBS).local_get(idx).i32_const(JOB_BYTES).i32_mul().i32_add();
     slot(CTL.SCRATCH).local_get(0).i32_const(scratchBytes(cfg.attention)).i32_mul().i32_add();
@@ -202,7 +350,11 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
       // claim chunk idx; on a race, read the claim word again
       f.i32_const(0).local_get(c).local_get(c).i32_const(1).i32_add().i32_atomic_rmw_cmpxchg(4 * CTL.CLAIM);
       f.local_get(c).i32_ne().br_if(0);
-      slot(CTL.KIND).if(attentionChunk, gemmChunk);
+      // KIND 0: NT GEMM, 1: attention, 2: NN GEMM, 3: Winograd band
+      slot(CTL.KIND).i32_const(1).i32_eq().if(
+        attentionChunk,
+        () => slot(CTL.KIND).i32_const(2).i32_eq().if(nnChunk, () => slot(CTL.KIND).if(winogradChunk, gemmChunk)),
+      );
       // done += 1; the last chunk wakes the waiting caller
       f.i32_const(0).i32_const(1).i32_atomic_rmw_add(4 * CTL.DONE).i32_const(1).i32_add().local_get(total).i32_eq();
       f.if(() => f.i32_const(4 * CTL.DONE).i32_const(1).memory_atomic_notify().drop());
@@ -219,9 +371,25 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
 export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
   const { rm, rn, relaxed } = cfg;
   const shapes = [[rm, rn], [1, rn], [rm, 1], [1, 1]] as const;
-  const names = [...shapes.map(([r, c]) => `tile_${r}x${c}`), "gemm", ...attentionNames(cfg.attention), "run"];
+  const names = [
+    ...shapes.map(([r, c]) => `tile_${r}x${c}`),
+    "gemm",
+    "nn_tile",
+    "nn",
+    "nn_m",
+    "wino",
+    ...attentionNames(cfg.attention),
+    "run",
+  ];
   const at = (name: string) => names.indexOf(name);
-  const fns = [...shapes.map(([r, c]) => tile(r, c, relaxed)), driver(cfg, [0, 1, 2, 3])];
+  const fns = [
+    ...shapes.map(([r, c]) => tile(r, c, relaxed)),
+    driver(cfg, [0, 1, 2, 3]),
+    nnTile(relaxed),
+    nnDriver(at, false),
+    nnDriver(at, true),
+    winogradJob(at("nn_m")),
+  ];
   fns.push(...attentionFns(cfg.attention, relaxed, CTL, at));
   if (cfg.shared) fns.push(runner(cfg, at));
   return encodeModule(fns, { initial: cfg.initialPages, maximum: cfg.maximumPages, shared: cfg.shared });

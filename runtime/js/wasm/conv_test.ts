@@ -1,0 +1,187 @@
+/**
+ * @file WebAssembly convolutions (conv.ts) against float64 references, with error bounds derived per
+ * output, and the resident memory they read weights from.
+ *
+ * u = 2⁻²⁴. GEMM paths (1×1 direct, im2col): a float32 sum of K = Ci·kh·kw products in MR-row
+ * panels (one accumulator per output, K blocks added into it) plus the bias: |got − y| ≤
+ * (K + 4)·u·(Σ|w||x| + |b|), plus u·|y| for rounding the float64 reference.
+ *
+ * Winograd F(2×2, 3×3): y = Σ_ci Σ_ξ a_ξ U_ξ V_ξ + b with U = G g Gᵀ (float64, rounded once: relative
+ * u), V = Bᵀ d B (two float32 add/sub levels of four terms: error ≤ 2u·|Bᵀ||d||B|), the products
+ * summed over ci in float32 (γ_{Ci}), then Aᵀ M A (two levels of three adds each: γ_4, |a_ξ| ≤ 1)
+ * and the bias. So |got − y| ≤ (Ci + 10)·u·Σ_ci Σ_ξ |a_ξ|·(|G||g||G|ᵀ)_ξ·(|B|ᵀ|d||B|)_ξ + u·|b| +
+ * u·|y|, the bound computed below for every output.
+ */
+import assert from "node:assert/strict";
+import { randomF32 } from "../../random.ts";
+import { conv2dWasm } from "./conv.ts";
+import { residentAt, residentBytes, wasmRuntime } from "./gemm.ts";
+
+const U = 2 ** -24;
+
+/** A copy of a in the resident memory (as checkpoint tensors are loaded). */
+function resident(a: Float32Array): Float32Array {
+  const bytes = residentBytes(a.length * 4);
+  assert.ok(bytes, "resident memory available");
+  const view = new Float32Array(bytes.buffer, bytes.byteOffset, a.length);
+  view.set(a);
+  return view;
+}
+
+/** Float64 convolution and, per output, Σ|w||x| + |b|. */
+function reference(
+  x: Float32Array,
+  B: number,
+  Ci: number,
+  H: number,
+  W: number,
+  w: Float32Array,
+  Co: number,
+  k: number,
+  b: Float32Array,
+  pad: number,
+): { y: Float64Array; mag: Float64Array } {
+  const Ho = H + 2 * pad - k + 1, Wo = W + 2 * pad - k + 1;
+  const y = new Float64Array(B * Co * Ho * Wo), mag = new Float64Array(y.length);
+  for (let n = 0; n < B; n++) {
+    for (let co = 0; co < Co; co++) {
+      for (let oy = 0; oy < Ho; oy++) {
+        for (let ox = 0; ox < Wo; ox++) {
+          let s = b[co]!, m = Math.abs(b[co]!);
+          for (let ci = 0; ci < Ci; ci++) {
+            for (let dy = 0; dy < k; dy++) {
+              const iy = oy + dy - pad;
+              if (iy < 0 || iy >= H) continue;
+              for (let dx = 0; dx < k; dx++) {
+                const ix = ox + dx - pad;
+                if (ix < 0 || ix >= W) continue;
+                const p = w[((co * Ci + ci) * k + dy) * k + dx]! * x[((n * Ci + ci) * H + iy) * W + ix]!;
+                s += p, m += Math.abs(p);
+              }
+            }
+          }
+          const o = ((n * Co + co) * Ho + oy) * Wo + ox;
+          y[o] = s, mag[o] = m;
+        }
+      }
+    }
+  }
+  return { y, mag };
+}
+
+/** The Winograd magnitude Σ_ci Σ_ξ |a_ξ|(|G||g||G|ᵀ)_ξ(|B|ᵀ|d||B|)_ξ for every output. */
+function winogradMagnitude(
+  x: Float32Array,
+  B: number,
+  Ci: number,
+  H: number,
+  W: number,
+  w: Float32Array,
+  Co: number,
+): Float64Array {
+  const G = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0, 0, 1]]; // |G|
+  const Bt = [[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]]; // |Bᵀ|
+  const At = [[1, 1, 1, 0], [0, 1, 1, 1]]; // |Aᵀ|
+  const out = new Float64Array(B * Co * H * W);
+  const absU = (co: number, ci: number) => {
+    const u = new Float64Array(16);
+    for (let i = 0; i < 4; i++) {
+      for (let j = 0; j < 4; j++) {
+        let s = 0;
+        for (let a = 0; a < 3; a++) {
+          for (let c = 0; c < 3; c++) s += G[i]![a]! * Math.abs(w[((co * Ci + ci) * 3 + a) * 3 + c]!) * G[j]![c]!;
+        }
+        u[4 * i + j] = s;
+      }
+    }
+    return u;
+  };
+  const us = Array.from({ length: Co * Ci }, (_, i) => absU(Math.floor(i / Ci), i % Ci));
+  for (let n = 0; n < B; n++) {
+    for (let ty = 0; ty < H / 2; ty++) {
+      for (let tx = 0; tx < W / 2; tx++) {
+        for (let ci = 0; ci < Ci; ci++) {
+          const d = (r: number, c: number) => {
+            const iy = 2 * ty + r - 1, ix = 2 * tx + c - 1;
+            return iy < 0 || iy >= H || ix < 0 || ix >= W ? 0 : Math.abs(x[((n * Ci + ci) * H + iy) * W + ix]!);
+          };
+          const v = new Float64Array(16);
+          for (let i = 0; i < 4; i++) {
+            for (let j = 0; j < 4; j++) {
+              let s = 0;
+              for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) s += Bt[i]![r]! * d(r, c) * Bt[j]![c]!;
+              v[4 * i + j] = s;
+            }
+          }
+          for (let co = 0; co < Co; co++) {
+            const u = us[co * Ci + ci]!;
+            for (let r = 0; r < 2; r++) {
+              for (let c = 0; c < 2; c++) {
+                let s = 0;
+                for (let i = 0; i < 4; i++) {
+                  for (let j = 0; j < 4; j++) s += At[r]![i]! * At[c]![j]! * u[4 * i + j]! * v[4 * i + j]!;
+                }
+                out[((n * Co + co) * H + 2 * ty + r) * W + 2 * tx + c]! += s;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function check(what: string, got: Float32Array, y: Float64Array, bound: (i: number) => number): number {
+  assert.equal(got.length, y.length, `${what}: length`);
+  let worst = 0;
+  for (let i = 0; i < y.length; i++) {
+    const err = Math.abs(got[i]! - y[i]!), b = bound(i) + U * Math.abs(y[i]!) + 1e-30;
+    if (!(err <= b)) assert.fail(`${what}: output ${i} = ${got[i]} vs ${y[i]}: error ${err} > bound ${b}`);
+    worst = Math.max(worst, err / b);
+  }
+  return worst;
+}
+
+Deno.test("WASM conv: Winograd F(2×2, 3×3) within its derived bound (odd channel counts, bias, batch 2)", () => {
+  // [B, Ci, H, W, Co]: H even, W a multiple of 8
+  const cases = [[1, 3, 8, 8, 5], [2, 7, 6, 16, 3], [1, 16, 16, 8, 20], [1, 33, 10, 24, 9]];
+  let seed = 500;
+  for (const [B, Ci, H, W, Co] of cases as [number, number, number, number, number][]) {
+    const x = randomF32(B * Ci * H * W, seed++), b = randomF32(Co, seed++);
+    const plain = randomF32(Co * Ci * 9, seed++, 0.3);
+    const { y } = reference(x, B, Ci, H, W, plain, Co, 3, b, 1);
+    const mag = winogradMagnitude(x, B, Ci, H, W, plain, Co);
+    const bound = (i: number) => (Ci + 10) * U * mag[i]! + U * Math.abs(b[Math.floor(i / (H * W)) % Co]!);
+    // plain weights (U packed per call), then resident ones (U packed once and cached), twice
+    for (const w of [plain, resident(plain), resident(plain)]) {
+      const out = new Float32Array(B * Co * H * W).fill(NaN);
+      assert.ok(conv2dWasm(x, B, Ci, H, W, w, Co, 3, 3, b, 1, out), "WASM path taken");
+      check(`winograd ${[B, Ci, H, W, Co]}`, out, y, bound);
+    }
+  }
+});
+
+Deno.test("WASM conv: 1×1 and im2col paths within the float32 dot-product bound", () => {
+  // [B, Ci, H, W, Co, k, pad]
+  const cases = [[1, 16, 9, 7, 6, 1, 0], [2, 5, 7, 9, 10, 3, 1], [1, 4, 6, 10, 3, 3, 0], [1, 8, 12, 12, 7, 5, 2]];
+  let seed = 600;
+  for (const [B, Ci, H, W, Co, k, pad] of cases as [number, number, number, number, number, number, number][]) {
+    const x = randomF32(B * Ci * H * W, seed++), b = randomF32(Co, seed++);
+    const w = resident(randomF32(Co * Ci * k * k, seed++, 0.3));
+    const { y, mag } = reference(x, B, Ci, H, W, w, Co, k, b, pad);
+    const out = new Float32Array(y.length).fill(NaN);
+    assert.ok(conv2dWasm(x, B, Ci, H, W, w, Co, k, k, b, pad, out), "WASM path taken");
+    check(`conv ${[B, Ci, H, W, Co, k, pad]}`, out, y, (i) => (Ci * k * k + 4) * U * mag[i]!);
+  }
+});
+
+Deno.test("resident memory: allocations are distinct and writable, ordinary arrays are not resident", () => {
+  const rt = wasmRuntime()!;
+  const a = residentBytes(1000)!, b = residentBytes(3000)!;
+  assert.ok(residentAt(rt, a) >= 0 && residentAt(rt, b) >= 0);
+  assert.ok(b.byteOffset >= a.byteOffset + 1000 || a.byteOffset >= b.byteOffset + 3000, "no overlap");
+  assert.equal(residentAt(rt, new Float32Array(4)), -1, "ordinary arrays are not resident");
+  a.fill(7), b.fill(9);
+  assert.ok(a.every((v) => v === 7) && b.every((v) => v === 9));
+});

@@ -1,0 +1,181 @@
+/**
+ * @file Winograd F(2×2, 3×3) convolution (stride 1, padding 1) in WebAssembly SIMD128, one job per
+ * band of TB output tiles (2×2 pixels each, row-major over the image), so a band's transformed
+ * input and products stay in the thread's cache:
+ *
+ *   V[ξ][ci][t] = (Bᵀ d B)[ξ]      d: the 4×4 input patch of tile t, channel ci (vectorised over 4 tiles)
+ *   M[ξ] = U[ξ] · V[ξ]              16 NN GEMMs [Co, Ci]·[Ci, TB] (U = G g Gᵀ, packed panels)
+ *   out[co][2×2 of t] = Aᵀ M A + b  (vectorised over 4 tiles, stored as two 8-pixel rows)
+ *
+ * with Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]], G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]],
+ * Aᵀ = [[1,1,1,0],[0,1,−1,−1]]. Four multiplications per output pixel and channel pair instead of
+ * nine. Requirements (checked by the host): H even, W a multiple of 8 (groups of 4 tiles never
+ * straddle a row), the input zero-padded to [Ci][H + 2][W + 4].
+ */
+import { Fn, I32, V128 } from "./encode.ts";
+
+/** Tiles per job (a multiple of 8, the NN kernel's column tile). */
+export const TB = 32;
+
+/** Control-block slots of a Winograd job (i32 indices; see gemm_module.ts CTL). */
+export const WG = {
+  X: 22,
+  U: 23,
+  BIAS: 24,
+  OUT: 25,
+  CI: 26,
+  /** Output channels rounded up to the NN panel height. */
+  COP: 27,
+  CO: 28,
+  H: 29,
+  W: 30,
+  SCRATCH: 31,
+  /** Bands of TB tiles; output channels per job (a multiple of the panel height). */
+  BANDS: 32,
+  CO_STEP: 33,
+} as const;
+
+/** Scratch bytes per thread: V [16][Ci][TB] and M [16][Cop][TB]. */
+export const winogradScratch = (ci: number, cop: number): number => 16 * (ci + cop) * TB * 4;
+
+/**
+ * wino(job, thread): band job mod BANDS, output channels [c0, c1) with c0 = ⌊job / BANDS⌋·CO_STEP, of
+ * the convolution described in the control block, with the thread's scratch; `nn` is the index of
+ * the NN GEMM driver (gemm_module.ts). Splitting the channels lets small images (few bands) use
+ * every thread, each reading only its share of U.
+ */
+export function winogradJob(nn: number): Fn {
+  const f = new Fn("wino", 2);
+  const [job, thread] = [0, 1];
+  const slot = (s: number) => f.i32_const(0).i32_load(4 * s);
+  const [ci, cop, co, H, W, tpr, total, t0, tEnd, g] = Array.from({ length: 10 }, () => f.local(I32));
+  const [vAt, mAt, p, q, c, xi, rowB, ty, tx, k] = Array.from({ length: 10 }, () => f.local(I32));
+  const [c0, c1, band] = [f.local(I32), f.local(I32), f.local(I32)];
+  slot(WG.CI).local_set(ci), slot(WG.COP).local_set(cop), slot(WG.CO).local_set(co);
+  slot(WG.H).local_set(H), slot(WG.W).local_set(W);
+  f.local_get(W).i32_const(1).i32_shr_u().local_set(tpr); // tiles per row
+  f.local_get(H).i32_const(1).i32_shr_u().local_get(tpr).i32_mul().local_set(total);
+  f.local_get(job).i32_const(0).i32_load(4 * WG.BANDS).i32_rem_u().local_set(band);
+  f.local_get(job).i32_const(0).i32_load(4 * WG.BANDS).i32_div_u().i32_const(0).i32_load(4 * WG.CO_STEP).i32_mul()
+    .local_set(c0);
+  // c1 = min(c0 + CO_STEP, Cop)
+  f.local_get(c0).i32_const(0).i32_load(4 * WG.CO_STEP).i32_add().local_tee(c1).local_get(cop);
+  f.local_get(c1).local_get(cop).i32_lt_s().select().local_set(c1);
+  f.local_get(band).i32_const(TB).i32_mul().local_set(t0);
+  // tEnd = min(t0 + TB, total)
+  f.local_get(t0).i32_const(TB).i32_add().local_get(total);
+  f.local_get(t0).i32_const(TB).i32_add().local_get(total).i32_lt_s().select().local_set(tEnd);
+  // this thread's V and M
+  slot(WG.SCRATCH).local_get(thread).local_get(ci).local_get(cop).i32_add().i32_const(16 * TB * 4).i32_mul().i32_mul()
+    .i32_add().local_set(vAt);
+  f.local_get(vAt).local_get(ci).i32_const(16 * TB * 4).i32_mul().i32_add().local_set(mAt);
+  const rowBytes = () => f.local_get(W).i32_const(4).i32_add().i32_const(4).i32_mul(); // padded row, bytes
+
+  // --- input transform: groups of 4 tiles g = t0, t0 + 4, … < tEnd
+  const d = Array.from({ length: 16 }, () => f.local(V128)); // d[4i + c], then e = d·B in place
+  const L = [f.local(V128), f.local(V128), f.local(V128)];
+  const T = f.local(V128);
+  f.for(g, () => f.local_get(t0), () => f.local_get(tEnd), 4, () => {
+    f.local_get(g).local_get(tpr).i32_div_u().local_set(ty);
+    f.local_get(g).local_get(tpr).i32_rem_u().local_set(tx);
+    rowBytes().local_set(rowB);
+    // p = x + ((2·ty)·(W + 4) + 2·tx)·4 for channel 0; q = V + (g − t0)·4
+    slot(WG.X).local_get(ty).i32_const(1).i32_shl().local_get(rowB).i32_mul().i32_add();
+    f.local_get(tx).i32_const(8).i32_mul().i32_add().local_set(p);
+    f.local_get(vAt).local_get(g).local_get(t0).i32_sub().i32_const(4).i32_mul().i32_add().local_set(q);
+    f.for(c, () => f.i32_const(0), () => f.local_get(ci), 1, () => {
+      for (let i = 0; i < 4; i++) {
+        // floats 0..11 of padded row 2ty + i from column 2tx: tile j reads columns 2j .. 2j + 3
+        f.local_get(p).local_get(rowB).i32_const(i).i32_mul().i32_add().local_set(xi);
+        L.forEach((l, n) => f.local_get(xi).v128_load(16 * n).local_set(l));
+        const [d0, d1, d2, d3] = [0, 1, 2, 3].map((j) => d[4 * i + j]!);
+        f.local_get(L[0]!).local_get(L[1]!).f32x4_shuffle(0, 2, 4, 6).local_set(d0!); // 0 2 4 6
+        f.local_get(L[0]!).local_get(L[1]!).f32x4_shuffle(1, 3, 5, 7).local_set(d1!); // 1 3 5 7
+        f.local_get(L[1]!).local_get(L[2]!).f32x4_shuffle(0, 2, 4, 6).local_set(T); // 4 6 8 10
+        f.local_get(d0!).local_get(T).f32x4_shuffle(1, 2, 3, 6).local_set(d2!); // 2 4 6 8
+        f.local_get(L[1]!).local_get(L[2]!).f32x4_shuffle(1, 3, 5, 7).local_set(T); // 5 7 9 11
+        f.local_get(d1!).local_get(T).f32x4_shuffle(1, 2, 3, 6).local_set(d3!); // 3 5 7 9
+        // e = d·B along the row: (d0 − d2, d1 + d2, d2 − d1, d1 − d3)
+        f.local_get(d0!).local_get(d2!).f32x4_sub().local_set(d0!);
+        f.local_get(d1!).local_get(d3!).f32x4_sub().local_set(d3!);
+        f.local_get(d2!).local_get(d1!).f32x4_sub().local_set(T);
+        f.local_get(d1!).local_get(d2!).f32x4_add().local_set(d1!);
+        f.local_get(T).local_set(d2!);
+      }
+      // V = Bᵀ·e down the columns; V[ξ = 4i + j] at q + ((ξ·Ci + c)·TB)·4
+      for (let j = 0; j < 4; j++) {
+        const [e0, e1, e2, e3] = [0, 1, 2, 3].map((i) => d[4 * i + j]!);
+        const store = (xiv: number, a: number, b: number, add: boolean) => {
+          f.local_get(q).local_get(ci).i32_const(xiv * TB * 4).i32_mul().i32_add();
+          f.local_get(a).local_get(b);
+          if (add) f.f32x4_add();
+          else f.f32x4_sub();
+          f.v128_store();
+        };
+        store(j, e0!, e2!, false);
+        store(4 + j, e1!, e2!, true);
+        store(8 + j, e2!, e1!, false);
+        store(12 + j, e1!, e3!, false);
+      }
+      f.local_get(q).i32_const(TB * 4).i32_add().local_set(q);
+      f.local_get(p).local_get(H).i32_const(2).i32_add().local_get(rowB).i32_mul().i32_add().local_set(p);
+    });
+  });
+
+  // --- 16 GEMMs: M[ξ] [Cop, TB] = U[ξ] [Cop, Ci] · V[ξ] [Ci, TB]
+  f.for(xi, () => f.i32_const(0), () => f.i32_const(16), 1, () => {
+    // U[ξ] rows from c0: U + (ξ·Cop + c0)·Ci·4; M[ξ] rows from c0: M + (ξ·Cop + c0)·TB·4
+    slot(WG.U).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().local_get(ci).i32_mul().i32_const(4)
+      .i32_mul().i32_add();
+    f.local_get(vAt).local_get(xi).local_get(ci).i32_mul().i32_const(TB * 4).i32_mul().i32_add();
+    f.i32_const(0);
+    f.local_get(mAt).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().i32_const(TB * 4).i32_mul()
+      .i32_add();
+    f.local_get(ci).i32_const(TB * 4).i32_const(TB * 4);
+    f.i32_const(0).local_get(c1).local_get(c0).i32_sub().i32_const(0).i32_const(TB);
+    f.call(nn);
+  });
+
+  // --- output transform: out[co][2ty + r][2tx .. 2tx + 8) for each group of 4 tiles
+  const m = Array.from({ length: 16 }, () => f.local(V128));
+  const s = Array.from({ length: 8 }, () => f.local(V128));
+  const bias = f.local(V128), y = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+  // channels [c0, min(c1, Co))
+  f.local_get(c1).local_get(co).local_get(c1).local_get(co).i32_lt_s().select().local_set(c1);
+  f.for(k, () => f.local_get(c0), () => f.local_get(c1), 1, () => {
+    slot(WG.BIAS).local_get(k).i32_const(4).i32_mul().i32_add().v128_load32_splat().local_set(bias);
+    f.for(g, () => f.local_get(t0), () => f.local_get(tEnd), 4, () => {
+      f.local_get(g).local_get(tpr).i32_div_u().local_set(ty);
+      f.local_get(g).local_get(tpr).i32_rem_u().local_set(tx);
+      // q = M + (k·TB + g − t0)·4; ξ slices are Cop·TB·4 bytes apart
+      f.local_get(mAt).local_get(k).i32_const(TB).i32_mul().local_get(g).i32_add().local_get(t0).i32_sub()
+        .i32_const(4).i32_mul().i32_add().local_set(q);
+      m.forEach((l, x) => {
+        f.local_get(q).local_get(cop).i32_const(x * TB * 4).i32_mul().i32_add().v128_load().local_set(l);
+      });
+      // s0[j] = m0j + m1j + m2j, s1[j] = m1j − m2j − m3j (rows of Aᵀ M)
+      for (let j = 0; j < 4; j++) {
+        f.local_get(m[j]!).local_get(m[4 + j]!).f32x4_add().local_get(m[8 + j]!).f32x4_add().local_set(s[j]!);
+        f.local_get(m[4 + j]!).local_get(m[8 + j]!).f32x4_sub().local_get(m[12 + j]!).f32x4_sub().local_set(s[4 + j]!);
+      }
+      // y[2r] = s_r0 + s_r1 + s_r2 + b, y[2r + 1] = s_r1 − s_r2 − s_r3 + b
+      for (let r = 0; r < 2; r++) {
+        const [a0, a1, a2, a3] = [0, 1, 2, 3].map((j) => s[4 * r + j]!);
+        f.local_get(a0!).local_get(a1!).f32x4_add().local_get(a2!).f32x4_add().local_get(bias).f32x4_add();
+        f.local_set(y[2 * r]!);
+        f.local_get(a1!).local_get(a2!).f32x4_sub().local_get(a3!).f32x4_sub().local_get(bias).f32x4_add();
+        f.local_set(y[2 * r + 1]!);
+      }
+      // p = out + ((k·H + 2ty)·W + 2tx)·4; each row stores (y0 y1 interleaved) as two vectors
+      slot(WG.OUT).local_get(k).local_get(H).i32_mul().local_get(ty).i32_const(1).i32_shl().i32_add()
+        .local_get(W).i32_mul().local_get(tx).i32_const(1).i32_shl().i32_add().i32_const(4).i32_mul().i32_add()
+        .local_set(p);
+      for (let r = 0; r < 2; r++) {
+        f.local_get(p).local_get(W).i32_const(4 * r).i32_mul().i32_add().local_set(xi);
+        f.local_get(xi).local_get(y[2 * r]!).local_get(y[2 * r + 1]!).f32x4_shuffle(0, 4, 1, 5).v128_store();
+        f.local_get(xi).local_get(y[2 * r]!).local_get(y[2 * r + 1]!).f32x4_shuffle(2, 6, 3, 7).v128_store(16);
+      }
+    });
+  });
+  return f;
+}
