@@ -281,7 +281,16 @@ async function runTorch(labels: number[]): Promise<Sample | string> {
   return { ...r.seconds, peakRssGiB: r.peakRssGiB };
 }
 
+async function git(...args: string[]): Promise<string> {
+  try {
+    const r = await new Deno.Command("git", { args, cwd: ROOT, stderr: "null" }).output();
+    return r.success ? new TextDecoder().decode(r.stdout).trim() : "";
+  } catch {
+    return "";
+  }
+}
 const loadAtStart = loadavg();
+const commitAtStart = await git("rev-parse", "--short", "HEAD");
 const started = new Date();
 await ensureWeights();
 const samples = new Map<string, Sample[]>(); // `${batch}|${side}`
@@ -368,15 +377,7 @@ for (const labels of BATCHES) {
   }
 }
 
-async function git(...args: string[]): Promise<string> {
-  try {
-    const r = await new Deno.Command("git", { args, cwd: ROOT, stderr: "null" }).output();
-    return r.success ? new TextDecoder().decode(r.stdout).trim() : "";
-  } catch {
-    return "";
-  }
-}
-const commit = await git("rev-parse", "--short", "HEAD");
+const commitAtEnd = await git("rev-parse", "--short", "HEAD");
 const officialCommit = await git("-C", repo, "rev-parse", "--short", "HEAD");
 const dirty = (await git("status", "--porcelain", "--", "runtime", "compiler", "examples")) !== "";
 const weightsMeta = JSON.parse(Deno.readTextFileSync(`${WEIGHTS}/weights.json`));
@@ -391,7 +392,9 @@ const memGiB = (() => {
 const command = `deno task bench:torch --var-repo DIR${QUICK ? " --quick" : ""}` +
   `${!QUICK && ROUNDS !== 3 ? ` --rounds ${ROUNDS}` : ""}${flags.threads ? ` --threads ${THREADS}` : ""}`;
 
-const varcAbout = `Commit ${commit || "unknown"}` +
+// others may commit while the rounds run
+const varcAbout = `Commit ${commitAtStart || "unknown"}` +
+  (commitAtEnd !== commitAtStart ? ` at the start, ${commitAtEnd} at the end` : "") +
   (dirty ? " with uncommitted changes in runtime/, compiler/ or examples/" : "") +
   `, Deno ${Deno.version.deno}; \`${SPEC}\` compiled for the js target in each process; ` +
   `WebAssembly SIMD GEMM on ${varcThreads ?? "?"} threads.`;

@@ -71,15 +71,45 @@ export function sampleRows(g: Float32Array, V: number, options: SampleOptions, g
   const rows = g.length / V;
   checkFiniteLogits(g, V);
   const out = new Int32Array(rows);
-  const order = new Int32Array(V);
-  for (let r = 0; r < rows; r++) out[r] = sampleRow(g.subarray(r * V, r * V + V), options, gen, order);
+  const order = new Int32Array(V), keys = V <= INDEX_LIMIT ? new Float64Array(V) : null;
+  for (let r = 0; r < rows; r++) out[r] = sampleRow(g.subarray(r * V, r * V + V), options, gen, order, keys);
   return out;
 }
 
-function sampleRow(row: Float32Array, { topK, topP }: SampleOptions, gen: Generator, order: Int32Array): number {
+/** Vocabularies up to this size sort packed (value, index) keys; larger ones use a comparator. */
+const INDEX_LIMIT = 2 ** 21;
+
+/**
+ * order = the indices of row sorted ascending by value, ties by index. With `keys`, each key is
+ * (the value's bits mapped to an order-preserving u32, −0 as +0)·2²¹ + index, exact in float64
+ * (< 2⁵³), so the typed array's own numeric sort gives the same order as the comparator.
+ */
+export function sortRow(row: Float32Array, order: Int32Array, keys: Float64Array | null): void {
   const V = row.length;
-  for (let i = 0; i < V; i++) order[i] = i;
-  order.sort((a, b) => row[a]! - row[b]! || a - b); // ascending
+  if (!keys) {
+    for (let i = 0; i < V; i++) order[i] = i;
+    order.sort((a, b) => row[a]! - row[b]! || a - b);
+    return;
+  }
+  const bits = new Uint32Array(row.buffer, row.byteOffset, V);
+  for (let i = 0; i < V; i++) {
+    const b = row[i] === 0 ? 0 : bits[i]!; // −0 ties with +0, as in the comparator
+    const u = b >= 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+    keys[i] = u * INDEX_LIMIT + i;
+  }
+  keys.sort();
+  for (let i = 0; i < V; i++) order[i] = keys[i]! % INDEX_LIMIT;
+}
+
+function sampleRow(
+  row: Float32Array,
+  { topK, topP }: SampleOptions,
+  gen: Generator,
+  order: Int32Array,
+  keys: Float64Array | null,
+): number {
+  const V = row.length;
+  sortRow(row, order, keys); // ascending
   const kth = topK > 0 && topK < V ? row[order[V - topK]!]! : -Infinity;
   let first = 0; // order[first..] are the kept logits, ascending
   while (first < V - 1 && row[order[first]!]! < kth) first++;

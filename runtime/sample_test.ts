@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { Generator, guide, type SampleOptions, sampleRows } from "./sample.ts";
+import { Generator, guide, type SampleOptions, sampleRows, sortRow } from "./sample.ts";
 import { checkGenerateOptions, GenerateError, type GenerateOptions } from "./generate.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -384,4 +384,32 @@ Deno.test("checkGenerateOptions: rejects a bad top-p", () => {
 Deno.test("checkGenerateOptions: rejects a non-integer seed", () => {
   assertRejects({ seed: 1.5 }, "--seed");
   assertRejects({ seed: NaN }, "--seed");
+});
+
+Deno.test("sortRow: packed (value, index) keys give the comparator's order (ties, ±0, subnormals, extremes)", () => {
+  const gen = new Generator(11);
+  for (const V of [1, 2, 7, 300, 4096]) {
+    const row = new Float32Array(V);
+    for (let i = 0; i < V; i++) {
+      const r = gen.uniform();
+      // a few distinct values so that ties are common, plus special magnitudes
+      row[i] = r < 0.2
+        ? 0
+        : r < 0.3
+        ? -0
+        : r < 0.4
+        ? 1e-40
+        : r < 0.45
+        ? -1e-40
+        : r < 0.5
+        ? 3e38
+        : r < 0.55
+        ? -3e38
+        : Math.round((r - 0.75) * 16) / 4;
+    }
+    const packed = new Int32Array(V), compared = new Int32Array(V);
+    sortRow(row, packed, new Float64Array(V));
+    sortRow(row, compared, null);
+    assert.deepEqual(packed, compared, `V = ${V}`);
+  }
 });

@@ -133,31 +133,13 @@ const gemmThreadsNow = (rt: Runtime) => ensureWorkers(rt);
 const winogradCache = new WeakMap<Float32Array, Uint8Array>();
 
 /**
- * U[ξ] = G g Gᵀ (4×4, ξ = 4i + j) of every 3×3 kernel g = w[co, ci], as NN panels per ξ:
- * [16][Cop/MR][Ci][MR] floats at index `at` of dst (rows past Co are zeros). Computed in float64,
- * rounded once.
+ * U = G g Gᵀ of w [Co, Ci, 3, 3] (at byte address wAt) as NN panels per ξ, written at byte address
+ * uAt (16·cop·Ci floats; rows past Co are zeros).
  */
-export function packWinograd(dst: Float32Array, at: number, w: Float32Array, Co: number, Ci: number): void {
-  const mr = NN.mr, cop = panelRows(Co);
-  dst.fill(0, at, at + 16 * cop * Ci);
-  const t = new Float64Array(12); // G g: [4][3]
-  for (let co = 0; co < Co; co++) {
-    for (let ci = 0; ci < Ci; ci++) {
-      const g = w.subarray((co * Ci + ci) * 9, (co * Ci + ci) * 9 + 9);
-      for (let c = 0; c < 3; c++) {
-        const g0 = g[c]!, g1 = g[3 + c]!, g2 = g[6 + c]!;
-        t[c] = g0, t[3 + c] = (g0 + g1 + g2) / 2, t[6 + c] = (g0 - g1 + g2) / 2, t[9 + c] = g2;
-      }
-      for (let i = 0; i < 4; i++) {
-        const r0 = t[3 * i]!, r1 = t[3 * i + 1]!, r2 = t[3 * i + 2]!;
-        const u = [r0, (r0 + r1 + r2) / 2, (r0 - r1 + r2) / 2, r2];
-        for (let j = 0; j < 4; j++) {
-          const xi = 4 * i + j;
-          dst[at + xi * cop * Ci + (Math.floor(co / mr) * Ci + ci) * mr + (co % mr)] = u[j]!;
-        }
-      }
-    }
-  }
+function transformWeights(rt: Runtime, wAt: number, Co: number, Ci: number, uAt: number): void {
+  const cop = panelRows(Co);
+  if (cop !== Co) rt.f32.fill(0, uAt / 4, uAt / 4 + 16 * cop * Ci);
+  rt.winoU(wAt, Co, Ci, cop, uAt);
 }
 
 /** 3×3, padding 1, H even, W a multiple of 8: Winograd F(2×2, 3×3) bands on all threads. */
@@ -173,20 +155,26 @@ function winograd(
   b: Float32Array,
   out: Float32Array,
 ): boolean {
-  const cop = panelRows(Co), uFloats = 16 * cop * Ci, Hp = H + 2, Wp = W + 4;
-  let cursor = scratchBase(rt), uAt = -1;
-  if (residentAt(rt, w) >= 0) {
+  const cop = panelRows(Co), uBytes = 16 * cop * Ci * 4, Hp = H + 2, Wp = W + 4;
+  // U: cached beside a resident weight (transformed once), else transformed into the scratch area
+  const wIn = residentAt(rt, w);
+  let uAt = -1;
+  if (wIn >= 0) {
     let home = winogradCache.get(w);
     if (!home) {
-      const got = residentBytes(uFloats * 4);
-      if (got) packWinograd(new Float32Array(got.buffer, got.byteOffset, uFloats), 0, w, Co, Ci);
-      if (got) winogradCache.set(w, home = got);
+      const got = residentBytes(uBytes);
+      if (got) transformWeights(rt, wIn, Co, Ci, got.byteOffset), winogradCache.set(w, home = got);
     }
     if (home) uAt = home.byteOffset;
   }
-  cursor = scratchBase(rt); // a cache allocation may have moved the scratch area
-  const uScratch = uAt < 0;
-  if (uScratch) uAt = cursor, cursor = align(cursor + uFloats * 4);
+  let cursor = scratchBase(rt); // after any cache allocation above
+  if (uAt < 0) {
+    const wAt = wIn >= 0 ? wIn : align(cursor + uBytes);
+    if (!reserve(rt, wAt + Co * Ci * 36)) return false;
+    if (wIn < 0) rt.f32.set(w.subarray(0, Co * Ci * 9), wAt / 4);
+    uAt = cursor, cursor = align(cursor + uBytes);
+    transformWeights(rt, wAt, Co, Ci, uAt);
+  }
   const biasAt = cursor, xAt = align(biasAt + cop * 4), oAt = align(xAt + Ci * Hp * Wp * 4 + 64);
   const bands = Math.ceil((H / 2) * (W / 2) / TB);
   // few bands (small images): split the output channels too, so every thread has about 4 jobs
@@ -196,7 +184,6 @@ function winograd(
   const sAt = align(oAt + Co * H * W * 4);
   if (!reserve(rt, sAt + threads * winogradScratch(Ci, cop))) return false;
   const f32 = rt.f32, i32 = rt.i32;
-  if (uScratch) packWinograd(f32, uAt / 4, w, Co, Ci);
   f32.fill(0, biasAt / 4, biasAt / 4 + cop);
   f32.set(b.subarray(0, Co), biasAt / 4);
   const xp = f32.subarray(xAt / 4, xAt / 4 + Ci * Hp * Wp);

@@ -42,6 +42,8 @@ export interface Runtime {
   readonly nn: (...args: number[]) => void;
   /** wino(job, thread): one Winograd band on the calling thread. */
   readonly wino: (job: number, thread: number) => void;
+  /** wino_u(w, Co, Ci, cop, dst): Winograd-transformed 3×3 weights (winograd_module.ts). */
+  readonly winoU: (w: number, Co: number, Ci: number, cop: number, dst: number) => void;
   /** attn_job(job, scratch): one attention job record on the calling thread. */
   readonly attnJob: (job: number, scratch: number) => void;
   /** run(thread): the pool entry (shared memory only). */
@@ -135,6 +137,7 @@ function init(): Runtime | null {
       gemm: ex.gemm,
       nn: ex.nn,
       wino: ex.wino,
+      winoU: ex.wino_u,
       attnJob: ex.attn_job,
       run: ex.run ?? null,
       workers: [],
@@ -319,7 +322,8 @@ export function gemmNTWasm(
 
 /**
  * Publishes one job in the control block and runs it on `threads` threads. Chunks are blocks of
- * rows (multiples of the tile height) when M allows about 4 per thread, else blocks of columns.
+ * rows (multiples of the tile height) when a has more rows than w and enough for about 4 chunks
+ * per thread, else blocks of columns.
  */
 function parallel(
   rt: Runtime,
@@ -334,7 +338,8 @@ function parallel(
 ): void {
   const want = 4 * threads;
   let mStep = M, nStep = N;
-  if (M >= want * TILE.rm) mStep = Math.ceil(M / want / TILE.rm) * TILE.rm;
+  // split the larger operand, so that each of its rows is read by one thread only
+  if (M > N && M >= want * TILE.rm) mStep = Math.ceil(M / want / TILE.rm) * TILE.rm;
   else nStep = Math.max(TILE.rn, Math.ceil(N / want / TILE.rn) * TILE.rn);
   const mCount = Math.ceil(M / mStep), total = mCount * Math.ceil(N / nStep);
   const ctl = rt.i32;

@@ -15,7 +15,7 @@
  */
 import { type AttentionConfig, attentionFns, attentionNames, JOB_BYTES, scratchBytes } from "./attention_module.ts";
 import { encodeModule, F32, Fn, I32, V128 } from "./encode.ts";
-import { winogradJob } from "./winograd_module.ts";
+import { winogradJob, winogradWeights } from "./winograd_module.ts";
 
 /** Tile and blocking parameters, and which instructions to use. */
 export interface GemmConfig {
@@ -378,6 +378,7 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     "nn",
     "nn_m",
     "wino",
+    "wino_u",
     ...attentionNames(cfg.attention),
     "run",
   ];
@@ -389,6 +390,7 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     nnDriver(at, false),
     nnDriver(at, true),
     winogradJob(at("nn_m")),
+    winogradWeights(NN.mr),
   ];
   fns.push(...attentionFns(cfg.attention, relaxed, CTL, at));
   if (cfg.shared) fns.push(runner(cfg, at));

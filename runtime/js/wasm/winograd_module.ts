@@ -12,7 +12,7 @@
  * nine. Requirements (checked by the host): H even, W a multiple of 8 (groups of 4 tiles never
  * straddle a row), the input zero-padded to [Ci][H + 2][W + 4].
  */
-import { Fn, I32, V128 } from "./encode.ts";
+import { F32, Fn, I32, V128 } from "./encode.ts";
 
 /** Tiles per job (a multiple of 8, the NN kernel's column tile). */
 export const TB = 32;
@@ -175,6 +175,51 @@ export function winogradJob(nn: number): Fn {
         f.local_get(xi).local_get(y[2 * r]!).local_get(y[2 * r + 1]!).f32x4_shuffle(0, 4, 1, 5).v128_store();
         f.local_get(xi).local_get(y[2 * r]!).local_get(y[2 * r + 1]!).f32x4_shuffle(2, 6, 3, 7).v128_store(16);
       }
+    });
+  });
+  return f;
+}
+
+/**
+ * wino_u(w, Co, Ci, cop, dst): U = G g Gᵀ of every 3×3 kernel g = w[co, ci] (float32), stored as
+ * NN panels per ξ = 4i + j: dst[ξ][co / MR][ci][co mod MR] (rows ≥ Co are left as they are: the
+ * host zeroes them).
+ */
+export function winogradWeights(mr: number): Fn {
+  const f = new Fn("wino_u", 5);
+  const [w, Co, Ci, cop, dst] = [0, 1, 2, 3, 4];
+  const co = f.local(I32), ci = f.local(I32), src = f.local(I32), at = f.local(I32);
+  const g = Array.from({ length: 9 }, () => f.local(F32));
+  const t = Array.from({ length: 12 }, () => f.local(F32));
+  f.local_get(w).local_set(src);
+  f.for(co, () => f.i32_const(0), () => f.local_get(Co), 1, () => {
+    f.for(ci, () => f.i32_const(0), () => f.local_get(Ci), 1, () => {
+      g.forEach((l, i) => f.local_get(src).f32_load(4 * i).local_set(l));
+      // t = G g: rows (g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2) per column c
+      for (let c = 0; c < 3; c++) {
+        const [g0, g1, g2] = [g[c]!, g[3 + c]!, g[6 + c]!];
+        f.local_get(g0).local_set(t[c]!);
+        f.local_get(g0).local_get(g1).f32_add().local_get(g2).f32_add().f32_const(0.5).f32_mul().local_set(t[3 + c]!);
+        f.local_get(g0).local_get(g1).f32_sub().local_get(g2).f32_add().f32_const(0.5).f32_mul().local_set(t[6 + c]!);
+        f.local_get(g2).local_set(t[9 + c]!);
+      }
+      // at = dst + ((co / MR)·Ci + ci)·MR·4 + (co mod MR)·4; ξ slices are cop·Ci·4 bytes apart
+      f.local_get(dst).local_get(co).i32_const(mr).i32_div_u().local_get(Ci).i32_mul().local_get(ci).i32_add();
+      f.i32_const(mr * 4).i32_mul().i32_add().local_get(co).i32_const(mr).i32_rem_u().i32_const(4).i32_mul();
+      f.i32_add().local_set(at);
+      for (let i = 0; i < 4; i++) {
+        const [r0, r1, r2] = [t[3 * i]!, t[3 * i + 1]!, t[3 * i + 2]!];
+        const put = (j: number, value: () => void) => {
+          f.local_get(at).local_get(cop).local_get(Ci).i32_mul().i32_const(4 * (4 * i + j)).i32_mul().i32_add();
+          value();
+          f.f32_store();
+        };
+        put(0, () => f.local_get(r0));
+        put(1, () => f.local_get(r0).local_get(r1).f32_add().local_get(r2).f32_add().f32_const(0.5).f32_mul());
+        put(2, () => f.local_get(r0).local_get(r1).f32_sub().local_get(r2).f32_add().f32_const(0.5).f32_mul());
+        put(3, () => f.local_get(r2));
+      }
+      f.local_get(src).i32_const(36).i32_add().local_set(src);
     });
   });
   return f;
