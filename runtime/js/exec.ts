@@ -1,4 +1,5 @@
 /** @file Host helpers that generated JS models call: input binding and taps. */
+import { pin } from "./pool.ts";
 
 /** A tensor on the host: flat data and its shape. */
 export interface HostTensor {
@@ -105,7 +106,7 @@ export function tapper(
   const taken: Record<string, HostTensor> = {};
   return {
     wants: (label) => want.has(label),
-    take: (label, data, shape) => void (taken[label] = { data, shape }),
+    take: (label, data, shape) => void (pin(data), taken[label] = { data, shape }),
     taken,
   };
 }

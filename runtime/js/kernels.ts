@@ -10,11 +10,13 @@
  * run-time data (token indices).
  */
 import { attentionWasm, type QueryGroup } from "./wasm/attention.ts";
+import { allocF32 } from "./pool.ts";
 import { conv2dWasm } from "./wasm/conv.ts";
 import { gemmNTWasm, WASM_MIN_MACS } from "./wasm/gemm.ts";
 import { BINARY_ROWS, collapseStrides, permuteInt32, unaryJs } from "./loops.ts";
 import { UNARY_WASM_MIN, unaryWasm } from "./wasm/elementwise.ts";
 
+export { release } from "./pool.ts";
 export { type GemmBackend, gemmBackend, gemmThreads, setGemmBackend, setGemmThreads } from "./wasm/gemm.ts";
 
 /** Error raised by a kernel on bad run-time data (e.g. a token index out of range). */
@@ -40,7 +42,7 @@ export function checkFinite(x: Float32Array, what: string): void {
 
 /** table [N, C], idx [n] -> [n, C]. */
 export function gather(table: Float32Array, N: number, C: number, idx: Int32Array, what: string): Float32Array {
-  const out = new Float32Array(idx.length * C);
+  const out = allocF32(idx.length * C);
   for (let i = 0; i < idx.length; i++) {
     const r = idx[i]!;
     if (!(r >= 0 && r < N)) throw new KernelError(`${what}: index ${r} at position ${i} is out of range [0, ${N})`);
@@ -58,7 +60,7 @@ export function linear(
   N: number,
   b: Float32Array | null,
 ): Float32Array {
-  const out = new Float32Array(M * N);
+  const out = allocF32(M * N);
   gemmNT(x, M, K, w, N, b, out);
   return out;
 }
@@ -143,7 +145,7 @@ function dot(a: Float32Array, ai: number, b: Float32Array, bi: number, K: number
  * over the row, which is in L1), each sum in two float64 accumulators (independent add chains).
  */
 export function layerNorm(x: Float32Array, C: number, eps: number): Float32Array {
-  const out = new Float32Array(x.length);
+  const out = allocF32(x.length);
   for (let r = 0; r < x.length; r += C) {
     const end = r + C;
     let s0 = 0, s1 = 0, i = r;
@@ -164,7 +166,7 @@ export function layerNorm(x: Float32Array, C: number, eps: number): Float32Array
 
 /** x / max(‖x‖₂, eps) over rows of D (the sum of squares in two float64 accumulators). */
 export function l2Normalize(x: Float32Array, D: number, eps: number): Float32Array {
-  const out = new Float32Array(x.length);
+  const out = allocF32(x.length);
   for (let r = 0; r < x.length; r += D) {
     const end = r + D;
     let s0 = 0, s1 = 0, i = r;
@@ -195,7 +197,7 @@ export const UNARY = {
  * from rounding its argument z; ±∞ and NaN as here); the others use the formulas in float64.
  */
 export function unary(x: Float32Array, fn: keyof typeof UNARY): Float32Array {
-  const out = new Float32Array(x.length);
+  const out = allocF32(x.length);
   if (x.length >= UNARY_WASM_MIN && unaryWasm(x, fn, out)) return out;
   unaryJs(x, fn, out);
   return out;
@@ -211,7 +213,7 @@ export const SCALAR = {
 
 /** fn(x, c) elementwise: one loop per function, results as the `SCALAR` formulas. */
 export function scalar(x: Float32Array, fn: keyof typeof SCALAR, c: number): Float32Array {
-  const n = x.length, out = new Float32Array(n);
+  const n = x.length, out = allocF32(n);
   if (fn === "mul") { for (let i = 0; i < n; i++) out[i] = x[i]! * c; }
   else if (fn === "add") { for (let i = 0; i < n; i++) out[i] = x[i]! + c; }
   else if (fn === "min") { for (let i = 0; i < n; i++) out[i] = Math.min(x[i]!, c); }
@@ -243,7 +245,7 @@ export function binary(
   bs: readonly number[],
 ): Float32Array {
   const n = shape.reduce((p, d) => p * d, 1);
-  const out = new Float32Array(n);
+  const out = allocF32(n);
   if (n === 0) return out;
   const c = collapseStrides(shape, as, bs), r = c.shape.length, rows = BINARY_ROWS[fn];
   const inner = r > 0 ? c.shape[r - 1]! : 1, ai = r > 0 ? c.as[r - 1]! : 0, bi = r > 0 ? c.bs[r - 1]! : 0;
@@ -300,7 +302,7 @@ export function concat(
   inner: number,
 ): Float32Array {
   const total = sizes.reduce((a, s) => a + s, 0);
-  const out = new Float32Array(outer * total * inner);
+  const out = allocF32(outer * total * inner);
   for (let o = 0; o < outer; o++) {
     let at = o * total * inner;
     xs.forEach((x, i) => {
@@ -368,7 +370,7 @@ export function attention(
   scale: number,
   ranges: KeyRanges,
 ): Float32Array {
-  const out = new Float32Array(BH * Tq * Dv);
+  const out = allocF32(BH * Tq * Dv);
   const groups: QueryGroup[] = [];
   let macs = 0;
   for (let i0 = 0, i1 = 0; i0 < Tq; i0 = i1) {
@@ -444,7 +446,7 @@ export function conv2d(
   pad: number,
 ): Float32Array {
   const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1, K = Ci * kh * kw, HW = Ho * Wo;
-  const out = new Float32Array(B * Co * HW);
+  const out = allocF32(B * Co * HW);
   if (Co * HW * K >= WASM_MIN_MACS && conv2dWasm(x, B, Ci, H, W, w, Co, kh, kw, b, pad, out)) return out;
   const chunk = Math.max(4, Math.min(HW, Math.floor((1 << 20) / K))); // pixels per GEMM, ~4 MiB of col
   const col = new Float32Array(chunk * K), res = new Float32Array(chunk * Co);
@@ -532,7 +534,7 @@ export function interpolate(
   mode: "bicubic" | "area",
 ): Float32Array {
   const my = resampleMatrix(mode, h, size), mx = resampleMatrix(mode, w, size);
-  const out = new Float32Array(BC * size * size);
+  const out = allocF32(BC * size * size);
   const tmp = new Float64Array(size * w);
   for (let c = 0; c < BC; c++) {
     const xb = c * h * w;
@@ -571,7 +573,7 @@ export function groupNorm(
   groups: number,
   eps: number,
 ): Float32Array {
-  const out = new Float32Array(x.length);
+  const out = allocF32(x.length);
   const cg = C / groups, n = cg * S, means = new Float64Array(cg);
   for (let bi = 0; bi < B; bi++) {
     for (let g = 0; g < groups; g++) {
@@ -607,7 +609,7 @@ export function groupNorm(
 /** Nearest-neighbour upsampling: x [BC, h, w] -> [BC, f·h, f·w]. */
 export function upsampleNearest(x: Float32Array, BC: number, h: number, w: number, f: number): Float32Array {
   const H = h * f, W = w * f;
-  const out = new Float32Array(BC * H * W);
+  const out = allocF32(BC * H * W);
   for (let c = 0; c < BC; c++) {
     for (let y = 0; y < H; y++) {
       const src = (c * h + Math.floor(y / f)) * w, dst = (c * H + y) * W;

@@ -19,7 +19,8 @@ export const jsTarget: HostTarget = {
   extraParam: "",
   async: false,
   read: (value) => value,
-  release: (value) => `${value} = null!;`,
+  // computed values go back to the kernels' pool of large arrays; inputs belong to the caller
+  release: (value, input) => input === undefined ? `K.release(${value}); ${value} = null!;` : `${value} = null!;`,
   weightType: "Float32Array",
 };
 

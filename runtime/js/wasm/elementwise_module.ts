@@ -32,21 +32,6 @@ const EXP_LO = -104, EXP_HI = 89;
 /** 2·√(2/π) and 2·√(2/π)·0.044715: z = x·(G1 + G2·x²). */
 const G1 = 2 * Math.sqrt(2 / Math.PI), G2 = G1 * 0.044715;
 
-/** SIMD opcodes the kernels need beyond the `Fn` methods of encode.ts. */
-const OPS = {
-  i32x4_shr_s: 0xac,
-  i32x4_sub: 0xb1,
-  f32x4_pmin: 0xea,
-} as const;
-
-/** Appends the SIMD instruction `op` (prefix 0xfd, LEB128 sub-opcode) to f. */
-function simd(f: Fn, op: keyof typeof OPS): Fn {
-  const code = OPS[op];
-  if (code < 0x80) f.code.push(0xfd, code);
-  else f.code.push(0xfd, (code & 0x7f) | 0x80, code >> 7);
-  return f;
-}
-
 /** v128 locals holding the constants of `emitExp`, set once before the loop. */
 interface Consts {
   readonly lo: number;
@@ -105,7 +90,7 @@ function emitExp(f: Fn, k: Consts, x: Vec, out: Vec, t: Vec, r: Vec, n: Vec): vo
   // xc = pmin(pmax(x, LO), HI), in out: one instruction each, and a NaN x (first operand) passes
   each((u) => {
     f.local_get(x[u]!).local_get(k.lo).f32x4_pmax().local_get(k.hi);
-    simd(f, "f32x4_pmin").local_set(out[u]!);
+    f.f32x4_pmin().local_set(out[u]!);
   });
   each((u) => f.local_get(out[u]!).local_get(k.log2e).f32x4_mul().local_get(k.round).f32x4_add().local_set(t[u]!));
   // r = xc − n·C1 − n·C2 with n = t − ROUND (exact)
@@ -124,12 +109,12 @@ function emitExp(f: Fn, k: Consts, x: Vec, out: Vec, t: Vec, r: Vec, n: Vec): vo
   });
   // n as i32 lanes (t's bits minus ROUND's), n1 = n >> 1 in t; out · 2^n1 · 2^(n − n1)
   each((u) => {
-    f.local_get(t[u]!).local_get(k.roundBits), simd(f, "i32x4_sub").local_tee(n[u]!).i32_const(1);
-    simd(f, "i32x4_shr_s").local_set(t[u]!);
+    f.local_get(t[u]!).local_get(k.roundBits), f.i32x4_sub().local_tee(n[u]!).i32_const(1);
+    f.i32x4_shr_s().local_set(t[u]!);
   });
   each((u) => {
     f.local_get(out[u]!).local_get(t[u]!).local_get(k.bias).i32x4_add().i32_const(23).i32x4_shl().f32x4_mul();
-    f.local_get(n[u]!).local_get(t[u]!), simd(f, "i32x4_sub").local_get(k.bias).i32x4_add().i32_const(23);
+    f.local_get(n[u]!).local_get(t[u]!), f.i32x4_sub().local_get(k.bias).i32x4_add().i32_const(23);
     f.i32x4_shl().f32x4_mul().local_set(out[u]!);
   });
 }

@@ -13,7 +13,7 @@ export const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
 type ValType = typeof I32 | typeof F32 | typeof V128;
 
 /** Unsigned LEB128. */
-function uleb(n: number, out: number[]): void {
+export function uleb(n: number, out: number[]): void {
   do {
     let b = n & 0x7f;
     n >>>= 7;
@@ -352,6 +352,38 @@ export class Fn {
     return this.simd(0xab);
   }
   /** a·b + c (relaxed SIMD: fused or not, as the hardware prefers). */
+  f32x4_pmin(): this {
+    return this.simd(0xea);
+  }
+  i32x4_sub(): this {
+    return this.simd(0xb1);
+  }
+  i32x4_shr_s(): this {
+    return this.simd(0xac);
+  }
+
+  // f64 (float64 accumulation).
+  f64_load(offset = 0): this {
+    return this.mem([0x2b], 3, offset);
+  }
+  f64_store(offset = 0): this {
+    return this.mem([0x39], 3, offset);
+  }
+  f64_add(): this {
+    return this.code.push(0xa0), this;
+  }
+  f64_promote_f32(): this {
+    return this.code.push(0xbb), this;
+  }
+  f64_convert_i32_s(): this {
+    return this.code.push(0xb7), this;
+  }
+  f64x2_promote_low_f32x4(): this {
+    return this.simd(0x5f);
+  }
+  f64x2_add(): this {
+    return this.simd(0xf0);
+  }
   f32x4_relaxed_madd(): this {
     return this.simd(0x105);
   }

@@ -28,7 +28,7 @@ const MAX_PAGES = 65536;
 /** Resident allocations stop this far below the maximum, leaving room for the kernels' scratch. */
 const SCRATCH_HEADROOM = 768 * 2 ** 20;
 
-const TILE = { rm: 2, rn: 4, kc: 512, mc: 64 } as const;
+const TILE = { rm: 2, rn: 4, kc: 1024, mc: 128 } as const;
 
 /** Attention tiles and blocks: S [64, 128] of scratch (32 KiB) per thread. */
 export const ATTENTION = { rm: 4, rv: 2, qb: 64, kb: 128 } as const;

@@ -87,41 +87,6 @@ export const LCTL = {
 /** Bytes of one job record: accumulate (k, v, n, P) or read (q, n, S'ᵀ, out), byte addresses. */
 export const JOB_BYTES = 16;
 
-/** Unsigned LEB128. */
-function uleb(n: number, out: number[]): void {
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-}
-
-/** Instructions this module needs beyond encode.ts, pushed as raw bytes. */
-const op = {
-  f64Load(f: Fn, offset = 0): void {
-    f.code.push(0x2b, 3), uleb(offset, f.code);
-  },
-  f64Store(f: Fn, offset = 0): void {
-    f.code.push(0x39, 3), uleb(offset, f.code);
-  },
-  f64Add(f: Fn): void {
-    f.code.push(0xa0);
-  },
-  f64PromoteF32(f: Fn): void {
-    f.code.push(0xbb);
-  },
-  f64ConvertI32(f: Fn): void {
-    f.code.push(0xb7);
-  },
-  f64x2PromoteLow(f: Fn): void {
-    f.code.push(0xfd, 0x5f);
-  },
-  f64x2Add(f: Fn): void {
-    f.code.push(0xfd), uleb(0xf0, f.code);
-  },
-};
-
 const slot = (f: Fn, s: number) => f.i32_const(0).i32_load(4 * s);
 
 /** Pushes the sum of the four lanes of the v128 local `x` as an f32 (x is clobbered). */
@@ -211,8 +176,8 @@ function features(withSums: boolean): Fn {
   f.local_get(K16).i32_const(4).i32_mul().local_set(end);
   if (withSums) {
     // sums[0] += n
-    f.local_get(sums).local_get(sums), op.f64Load(f), f.local_get(n), op.f64ConvertI32(f), op.f64Add(f);
-    op.f64Store(f);
+    f.local_get(sums).local_get(sums), f.f64_load(), f.local_get(n), f.f64_convert_i32_s(), f.f64_add();
+    f.f64_store();
   }
   f.local_get(fT).i32_const(KB * 4).i32_add().local_set(dst);
   f.for(i, () => f.i32_const(1), () => f.local_get(r), 1, () => {
@@ -235,7 +200,7 @@ function features(withSums: boolean): Fn {
       f.local_get(acc[0]!).local_get(acc[1]!).f32x4_add().local_get(acc[2]!).local_get(acc[3]!).f32x4_add();
       f.f32x4_add().local_set(x);
       f.local_get(sums).local_get(i).i32_const(8).i32_mul().i32_add().local_tee(pp);
-      f.local_get(pp), op.f64Load(f), hsum(f, x), op.f64PromoteF32(f), op.f64Add(f), op.f64Store(f);
+      f.local_get(pp), f.f64_load(), hsum(f, x), f.f64_promote_f32(), f.f64_add(), f.f64_store();
     }
     f.local_get(dst).i32_const(KB * 4).i32_add().local_set(dst);
   });
@@ -271,10 +236,10 @@ function accTile(rm: number, rv: number, relaxed: boolean): Fn {
     f.local_get(pc).local_get(sb).i32_const(2 * r).i32_mul().i32_add().local_set(row);
     for (let c = 0; c < rv; c++) {
       const s = acc[r * rv + c]!;
-      f.local_get(row).local_get(row).v128_load(32 * c).local_get(s), op.f64x2PromoteLow(f), op.f64x2Add(f);
+      f.local_get(row).local_get(row).v128_load(32 * c).local_get(s), f.f64x2_promote_low_f32x4(), f.f64x2_add();
       f.v128_store(32 * c);
       f.local_get(s).local_get(s).f32x4_shuffle(2, 3, 0, 1).local_set(t);
-      f.local_get(row).local_get(row).v128_load(32 * c + 16).local_get(t), op.f64x2PromoteLow(f), op.f64x2Add(f);
+      f.local_get(row).local_get(row).v128_load(32 * c + 16).local_get(t), f.f64x2_promote_low_f32x4(), f.f64x2_add();
       f.v128_store(32 * c + 16);
     }
   }

@@ -1,0 +1,63 @@
+/**
+ * @file Reuse of large kernel outputs on the JS target. Generated code releases a value after its
+ * last use (`release`); the next output of the same length takes that array (zeroed) instead of
+ * fresh memory, which the VM must map and fault in page by page: a fresh 42 MB array costs several
+ * times a reused one. Only arrays this pool allocated are taken back, each once; tapped values are
+ * pinned (the caller holds them). Shared by every bundled model through a global symbol.
+ */
+
+/** Arrays below this many floats are left to the allocator (cheap, and many). */
+const MIN_FLOATS = 1 << 16;
+/** Bytes of released arrays kept at most; beyond it, released arrays are left to the collector. */
+const LIMIT_BYTES = 1 << 30;
+
+interface Pool {
+  readonly free: Map<number, Float32Array[]>;
+  /** Arrays allocated here and not released since. */
+  readonly live: WeakSet<Float32Array>;
+  readonly pinned: WeakSet<object>;
+  bytes: number;
+}
+
+const KEY = Symbol.for("varc.js.pool.v1");
+const pool = ((globalThis as Record<symbol, unknown>)[KEY] ??= {
+  free: new Map(),
+  live: new WeakSet(),
+  pinned: new WeakSet(),
+  bytes: 0,
+}) as Pool;
+
+/** A zeroed Float32Array of n elements, reusing a released one when there is one. */
+export function allocF32(n: number): Float32Array {
+  if (n < MIN_FLOATS) return new Float32Array(n);
+  const out = pool.free.get(n)?.pop();
+  if (out) {
+    pool.bytes -= out.byteLength;
+    out.fill(0);
+  }
+  const a = out ?? new Float32Array(n);
+  pool.live.add(a);
+  return a;
+}
+
+/** Gives back a dead value's array (anything else, or an array released before, is ignored). */
+export function release(x: unknown): void {
+  if (!(x instanceof Float32Array) || !pool.live.has(x) || pool.pinned.has(x)) return;
+  pool.live.delete(x);
+  if (pool.bytes + x.byteLength > LIMIT_BYTES) return;
+  const list = pool.free.get(x.length) ?? [];
+  list.push(x);
+  pool.free.set(x.length, list);
+  pool.bytes += x.byteLength;
+}
+
+/** Keeps x out of the pool for good (it escapes to the caller, e.g. as a tap). */
+export function pin(x: object): void {
+  pool.pinned.add(x);
+}
+
+/** Empties the pool (its arrays go to the collector). */
+export function drainPool(): void {
+  pool.free.clear();
+  pool.bytes = 0;
+}
