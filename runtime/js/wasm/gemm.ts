@@ -12,6 +12,7 @@
  * Bundled copies of this file (one per compiled model) share one runtime through a global symbol.
  */
 import { CTL, type GemmConfig, gemmModule, NN } from "./gemm_module.ts";
+import { SPIN, startWorkers, workerThreads } from "./threads.ts";
 
 /** Which GEMM implementation `gemmNT` uses: "auto" (WASM when available and large enough) or "js". */
 export type GemmBackend = "auto" | "js";
@@ -108,15 +109,6 @@ function config(relaxed: boolean, shared: boolean, initialPages: number): GemmCo
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
-/** `node:worker_threads` when the host has it (Deno, Node), else null. */
-function workerThreads(): Any {
-  try {
-    return (globalThis as Any).process?.getBuiltinModule?.("node:worker_threads") ?? null;
-  } catch {
-    return null;
-  }
-}
-
 /** Builds and instantiates the module once; null when WebAssembly SIMD is not available. */
 function init(): Runtime | null {
   if (state.runtime !== undefined) return state.runtime;
@@ -155,46 +147,11 @@ function init(): Runtime | null {
   return state.runtime;
 }
 
-/** Polls of a shared counter before sleeping on it (about 0.1–0.2 ms). */
-const SPIN = 20000;
-
-/**
- * Worker source: instantiate the same module on the shared memory, then run jobs as they come
- * (worker i is thread i + 1; the caller is thread 0).
- */
-const WORKER_SOURCE = `
-const { workerData } = process.getBuiltinModule("node:worker_threads");
-const { bytes, memory, thread } = workerData;
-const { run } = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
-const ctl = new Int32Array(memory.buffer, 0, ${CTL.BYTES / 4});
-let seen = 0;
-for (;;) {
-  // jobs come in bursts: spin briefly before sleeping, since a futex wake can take longer than a job
-  for (let i = 0; i < ${SPIN} && Atomics.load(ctl, ${CTL.SEQ}) === seen; i++);
-  Atomics.wait(ctl, ${CTL.SEQ}, seen);
-  seen = Atomics.load(ctl, ${CTL.SEQ});
-  run(thread);
-}
-`;
-
 /** Starts workers up to the requested thread count; returns the threads available. */
 export function ensureWorkers(rt: Runtime): number {
   const want = state.threads ?? Math.max(1, (globalThis as Any).navigator?.hardwareConcurrency ?? 1);
   if (!rt.run) return 1;
-  while (rt.workers.length < want - 1) {
-    try {
-      const wt = workerThreads();
-      const worker = new wt.Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { bytes: rt.bytes, memory: rt.memory, thread: rt.workers.length + 1 },
-      });
-      worker.unref?.();
-      rt.workers.push(worker);
-    } catch {
-      break;
-    }
-  }
-  rt.threads = Math.min(want, rt.workers.length + 1);
+  rt.threads = startWorkers(rt.workers, want, { bytes: rt.bytes, memory: rt.memory, seq: CTL.SEQ });
   return rt.threads;
 }
 

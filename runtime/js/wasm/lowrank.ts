@@ -11,6 +11,7 @@
  */
 import type { FeatureTable } from "../lowrank.ts";
 import { gemmThreads } from "./gemm.ts";
+import { SPIN, startWorkers, workerThreads } from "./threads.ts";
 import { ACC_TILES, JOB_BYTES, KB, LCTL, lowrankModule, READ_TILES } from "./lowrank_module.ts";
 
 const PAGE = 65536;
@@ -45,14 +46,6 @@ const state = ((globalThis as Record<symbol, unknown>)[KEY] ??= { runtime: undef
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
-
-function workerThreads(): Any {
-  try {
-    return (globalThis as Any).process?.getBuiltinModule?.("node:worker_threads") ?? null;
-  } catch {
-    return null;
-  }
-}
 
 /** The runtime (built once), or null where WebAssembly SIMD is unavailable. */
 function init(): Runtime | null {
@@ -90,36 +83,10 @@ export function lowrankWasmAvailable(): boolean {
   return init() !== null;
 }
 
-const WORKER_SOURCE = `
-const { workerData } = process.getBuiltinModule("node:worker_threads");
-const { bytes, memory, thread } = workerData;
-const { run } = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: memory } }).exports;
-const ctl = new Int32Array(memory.buffer, 0, ${LCTL.BYTES / 4});
-let seen = 0;
-for (;;) {
-  Atomics.wait(ctl, ${LCTL.SEQ}, seen);
-  seen = Atomics.load(ctl, ${LCTL.SEQ});
-  run(thread);
-}
-`;
-
 /** Threads for a call of `macs` multiply-adds: the GEMM's thread count (workers started here as needed). */
 function threadsFor(rt: Runtime, macs: number): number {
   if (!rt.run || macs < PARALLEL_MIN_MACS) return 1;
-  const want = gemmThreads();
-  while (rt.workers.length < want - 1) {
-    try {
-      const worker = new (workerThreads().Worker)(WORKER_SOURCE, {
-        eval: true,
-        workerData: { bytes: rt.bytes, memory: rt.memory, thread: rt.workers.length + 1 },
-      });
-      worker.unref?.();
-      rt.workers.push(worker);
-    } catch {
-      break;
-    }
-  }
-  return Math.min(want, rt.workers.length + 1);
+  return startWorkers(rt.workers, gemmThreads(), { bytes: rt.bytes, memory: rt.memory, seq: LCTL.SEQ });
 }
 
 function reserve(rt: Runtime, bytes: number): boolean {
@@ -158,6 +125,7 @@ function runJobs(rt: Runtime, threads: number, total: number, read: boolean): vo
   Atomics.add(ctl, LCTL.SEQ, 1);
   Atomics.notify(ctl, LCTL.SEQ);
   rt.run!(0);
+  for (let i = 0; i < SPIN && Atomics.load(ctl, LCTL.DONE) < total; i++);
   for (let done = Atomics.load(ctl, LCTL.DONE); done < total; done = Atomics.load(ctl, LCTL.DONE)) {
     Atomics.wait(ctl, LCTL.DONE, done);
   }
