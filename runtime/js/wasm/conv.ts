@@ -126,9 +126,6 @@ function im2colRows(
   }
 }
 
-/** Threads a large job would use now. */
-const gemmThreadsNow = (rt: Runtime) => ensureWorkers(rt);
-
 /** Transformed weights U of resident 3×3 kernels, keyed by the weight's view. */
 const winogradCache = new WeakMap<Float32Array, Uint8Array>();
 
@@ -178,9 +175,10 @@ function winograd(
   const biasAt = cursor, xAt = align(biasAt + cop * 4), oAt = align(xAt + Ci * Hp * Wp * 4 + 64);
   const bands = Math.ceil((H / 2) * (W / 2) / TB);
   // few bands (small images): split the output channels too, so every thread has about 4 jobs
-  const splits = Math.min(cop / NN.mr, Math.max(1, Math.ceil(4 * Math.max(1, gemmThreadsNow(rt)) / bands)));
+  const available = ensureWorkers(rt);
+  const splits = Math.min(cop / NN.mr, Math.max(1, Math.ceil(4 * available / bands)));
   const coStep = Math.ceil(cop / NN.mr / splits) * NN.mr, jobs = bands * Math.ceil(cop / coStep);
-  const threads = cop * Ci * H * W * 4 >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
+  const threads = cop * Ci * H * W * 4 >= PARALLEL_MIN_MACS ? available : 1;
   const sAt = align(oAt + Co * H * W * 4);
   if (!reserve(rt, sAt + threads * winogradScratch(Ci, cop))) return false;
   const f32 = rt.f32, i32 = rt.i32;

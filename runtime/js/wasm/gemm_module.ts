@@ -313,28 +313,20 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
     for (let i = 0; i < 2; i++) f.local_get(start), slot(step), f.i32_add(), slot(limit);
     f.i32_lt_s().select();
   };
-  const gemmChunk = () => {
+  /** A GEMM chunk: rows [m0, m1) × columns [n0, n1) of the job, then `fn(…args, m0, m1, n0, n1)`. */
+  const gemmChunkOf = (fn: string, args: readonly number[]) => () => {
     slot(CTL.M_COUNT).local_set(count);
     f.local_get(idx).local_get(count).i32_rem_u();
     slot(CTL.M_STEP).i32_mul().local_set(m0);
     f.local_get(idx).local_get(count).i32_div_u();
     slot(CTL.N_STEP).i32_mul().local_set(n0);
-    slot(CTL.A), slot(CTL.W), slot(CTL.BIAS), slot(CTL.OUT), slot(CTL.M), slot(CTL.N), slot(CTL.KP);
+    for (const s of args) slot(s);
     f.local_get(m0), end(m0, CTL.M_STEP, CTL.M);
     f.local_get(n0), end(n0, CTL.N_STEP, CTL.N);
-    f.call(at("gemm"));
+    f.call(at(fn));
   };
-  const nnChunk = () => {
-    slot(CTL.M_COUNT).local_set(count);
-    f.local_get(idx).local_get(count).i32_rem_u();
-    slot(CTL.M_STEP).i32_mul().local_set(m0);
-    f.local_get(idx).local_get(count).i32_div_u();
-    slot(CTL.N_STEP).i32_mul().local_set(n0);
-    slot(CTL.A), slot(CTL.W), slot(CTL.BIAS), slot(CTL.OUT), slot(CTL.KP), slot(CTL.LDB), slot(CTL.LDO);
-    f.local_get(m0), end(m0, CTL.M_STEP, CTL.M);
-    f.local_get(n0), end(n0, CTL.N_STEP, CTL.N);
-    f.call(at("nn"));
-  };
+  const gemmChunk = gemmChunkOf("gemm", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.M, CTL.N, CTL.KP]);
+  const nnChunk = gemmChunkOf("nn", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.KP, CTL.LDB, CTL.LDO]);
   const winogradChunk = () => f.local_get(idx).local_get(0).call(at("wino"));
   const attentionChunk = () => {
     slot(CTL.JOBS).local_get(idx).i32_const(JOB_BYTES).i32_mul().i32_add();
