@@ -1,4 +1,5 @@
 /** @file `varc bundle`: spec -> one self-contained ES module (kernels, runtime, loader API) and its `.d.ts`. */
+import { prepareOutputDir, writeAtomic } from "./output.ts";
 import { join } from "node:path";
 import { bundleSpec } from "../compiler/esbuild_plugin.ts";
 import { LOWERING_FLAGS, LOWERING_HELP, loweringOptions } from "./lowering.ts";
@@ -35,15 +36,15 @@ ${LOWERING_HELP}
   async run(values, positionals) {
     const spec = specArg(positionals);
     const out = required(values, "out");
+    await prepareOutputDir(out);
     const target = values.target ?? "js";
     if (target !== "js" && target !== "webgpu") {
       throw new UsageError(`--target must be "js" or "webgpu", got "${target}"`);
     }
     const t0 = performance.now();
     const bundle = await bundleSpec(spec, { ...loweringOptions(values), target, minify: !values["no-minify"] });
-    await Deno.mkdir(out, { recursive: true });
-    await Deno.writeTextFile(join(out, "model.js"), bundle.code);
-    await Deno.writeTextFile(join(out, "model.d.ts"), bundle.dts);
+    await writeAtomic(join(out, "model.js"), bundle.code);
+    await writeAtomic(join(out, "model.d.ts"), bundle.dts);
     const r = bundle.compiled.report;
     const kib = (new TextEncoder().encode(bundle.code).length / 1024).toFixed(0);
     console.log(

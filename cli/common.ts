@@ -38,12 +38,12 @@ export function required(values: Record<string, unknown>, flag: string): string 
   return v;
 }
 
-/** `--labels 3,7` -> [3, 7], each an integer in [0, classes). */
+/** `--labels 3,7` -> [3, 7], each a decimal integer in [0, classes) (no signs, exponents or hex). */
 export function parseLabels(text: string, classes: number): number[] {
   const labels = text.split(",").map((s) => s.trim());
   return labels.map((s) => {
     const v = Number(s);
-    if (s === "" || !Number.isInteger(v) || v < 0 || v >= classes) {
+    if (!/^[0-9]{1,9}$/.test(s) || v >= classes) {
       throw new UsageError(
         `--labels: "${s}" is not a class index in [0, ${classes}) (the model has ${classes} classes)`,
       );

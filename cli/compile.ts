@@ -1,4 +1,5 @@
 /** @file `varc compile`: spec -> DIR/model.js, model.d.ts, model.src.ts, report.json, report.md. */
+import { prepareOutputDir, writeAtomic } from "./output.ts";
 import { join } from "node:path";
 import { compile, type Compiled, type CompileReport, explainMarkdown } from "../compiler/mod.ts";
 import { analysisOptions } from "./explain.ts";
@@ -71,6 +72,7 @@ ${LOWERING_HELP}
     }
     const spec = specArg(positionals);
     const out = required(values, "out");
+    await prepareOutputDir(out);
     const analysis = await analysisOptions(spec, values);
     const options = { ...analysis, target: await targetFlag(values.target), minify: !values["no-minify"] };
     const compiled = await compile(spec, options, {
@@ -83,12 +85,12 @@ ${LOWERING_HELP}
 
 /** Writes every artifact of a compiled model into `dir`. */
 export async function writeArtifacts(c: Compiled, dir: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(join(dir, "model.js"), c.emitted.bundle);
-  await Deno.writeTextFile(join(dir, "model.d.ts"), c.emitted.dts);
-  await Deno.writeTextFile(join(dir, "model.src.ts"), c.emitted.source);
-  await Deno.writeTextFile(join(dir, "report.json"), JSON.stringify(c.report, jsonNumbers, 2) + "\n");
-  await Deno.writeTextFile(join(dir, "report.md"), reportMarkdown(c.report));
+  await prepareOutputDir(dir);
+  await writeAtomic(join(dir, "model.js"), c.emitted.bundle);
+  await writeAtomic(join(dir, "model.d.ts"), c.emitted.dts);
+  await writeAtomic(join(dir, "model.src.ts"), c.emitted.source);
+  await writeAtomic(join(dir, "report.json"), JSON.stringify(c.report, jsonNumbers, 2) + "\n");
+  await writeAtomic(join(dir, "report.md"), reportMarkdown(c.report));
 }
 
 /** The lines `compile` prints. */

@@ -1,4 +1,6 @@
 /** @file `varc decode`: a token pyramid to f̂ and an image, as the official `idxBl_to_img(same_shape=True, last_one=True)`. */
+import { prepareOutputFile, writeAtomic } from "./output.ts";
+import { checkFiniteOutput } from "../runtime/sample.ts";
 import { readTokens } from "./forward.ts";
 import { writeSafetensors } from "../runtime/safetensors.ts";
 import { type Command, required, specArg } from "./common.ts";
@@ -30,13 +32,16 @@ Options:
   async run(values, positionals) {
     const spec = specArg(positionals);
     const [vaePath, tokensPath, out] = ["vae", "tokens", "out"].map((f) => required(values, f));
+    await prepareOutputFile(out!);
     const entries = ["tokens_to_fhat", "decode"];
     const { model, meta } = await compileAndLoad(spec, values, { vae: vaePath }, entries);
     const name = (values["tokens-name"] as string | undefined) ?? "idx_BL";
     const { data, batch } = await readTokens(tokensPath!, name, undefined, meta);
     const fhat = (await model.run("tokens_to_fhat", { idx_BL: { data, shape: [batch, meta.tokens] } })).outputs.fhat!;
     const img = (await model.run("decode", { fhat })).outputs.img!;
-    await Deno.writeFile(
+    checkFiniteOutput("f_hat", fhat.data, fhat.shape);
+    checkFiniteOutput("img", img.data, img.shape);
+    await writeAtomic(
       out!,
       writeSafetensors([
         { name: "f_hat", dtype: "F32", shape: fhat.shape, data: fhat.data as Float32Array },

@@ -1,4 +1,6 @@
 /** @file `varc forward`: teacher-forced logits of a token pyramid, as the official `VAR.forward`. */
+import { prepareOutputFile, writeAtomic } from "./output.ts";
+import { checkFiniteOutput } from "../runtime/sample.ts";
 import { readSafetensors, type TensorToWrite, writeSafetensors } from "../runtime/safetensors.ts";
 import { LOWERING_FLAGS, LOWERING_HELP } from "./lowering.ts";
 import { type Command, parseLabels, required, specArg, UsageError } from "./common.ts";
@@ -42,6 +44,7 @@ ${LOWERING_HELP}
     const [varPath, vaePath, out, labelText, tokensPath] = ["var", "vae", "out", "labels", "tokens"].map((f) =>
       required(values, f)
     );
+    await prepareOutputFile(out!);
     const { model, meta } = await compileAndLoad(spec, values, { var: varPath, vae: vaePath }, ["forward"]);
     const labels = parseLabels(labelText!, meta.classes);
     const name = (values["tokens-name"] as string | undefined) ?? "idx_BL";
@@ -50,13 +53,14 @@ ${LOWERING_HELP}
       labels: { data: Int32Array.from(labels), shape: [labels.length] },
       idx_BL: { data, shape: [labels.length, meta.tokens] },
     }, { taps: (values.tap as string[] | undefined) ?? [] });
+    for (const [k, t] of Object.entries(result.outputs)) checkFiniteOutput(k, t.data, t.shape);
     const tensors: TensorToWrite[] = Object.entries({ ...result.outputs, ...result.taps }).map(([name, t]) => ({
       name,
       dtype: t.data instanceof Int32Array ? "I32" : "F32",
       shape: t.shape,
       data: t.data,
     }));
-    await Deno.writeFile(out!, writeSafetensors(tensors, { producer: "varc forward", spec }));
+    await writeAtomic(out!, writeSafetensors(tensors, { producer: "varc forward", spec }));
     console.log(`wrote ${out}: ${tensors.map((t) => `${t.name} [${t.shape.join(", ")}]`).join(", ")}`);
   },
 };

@@ -1,4 +1,5 @@
 /** @file `varc generate`: class-conditional images, as the official `autoregressive_infer_cfg`. */
+import { prepareOutputDir, writeAtomic } from "./output.ts";
 import { join } from "node:path";
 import { checkGenerateOptions, checkGenerationMemory, generate } from "../runtime/generate.ts";
 import { loadModel } from "../runtime/mod.ts";
@@ -47,6 +48,7 @@ ${LOWERING_HELP}
   async run(values, positionals) {
     const spec = specArg(positionals);
     const [varPath, vaePath, out, labelText] = ["var", "vae", "out", "labels"].map((f) => required(values, f));
+    await prepareOutputDir(out!); // before any work: a bad --out fails in milliseconds, not after the run
     const settings = {
       cfg: numberFlag(values, "cfg", 1.5),
       topK: numberFlag(values, "top-k", -1), // -1: the official 900, or the whole vocabulary if smaller
@@ -76,10 +78,9 @@ ${LOWERING_HELP}
       model = await loadModel(js.module, { var: varPath, vae: vaePath });
       g = await generate(model, options);
     }
-    await Deno.mkdir(out!, { recursive: true });
     const files = labels.map((_, i) => join(out!, `image_${i}.png`));
-    await Promise.all(files.map((f, i) => Deno.writeFile(f, toPng(g.img.data as Float32Array, g.img.shape, i))));
-    await Deno.writeFile(
+    for (const [i, f] of files.entries()) await writeAtomic(f, toPng(g.img.data as Float32Array, g.img.shape, i));
+    await writeAtomic(
       join(out!, "outputs.safetensors"),
       writeSafetensors([
         { name: "idx_BL", dtype: "I32", shape: [labels.length, meta.tokens], data: g.idx },

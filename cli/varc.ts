@@ -11,7 +11,7 @@ import { decodeCommand } from "./decode.ts";
 import { explainCommand } from "./explain.ts";
 import { forwardCommand } from "./forward.ts";
 import { generateCommand } from "./generate.ts";
-import { type Command, UsageError } from "./common.ts";
+import { type Command, type Options, UsageError } from "./common.ts";
 import { CompileError } from "../compiler/diagnostics.ts";
 
 const COMMANDS: Readonly<Record<string, Command>> = {
@@ -45,12 +45,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 1;
   }
   try {
+    const options = { ...command.options, help: { type: "boolean" as const, short: "h" } };
     const parsed = parseArgs({
-      args: [...rest],
-      options: { ...command.options, help: { type: "boolean", short: "h" } },
+      args: attachNegatives(rest, options),
+      options,
       allowPositionals: true,
       strict: true,
+      tokens: true,
     });
+    rejectRepeats(parsed.tokens, options);
     if (parsed.values.help) {
       console.log(command.usage);
       return 0;
@@ -59,6 +62,31 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   } catch (e) {
     return reportError(e, command);
+  }
+}
+
+/** `--top-k -1` -> `--top-k=-1`: a negative number after a string flag is its value (the range check names it). */
+function attachNegatives(args: readonly string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!, next = args[i + 1];
+    const flag = a.startsWith("--") && !a.includes("=") ? options[a.slice(2)] : undefined;
+    if (flag?.type === "string" && next !== undefined && /^-[0-9.]/.test(next)) out.push(`${a}=${next}`), i++;
+    else out.push(a);
+  }
+  return out;
+}
+
+/** A flag given twice is an error (parseArgs would keep the last value silently). */
+function rejectRepeats(tokens: readonly { kind: string; name?: string; value?: string }[], options: Options): void {
+  const seen = new Map<string, string | undefined>();
+  for (const t of tokens) {
+    if (t.kind !== "option" || !t.name || options[t.name]?.multiple) continue;
+    if (seen.has(t.name)) {
+      const values = [seen.get(t.name), t.value].filter((v) => v !== undefined).map((v) => `"${v}"`).join(" and ");
+      throw new UsageError(`--${t.name} is given twice${values ? ` (${values})` : ""}: give it once`);
+    }
+    seen.set(t.name, t.value);
   }
 }
 
@@ -89,8 +117,14 @@ const KNOWN_ERRORS = new Set([
   "GuardError",
   "NumericsError",
   "NonFiniteLogitsError",
+  "NonFiniteOutputError",
+  "OutputError",
   "ResourceError",
   "TypeError",
 ]);
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  // A file-size limit (ulimit -f) then fails the write with an error naming the file instead of killing the process.
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGXFSZ", () => {});
+  Deno.exit(await main(Deno.args));
+}

@@ -37,6 +37,14 @@ export function runPipeline(
   hooks: PipelineHooks = {},
 ): IrModule {
   const warnings: Diagnostic[] = [];
+  const unknown = (hooks.printIrAfter ?? []).filter((n) => n !== "all" && !passes.some((p) => p.name === n));
+  if (unknown.length > 0) {
+    throw new TypeError(
+      `print-ir-after: no pass named ${unknown.map((n) => JSON.stringify(n)).join(", ")}; the passes are ${
+        passes.map((p) => p.name).join(", ")
+      } (or "all")`,
+    );
+  }
   for (const pass of passes) {
     const errors: Diagnostic[] = [];
     const ctx: PassContext = {

@@ -7,7 +7,7 @@
  * scale, the final f̂ and the image are read back.
  */
 import type { HostTensor, LoadedModel, Tensor } from "./mod.ts";
-import { Generator, guide, sampleRows } from "./sample.ts";
+import { checkFiniteOutput, Generator, guide, sampleRows } from "./sample.ts";
 
 /** What `generate` needs besides the model. */
 export interface GenerateOptions {
@@ -60,6 +60,12 @@ export class GenerateError extends Error {
   override name = "GenerateError";
 }
 
+/**
+ * Largest guidance scale: guided logits are (1 + t)·cond − t·uncond with t ≤ cfg, and beyond this every
+ * distribution is already one-hot while larger t only nears float32 overflow (a NaN logit).
+ */
+export const MAX_CFG = 1e4;
+
 /** Checks labels and sampling settings against the model, naming the bad flag. */
 export function checkGenerateOptions(o: GenerateOptions, meta: VarMeta): void {
   if (o.labels.length === 0) throw new GenerateError("--labels: give at least one class index");
@@ -68,8 +74,8 @@ export function checkGenerateOptions(o: GenerateOptions, meta: VarMeta): void {
       throw new GenerateError(`--labels: ${l} is not a class index in [0, ${meta.classes})`);
     }
   }
-  if (!(Number.isFinite(o.cfg) && o.cfg >= 0)) {
-    throw new GenerateError(`--cfg must be a finite number ≥ 0, got ${o.cfg}`);
+  if (!(o.cfg >= 0 && o.cfg <= MAX_CFG)) {
+    throw new GenerateError(`--cfg must be in [0, ${MAX_CFG}], got ${o.cfg}`);
   }
   if (!(Number.isInteger(o.topK) && o.topK >= 0 && o.topK <= meta.vocab)) {
     throw new GenerateError(`--top-k must be an integer in [0, ${meta.vocab}] (0 disables it), got ${o.topK}`);
@@ -204,6 +210,8 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
   const img = (await model.run("decode", { fhat: fhat! })).outputs.img!;
   if (dev) await dev.release(fhat!);
   time.decode = performance.now() - t4;
+  checkFiniteOutput("f_hat", fhatHost.data, fhatHost.shape);
+  checkFiniteOutput("img", img.data as Float32Array, img.shape);
   return { idx, fhat: fhatHost, img, guided, timings: time };
 }
 

@@ -56,6 +56,32 @@ export function checkFiniteLogits(g: Float32Array, V: number): void {
   }
 }
 
+/** A final output (image, f̂, logits) holding NaN or infinity. */
+export class NonFiniteOutputError extends Error {
+  override name = "NonFiniteOutputError";
+}
+
+/**
+ * Throws NonFiniteOutputError when output `name` [shape] holds NaN or ±Infinity, naming how many and
+ * where the first is: an image with NaN-derived pixels is an error, never a silent PNG.
+ */
+export function checkFiniteOutput(name: string, data: ArrayLike<number>, shape: readonly number[]): void {
+  let count = 0, first = -1;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) count++, first = first < 0 ? i : first;
+  }
+  if (count === 0) return;
+  const at: number[] = [];
+  for (let rest = first, k = shape.length - 1; k >= 0; k--) {
+    at.unshift(rest % shape[k]!), rest = Math.floor(rest / shape[k]!);
+  }
+  throw new NonFiniteOutputError(
+    `output "${name}" has ${count} non-finite value${count === 1 ? "" : "s"} of ${data.length} (first: ${
+      data[first]
+    } at [${at.join(", ")}]); run with --check-numerics to name the node that produced the first one`,
+  );
+}
+
 /** Sampling settings; 0 disables top-k or top-p, as in the official code. */
 export interface SampleOptions {
   readonly topK: number;

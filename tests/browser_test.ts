@@ -1,12 +1,13 @@
 /// <reference lib="dom" />
 /**
  * @file The page of `deno task serve` in headless Chromium (Debian's `/usr/bin/chromium`, driven by
- * playwright-core): it loads the bundled tiny model and its checkpoints over HTTP, generates, and the
+ * playwright-core): it loads the bundled glyph models and their checkpoints over HTTP, generates, and the
  * canvas pixels read back must equal the Deno run's image (`generate` on the js target with the same
  * settings, mapped to 8 bits as `toPng` does) within one 8-bit level per channel, with identical tokens.
  * Two runs: the page's own choice (WebGPU when Chromium gives an adapter, SwiftShader here; else its JS
  * fallback, and the test prints which), then a page without `navigator.gpu`, which must fall back to the
- * JS target and say so. Then a `varc bundle` module is imported by the page and generates what Deno does.
+ * JS target and say so, on the bounded model (low-rank attention) chosen in the page's model picker, whose
+ * class picker names the characters. Then a `varc bundle` module is imported by the page and generates what Deno does.
  * A screenshot goes to
  * `out/test-artifacts/browser.png`. Skipped, saying why, when `/usr/bin/chromium` is missing.
  */
@@ -19,7 +20,7 @@ import type { PageState } from "../examples/web/main.ts";
 import { generate } from "../runtime/generate.ts";
 import { bindModel, importModel, type LoadedModel, loadModel } from "../runtime/mod.ts";
 import { randomCheckpoint } from "../runtime/random.ts";
-import { assertClose, FIXTURE } from "./_helpers.ts";
+import { assertClose } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARGS = [
@@ -44,6 +45,7 @@ if (!hasChromium) {
 }
 
 interface Settings {
+  model: string;
   label: number;
   seed: number;
   cfg: number;
@@ -54,6 +56,10 @@ interface Settings {
 /** Sets the form, clicks Generate, waits; returns the page state and the canvas as RGBA bytes. */
 async function generateOnPage(page: Page, s: Settings): Promise<{ state: PageState; rgba: Uint8Array; ms: number }> {
   await page.waitForSelector("body[data-state=ready], body[data-state=error]", { timeout: 120_000 });
+  if (await page.inputValue("#model") !== s.model) {
+    await page.selectOption("#model", s.model);
+    await page.waitForSelector("body[data-state=ready], body[data-state=error]", { timeout: 120_000 });
+  }
   await page.selectOption("#label", String(s.label));
   for (const [id, v] of [["seed", s.seed], ["cfg", s.cfg], ["top-k", s.topK], ["top-p", s.topP]] as const) {
     await page.fill(`#${id}`, String(v));
@@ -120,11 +126,18 @@ Deno.test({
       const page = await browser.newPage();
       page.on("console", (m) => logs.push(`console.${m.type()}: ${m.text()}`));
       page.on("pageerror", (e) => logs.push(`page error: ${e.message}`));
-      const module = await importModel((await compile("examples/var_tiny_a.var.ts", { target: "js" })).emitted.bundle);
-      const model = await loadModel(module, { var: `${FIXTURE}var.safetensors`, vae: `${FIXTURE}vae.safetensors` });
+      const glyphs = async (which: string) =>
+        await loadModel(
+          await importModel((await compile(`examples/glyphs/${which}.var.ts`, { target: "js" })).emitted.bundle),
+          { var: `examples/glyphs/var_${which}.safetensors`, vae: "examples/glyphs/vae.safetensors" },
+        );
+      const models: Record<string, LoadedModel> = {
+        standard: await glyphs("standard"),
+        bounded: await glyphs("bounded"),
+      };
 
       await t.step("the page's own backend choice, greedy", async () => {
-        const s = { label: 3, seed: 0, cfg: 1.5, topK: 1, topP: 0 };
+        const s = { model: "standard", label: 10, seed: 0, cfg: 1.5, topK: 1, topP: 0 };
         await page.goto(server.url);
         const got = await generateOnPage(page, s);
         const { backend, device, fallbackReason } = got.state;
@@ -135,11 +148,11 @@ Deno.test({
         );
         await Deno.mkdir(ARTIFACTS, { recursive: true });
         await page.screenshot({ path: `${ARTIFACTS}/browser.png`, fullPage: true });
-        compare(`canvas (${backend})`, got, await denoImage(model, s));
+        compare(`canvas (${backend})`, got, await denoImage(models.standard!, s));
       });
 
       await t.step("a browser without navigator.gpu: the JS fallback, sampled", async () => {
-        const s = { label: 7, seed: 5, cfg: 2, topK: 20, topP: 0.9 };
+        const s = { model: "bounded", label: 17, seed: 5, cfg: 2, topK: 20, topP: 0.9 };
         const bare = await browser.newPage();
         bare.on("pageerror", (e) => logs.push(`page error: ${e.message}`));
         await bare.addInitScript(() => delete (Navigator.prototype as { gpu?: unknown }).gpu);
@@ -148,7 +161,10 @@ Deno.test({
         assert.equal(got.state.backend, "js");
         assert.match(await bare.textContent("#backend-note") ?? "", /no navigator\.gpu.*JS target/);
         console.log(`chromium ran the js fallback in ${(got.ms / 1000).toFixed(1)} s`);
-        compare("canvas (js fallback)", got, await denoImage(model, s));
+        const option = await bare.$eval("#label", (e) => (e as HTMLSelectElement).selectedOptions[0]!.textContent);
+        assert.equal(option, "H", "the class picker names the characters");
+        assert.match(await bare.textContent("#model-line") ?? "", /glyphs_bounded.*4 of 7 attention blocks low-rank/);
+        compare("canvas (js fallback, bounded model)", got, await denoImage(models.bounded!, s));
       });
 
       await t.step("a `varc bundle` module imports and generates in the page", async () => {

@@ -5,7 +5,7 @@ import { decode } from "fast-png";
 import { compile } from "../compiler/mod.ts";
 import { importModel } from "../runtime/mod.ts";
 import { randomModel } from "../runtime/random.ts";
-import { readSafetensors } from "../runtime/safetensors.ts";
+import { readSafetensors, writeSafetensors } from "../runtime/safetensors.ts";
 import { assertClose, FIXTURE, maxAbs } from "./_helpers.ts";
 
 /** Runs the CLI, capturing what it prints. */
@@ -89,6 +89,44 @@ Deno.test("CLI errors exit 1 with a message naming the flag, file or span, never
       /--labels: "10" is not a class index in \[0, 10\)/,
     ],
     [[...base, "--labels", "3,7", "--tokens", fx("reference.safetensors"), "--out", "x"], /has no tensor "idx_BL"/],
+    // Labels are decimal integers only; flags are given once; values are range-checked, negative ones too.
+    ...["0x3", "3e0", "+3", "3.0", "-1"].map((l): [string[], RegExp] => [
+      [...base, "--labels", l, "--tokens", fx("reference.safetensors"), "--out", "x"],
+      new RegExp(`--labels: "${l.replace(/[.+]/g, "\\$&")}" is not a class index`),
+    ]),
+    [["compile", "examples/var_tiny_a.var.ts", "--out", "x", "--out", "y"], /--out is given twice \("x" and "y"\)/],
+    [[
+      "generate",
+      "examples/var_tiny_a.var.ts",
+      "--var",
+      "v",
+      "--vae",
+      "v",
+      "--labels",
+      "1",
+      "--out",
+      "x",
+      "--top-k",
+      "-1",
+    ], /--top-k must be an integer in \[0, 256\]/],
+    [[
+      "generate",
+      "examples/var_tiny_a.var.ts",
+      "--var",
+      "v",
+      "--vae",
+      "v",
+      "--labels",
+      "1",
+      "--out",
+      "x",
+      "--cfg",
+      "1e308",
+    ], /--cfg must be in \[0, 10000\], got 1e\+308/],
+    [
+      ["compile", "examples/var_tiny_a.var.ts", "--out", "x", "--print-ir-after", "infer-shapes,nope"],
+      /no pass named "nope"; the passes are infer-shapes, /,
+    ],
     [
       [...base, "--labels", "3", "--tokens", fx("reference.safetensors"), "--tokens-name", "tf.idx_BL", "--out", "x"],
       /shape \[2, 680\], expected \[1, 680\]/,
@@ -242,4 +280,78 @@ Deno.test("varc generate rejects out-of-range settings before any work, naming t
     assert.match(r.err, pattern, extra.join(" "));
     noStackTrace(r.err);
   }
+});
+
+Deno.test("NaN in the VQ-VAE's last convolution: generate and decode fail naming the output, and write nothing", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "varc_nan_" });
+  const vae = await readSafetensors(`${FIXTURE}vae.safetensors`);
+  const tensors = [...vae.entries.keys()].filter((n) => vae.entries.get(n)!.dtype === "F32").map((name) => {
+    const data = vae.f32(name).slice();
+    if (name === "decoder.conv_out.weight") data[5] = NaN;
+    return { name, dtype: "F32" as const, shape: vae.entries.get(name)!.shape, data };
+  });
+  const nanVae = `${dir}/vae_nan.safetensors`;
+  await Deno.writeFile(nanVae, writeSafetensors(tensors));
+  const spec = "examples/var_tiny_a.var.ts";
+  const gen = await run(
+    ...["generate", spec, "--var", `${FIXTURE}var.safetensors`, "--vae", nanVae, "--labels", "3", "--out", `${dir}/g`],
+  );
+  assert.equal(gen.code, 1);
+  assert.match(gen.err, /output "f_hat"|output "img" has \d+ non-finite values .* run with --check-numerics/);
+  noStackTrace(gen.err);
+  assert.equal(await Deno.stat(`${dir}/g/image_0.png`).then(() => true, () => false), false, "no PNG was written");
+  const dec = await run(
+    ...["decode", spec, "--vae", nanVae, "--tokens", `${FIXTURE}reference.safetensors`, "--tokens-name", "dec.idx_BL"],
+    ...["--out", `${dir}/d.safetensors`],
+  );
+  assert.equal(dec.code, 1);
+  assert.match(dec.err, /output "img" has \d+ non-finite values of 393216 \(first: NaN at \[0, [0-2], \d+, \d+\]\)/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("output paths are checked before any work and reported in one line naming the path", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "varc_out_" });
+  await Deno.writeTextFile(`${dir}/file`, "x");
+  const gen = (out: string) =>
+    run("generate", "examples/var_tiny_a.var.ts", "--var", "none", "--vae", "none", "--labels", "3", "--out", out);
+  const cases: [() => Promise<{ code: number; err: string }>, RegExp][] = [
+    [() => gen(`${dir}/file`), /--out .*\/file: exists and is not a folder/],
+    [() => gen(`${dir}/file/sub`), /--out .*\/file\/sub: a part of the path is a file/],
+    [
+      () => run("compile", "examples/var_tiny_a.var.ts", "--out", `${dir}/file`),
+      /--out .*\/file: exists and is not a folder/,
+    ],
+    [
+      () => run("decode", "examples/var_tiny_a.var.ts", "--vae", "none", "--tokens", "none", "--out", dir),
+      /--out .*: is a folder, expected a file name/,
+    ],
+  ];
+  for (const [p, pattern] of cases) {
+    const r = await p(); // one at a time: run() captures the console
+    assert.equal(r.code, 1);
+    assert.match(r.err, pattern); // before reading "none": the checkpoints were never opened
+    assert.equal(r.err.split("\n")[0]!.length < 200, true, r.err);
+    noStackTrace(r.err);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test({
+  name: "a write that hits the file-size limit fails naming the file and leaves no partial file under its name",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "varc_ulimit_" });
+    const deno = Deno.execPath();
+    await new Deno.Command(deno, { args: ["cache", "cli/varc.ts"] }).output(); // a size limit must not hit the cache
+    const cmd = `ulimit -f 100; exec "${deno}" run -A cli/varc.ts generate examples/var_tiny_a.var.ts ` +
+      `--var ${FIXTURE}var.safetensors --vae ${FIXTURE}vae.safetensors --labels 3,7 --out ${dir}`;
+    const r = await new Deno.Command("bash", { args: ["-c", cmd], stdout: "piped", stderr: "piped" }).output();
+    const err = new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, 1, err);
+    assert.match(err, /error: writing .*\/image_0\.png failed: File too large \(\d+ bytes\)/);
+    const left = [];
+    for await (const e of Deno.readDir(dir)) left.push(e.name);
+    assert.deepEqual(left, [], "no PNG, no temporary file");
+    await Deno.remove(dir, { recursive: true });
+  },
 });

@@ -69,6 +69,7 @@ export interface VarConfig {
   readonly mlpRatio: number;
   readonly ffnHidden: number;
   readonly classes: number;
+  readonly classNames: string;
   readonly vocab: number;
   readonly cvae: number;
   readonly schedule: readonly number[];
@@ -93,6 +94,8 @@ export interface VarOptions {
   schedule: readonly number[];
   mlpRatio?: number;
   classes?: number;
+  /** One printable character per class, e.g. "0123456789" (shown by the demo, the web page and `--labels`). */
+  classNames?: string;
   vocab?: number;
   cvae?: number;
   sharedAdaLN?: boolean;

@@ -4,7 +4,7 @@ import { describe, ObjVal, quote, SpecError, type Value } from "./values.ts";
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-type FieldKind = "int" | "number" | "bool" | "string" | "schedule" | "list" | "any";
+type FieldKind = "int" | "number" | "bool" | "string" | "chars" | "schedule" | "list" | "any";
 interface Field {
   readonly kind: FieldKind;
   readonly fallback?: Value;
@@ -19,6 +19,7 @@ const FIELDS: Readonly<Record<string, Field>> = {
   schedule: { kind: "schedule" },
   mlpRatio: { kind: "number", fallback: 4 },
   classes: { kind: "int", fallback: 1000 },
+  classNames: { kind: "chars", fallback: "" },
   vocab: { kind: "int", fallback: 4096 },
   cvae: { kind: "int", fallback: 32 },
   sharedAdaLN: { kind: "bool", fallback: false },
@@ -67,6 +68,15 @@ export function validateVarConfig(o: ObjVal, callSpan: SourceSpan): ObjVal {
   }
   if (typeof width === "number" && typeof ratio === "number" && !Number.isInteger(width * ratio)) {
     bad("not-divisible", "mlpRatio", `FFN width ${width} × mlpRatio ${ratio} = ${width * ratio} is not an integer`);
+  }
+  const names = out.get("classNames"), classes = out.get("classes");
+  if (typeof names === "string" && names !== "" && typeof classes === "number" && names.length !== classes) {
+    bad(
+      "bad-field",
+      "classNames",
+      `"classNames" names ${names.length} classes, but the model has ${classes}`,
+      `Give one character per class, ${classes} in all (or leave "classNames" out)`,
+    );
   }
   const ch = out.get("vaeCh"), mult = out.get("vaeChMult");
   if (typeof ch === "number" && Array.isArray(mult) && mult.some((m) => (ch * (m as number)) % 32 !== 0)) {
@@ -119,6 +129,12 @@ function checkField(k: string, kind: FieldKind, v: Value): { id: string; message
         id: "unsafe-name",
         message: `Model name ${quote(v)} is not a safe identifier (${IDENT.source})`,
         hint: "The name reaches generated JS and WGSL; use letters, digits and '_'",
+      };
+    case "chars":
+      return typeof v === "string" && /^[\x21-\x7e]{0,1024}$/.test(v) ? undefined : {
+        id: "bad-field",
+        message: `VAR option "${k}" must be a string of printable ASCII characters, one per class, got ${describe(v)}`,
+        hint: 'For example classNames: "0123456789" for ten digit classes',
       };
     case "schedule":
       return checkSchedule(v);

@@ -1,7 +1,8 @@
 /// <reference lib="dom" />
 /**
- * @file The page of `deno task serve`: the tiny VAR compiled at bundle time by the esbuild plugin (once
- * per target), its checkpoints fetched with a streamed progress bar, generation on WebGPU (the JS
+ * @file The page of `deno task serve`: the shipped glyph VARs (standard, and bounded-entry with low-rank
+ * attention) compiled at bundle time by the esbuild plugin (once per target), the chosen model's
+ * checkpoints fetched with a streamed progress bar, generation on WebGPU (the JS
  * target when the browser has no adapter, or when the device fails), the latent f̂ drawn after each
  * scale, then the decoded image, the compile report's attention rows and timings.
  *
@@ -11,17 +12,33 @@ import type { CompiledModel } from "../../compiler/esbuild_plugin.ts";
 import type { AttentionRow } from "../../compiler/report.ts";
 import type { Generation } from "../../runtime/generate.ts";
 import type { HostTensor, LoadedModel } from "../../runtime/mod.ts";
-import gpuSpec from "../var_tiny_a.var.ts?target=webgpu";
-import jsSpec from "../var_tiny_a.var.ts?target=js";
+import standardGpu from "../glyphs/standard.var.ts?target=webgpu";
+import standardJs from "../glyphs/standard.var.ts?target=js";
+import boundedGpu from "../glyphs/bounded.var.ts?target=webgpu";
+import boundedJs from "../glyphs/bounded.var.ts?target=js";
 
 type Backend = "webgpu" | "js";
 
+/** A model the page offers: its compiled module per target and its checkpoints. */
+interface Offered {
+  readonly title: string;
+  readonly compiled: Record<Backend, CompiledModel>;
+  readonly weights: { readonly var: string; readonly vae: string };
+}
+
 // The plugin replaced each spec import by its compiled module; TypeScript still sees the spec's value.
-const compiled: Record<Backend, CompiledModel> = {
-  webgpu: gpuSpec as unknown as CompiledModel,
-  js: jsSpec as unknown as CompiledModel,
+const MODELS: Readonly<Record<string, Offered>> = {
+  standard: {
+    title: "glyphs, standard (head dim 64, exact attention)",
+    compiled: { webgpu: standardGpu as unknown as CompiledModel, js: standardJs as unknown as CompiledModel },
+    weights: { var: "weights/var_standard.safetensors", vae: "weights/vae.safetensors" },
+  },
+  bounded: {
+    title: "glyphs, bounded entries (head dim 4, τ ≤ 0.5, low-rank attention)",
+    compiled: { webgpu: boundedGpu as unknown as CompiledModel, js: boundedJs as unknown as CompiledModel },
+    weights: { var: "weights/var_bounded.safetensors", vae: "weights/vae.safetensors" },
+  },
 };
-const WEIGHTS = { var: "weights/var.safetensors", vae: "weights/vae.safetensors" } as const;
 /** Errors of the device itself: generation falls back to the JS target on these. */
 const DEVICE_FAILURES = new Set(["DeviceLostError", "NoAdapterError", "WgslError"]);
 
@@ -33,6 +50,8 @@ export interface PageState {
   /** Why the page runs the JS target, when it does in auto mode. */
   fallbackReason?: string;
   error?: string;
+  /** The offered model in use (a key of MODELS). */
+  model?: string;
   last?: {
     settings: Settings;
     idx: number[];
@@ -44,6 +63,7 @@ export interface PageState {
 }
 
 interface Settings {
+  model: string;
   label: number;
   seed: number;
   cfg: number;
@@ -55,12 +75,15 @@ const page: PageState = { state: "loading" };
 (globalThis as { varcPage?: PageState }).varcPage = page;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const meta = compiled.js.info.meta as { classes: number; schedule: number[]; vocab: number };
+type Meta = { classes: number; classNames: string; schedule: number[]; vocab: number };
+const metaOf = (m: Offered) => m.compiled.js.info.meta as Meta;
 
 function setState(state: PageState["state"]): void {
   page.state = state;
   document.body.dataset.state = state;
-  $<HTMLButtonElement>("generate").disabled = state === "loading" || state === "running";
+  const busy = state === "loading" || state === "running";
+  $<HTMLButtonElement>("generate").disabled = busy;
+  $<HTMLSelectElement>("model").disabled = busy;
 }
 
 function showError(message: string): void {
@@ -97,8 +120,8 @@ async function pickBackend(): Promise<{ backend: Backend; reason?: string }> {
   return { backend: "webgpu" };
 }
 
-/** Both checkpoints, fetched in parallel; one progress bar over their summed Content-Length. */
-async function fetchWeights(): Promise<{ var: Uint8Array; vae: Uint8Array; ms: number }> {
+/** Both checkpoints of `m`, fetched in parallel; one progress bar over their summed Content-Length. */
+async function fetchWeights(m: Offered): Promise<{ var: Uint8Array; vae: Uint8Array; ms: number }> {
   const t0 = performance.now();
   const loaded = { var: 0, vae: 0 }, total = { var: 0, vae: 0 };
   const bar = $<HTMLProgressElement>("weights-progress"), text = $<HTMLSpanElement>("weights-text");
@@ -109,7 +132,7 @@ async function fetchWeights(): Promise<{ var: Uint8Array; vae: Uint8Array; ms: n
     text.textContent = `${mb(sum)} / ${of ? mb(of) : "?"} MiB`;
   };
   const get = (which: "var" | "vae") =>
-    compiled.js.fetchBytes(WEIGHTS[which], (n, t) => {
+    m.compiled.js.fetchBytes(m.weights[which], (n, t) => {
       loaded[which] = n, total[which] = t ?? n;
       update();
     });
@@ -122,7 +145,14 @@ async function fetchWeights(): Promise<{ var: Uint8Array; vae: Uint8Array; ms: n
 
 function readSettings(): Settings {
   const num = (id: string) => Number($<HTMLInputElement>(id).value);
-  return { label: num("label"), seed: num("seed"), cfg: num("cfg"), topK: num("top-k"), topP: num("top-p") };
+  return {
+    model: $<HTMLSelectElement>("model").value,
+    label: num("label"),
+    seed: num("seed"),
+    cfg: num("cfg"),
+    topK: num("top-k"),
+    topP: num("top-p"),
+  };
 }
 
 /** A small canvas of f̂ [1, C, n, n]: channels 0–2 as RGB around mid-grey, scaled by the map's largest |value|. */
@@ -156,6 +186,7 @@ function renderReport(rows: readonly AttentionRow[]): void {
   const fmt = (x: number | undefined, digits = 3) =>
     x === undefined ? "" : Number.isFinite(x) ? Number(x.toPrecision(digits)).toString() : String(x);
   const tbody = $<HTMLTableElement>("report").tBodies[0]!;
+  tbody.replaceChildren();
   for (const r of rows) {
     const tr = tbody.insertRow();
     const cells = [
@@ -188,8 +219,9 @@ function renderTimings(rows: [string, string][]): void {
 
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
-async function main(): Promise<void> {
-  const report = compiled.js.report;
+/** Shows `m`'s compile report and classes (by their characters). */
+function showModel(m: Offered): void {
+  const report = m.compiled.js.report, meta = metaOf(m);
   const lowrank = report.attention.filter((a) => a.decision === "lowrank").length;
   $<HTMLParagraphElement>("model-line").textContent = `${report.name} (${report.spec}): ${
     report.parameters.var.toLocaleString("en-US")
@@ -197,9 +229,18 @@ async function main(): Promise<void> {
     meta.schedule.join(", ")
   }; ${lowrank} of ${report.attention.length} attention blocks low-rank.`;
   renderReport(report.attention);
-  const select = $<HTMLSelectElement>("label");
-  for (let c = 0; c < meta.classes; c++) select.add(new Option(`class ${c}`, String(c), c === 3, c === 3));
+  const select = $<HTMLSelectElement>("label"), was = select.value;
+  select.replaceChildren();
+  for (let c = 0; c < meta.classes; c++) {
+    const name = meta.classNames ? `${meta.classNames[c]}` : `class ${c}`;
+    select.add(new Option(name, String(c)));
+  }
+  select.value = was && Number(was) < meta.classes ? was : String(Math.min(10, meta.classes - 1));
+}
 
+async function main(): Promise<void> {
+  const modelSelect = $<HTMLSelectElement>("model");
+  for (const [key, m] of Object.entries(MODELS)) modelSelect.add(new Option(m.title, key));
   const picked = await pickBackend();
   let backend = picked.backend;
   showBackend(backend);
@@ -207,34 +248,54 @@ async function main(): Promise<void> {
     page.fallbackReason = picked.reason;
     note(`WebGPU is not used (${picked.reason}): running the JS target on the CPU.`);
   }
-  const weights = await fetchWeights();
-  const models = new Map<Backend, LoadedModel>();
-  const modelFor = async (b: Backend) => {
-    if (!models.has(b)) models.set(b, await compiled[b].load({ var: weights.var, vae: weights.vae }));
-    return models.get(b)!;
+  // Checkpoints per offered model, fetched when first chosen; bound models per (model, target).
+  const fetched = new Map<string, Awaited<ReturnType<typeof fetchWeights>>>();
+  const models = new Map<string, LoadedModel>();
+  const modelFor = async (key: string, b: Backend) => {
+    const id = `${key}/${b}`;
+    if (!models.has(id)) {
+      const w = fetched.get(key)!;
+      models.set(id, await MODELS[key]!.compiled[b].load({ var: w.var, vae: w.vae }));
+    }
+    return models.get(id)!;
   };
-  const t0 = performance.now();
-  await modelFor(backend);
-  const bindMs = performance.now() - t0;
-  page.backend = backend;
-  setState("ready");
+  let bindMs = 0;
+  const choose = async (key: string) => {
+    setState("loading");
+    page.model = key;
+    showModel(MODELS[key]!);
+    if (!fetched.has(key)) fetched.set(key, await fetchWeights(MODELS[key]!));
+    const t0 = performance.now();
+    await modelFor(key, backend);
+    bindMs = performance.now() - t0;
+    page.backend = backend;
+    setState("ready");
+  };
+  modelSelect.addEventListener("change", () => {
+    choose(modelSelect.value).catch((e) => {
+      showError(`${(e as Error).name}: ${(e as Error).message}`);
+      setState("error");
+    });
+  });
+  await choose(modelSelect.value);
 
   $<HTMLFormElement>("settings").addEventListener("submit", async (event) => {
     event.preventDefault();
     $<HTMLDivElement>("error").hidden = true;
     setState("running");
     const settings = readSettings();
+    const offered = MODELS[settings.model]!, weights = fetched.get(settings.model)!;
     try {
       let result: Awaited<ReturnType<typeof run>>;
       try {
-        result = await run(await modelFor(backend), backend, settings);
+        result = await run(offered, await modelFor(settings.model, backend), backend, settings);
       } catch (e) {
         if (backend !== "webgpu" || !DEVICE_FAILURES.has((e as Error).name)) throw e;
         page.fallbackReason = `${(e as Error).name}: ${(e as Error).message}`;
         note(`WebGPU failed (${page.fallbackReason}): running the JS target on the CPU.`);
         backend = page.backend = "js";
         showBackend(backend);
-        result = await run(await modelFor(backend), backend, settings);
+        result = await run(offered, await modelFor(settings.model, backend), backend, settings);
       }
       const { g, device, perScale, totalMs } = result;
       const t = g.timings;
@@ -248,6 +309,7 @@ async function main(): Promise<void> {
         timings: { ...t, total: totalMs, fetch: weights.ms, bind: bindMs },
         backend,
       };
+      const schedule = metaOf(offered).schedule;
       renderTimings([
         ["backend", backend === "webgpu" ? `WebGPU (${device})` : "JS target (CPU)"],
         ["weights download", s(weights.ms)],
@@ -257,7 +319,7 @@ async function main(): Promise<void> {
         ["f̂ accumulation", s(t.fhat)],
         ["decode", s(t.decode)],
         ["total", s(totalMs)],
-        ["per scale", perScale.map((ms, i) => `${meta.schedule[i]}²: ${ms.toFixed(0)} ms`).join(", ")],
+        ["per scale", perScale.map((ms, i) => `${schedule[i]}²: ${ms.toFixed(0)} ms`).join(", ")],
       ]);
       setState("done");
     } catch (e) {
@@ -268,7 +330,8 @@ async function main(): Promise<void> {
 }
 
 /** One generation: progress and the latent per scale as they arrive, then the image on the canvas. */
-async function run(model: LoadedModel, backend: Backend, o: Settings) {
+async function run(offered: Offered, model: LoadedModel, backend: Backend, o: Settings) {
+  const meta = metaOf(offered), compiled = offered.compiled;
   const list = $<HTMLOListElement>("scales"), bar = $<HTMLProgressElement>("scale-progress");
   const text = $<HTMLSpanElement>("scale-text");
   list.replaceChildren();

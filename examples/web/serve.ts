@@ -1,7 +1,7 @@
 /**
  * @file `deno task serve [--port 8000] [--hostname 127.0.0.1]`: builds the page (`main.ts` with the
- * varc esbuild plugin, which compiles `examples/var_tiny_a.var.ts` for webgpu and js), writes it with
- * the tiny model's checkpoints (`tests/fixtures/var_tiny_a/`) to `out/web/`, and serves that folder.
+ * varc esbuild plugin, which compiles the shipped glyph specs `examples/glyphs/*.var.ts` for webgpu and
+ * js), writes it with their checkpoints (`examples/glyphs/*.safetensors`) to `out/web/`, and serves it.
  */
 import * as esbuild from "esbuild";
 import { parseArgs } from "node:util";
@@ -12,7 +12,7 @@ import { type CompileEvent, varcPlugin } from "../../compiler/esbuild_plugin.ts"
 
 const HERE = fileURLToPath(new URL("./", import.meta.url));
 const ROOT = resolve(HERE, "../..");
-const FIXTURE = join(ROOT, "tests/fixtures/var_tiny_a");
+const GLYPHS = join(ROOT, "examples/glyphs");
 
 /** The built page. */
 export interface BuiltPage {
@@ -42,8 +42,8 @@ export async function buildPage(dir = join(ROOT, "out/web")): Promise<BuiltPage>
     })
   );
   for (const f of ["index.html", "style.css"]) await Deno.copyFile(join(HERE, f), join(dir, f));
-  for (const f of ["var.safetensors", "vae.safetensors"]) {
-    await Deno.copyFile(join(FIXTURE, f), join(dir, "weights", f));
+  for (const f of ["var_standard.safetensors", "var_bounded.safetensors", "vae.safetensors"]) {
+    await Deno.copyFile(join(GLYPHS, f), join(dir, "weights", f));
   }
   return { dir, ms: performance.now() - t0, compiles };
 }

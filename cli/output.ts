@@ -1,0 +1,74 @@
+/**
+ * @file Output paths: checked before any work starts, written atomically (a temporary name in the
+ * same folder, renamed when complete), file-system errors as one line naming the path.
+ */
+import { basename, dirname, join } from "node:path";
+
+/** An output path that cannot be used, or a write that failed; the message names the path. */
+export class OutputError extends Error {
+  override name = "OutputError";
+}
+
+/** The reason of a Deno file-system error, without its stack or the repeated path. */
+function reason(e: unknown): string {
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (e instanceof Deno.errors.NotFound) return "a folder on the way does not exist";
+  if (e instanceof Deno.errors.AlreadyExists) return "it already exists";
+  const m = e instanceof Error ? e.message : String(e);
+  return m.replace(/:? *[a-z]+ '[^']*'(?: -> '[^']*')?$/, "").replace(
+    / \(os error \d+\)$/,
+    "",
+  );
+}
+
+async function statOrNull(path: string, flag: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    if (e instanceof Deno.errors.NotADirectory) throw new OutputError(`${flag} ${path}: a part of the path is a file`);
+    throw new OutputError(`${flag} ${path}: ${reason(e)}`);
+  }
+}
+
+/** Creates `dir` (and parents) when missing and proves a file can be written there; `flag` names the option. */
+export async function prepareOutputDir(dir: string, flag = "--out"): Promise<void> {
+  const info = await statOrNull(dir, flag);
+  if (info && !info.isDirectory) throw new OutputError(`${flag} ${dir}: exists and is not a folder`);
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw new OutputError(`${flag} ${dir}: cannot create the folder (${reason(e)})`);
+  }
+  const probe = join(dir, `.varc-probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  try {
+    await Deno.writeFile(probe, new Uint8Array(0), { createNew: true });
+    await Deno.remove(probe);
+  } catch (e) {
+    throw new OutputError(`${flag} ${dir}: cannot write in this folder (${reason(e)})`);
+  }
+}
+
+/** Checks that `file` can be written (its folder is created); an existing folder is not a file. */
+export async function prepareOutputFile(file: string, flag = "--out"): Promise<void> {
+  const info = await statOrNull(file, flag);
+  if (info && info.isDirectory) throw new OutputError(`${flag} ${file}: is a folder, expected a file name`);
+  if (info && !info.isFile) throw new OutputError(`${flag} ${file}: exists and is not a regular file`);
+  await prepareOutputDir(dirname(file), flag);
+}
+
+/**
+ * Writes `data` to `file` atomically: a temporary file in the same folder, renamed over `file` once
+ * complete, so a failure (a full disk, a size limit) never leaves a partial file under the final name.
+ */
+export async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
+  const tmp = join(dirname(file), `.${basename(file)}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`);
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  try {
+    await Deno.writeFile(tmp, bytes, { createNew: true });
+    await Deno.rename(tmp, file);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new OutputError(`writing ${file} failed: ${reason(e)}${bytes.length ? ` (${bytes.length} bytes)` : ""}`);
+  }
+}
