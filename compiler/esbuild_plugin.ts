@@ -28,7 +28,7 @@ import type { HostTensor, LoadedModel, ModelModule } from "../runtime/mod.ts";
 import { holdEsbuild, runtimeResolver, withEsbuild } from "./backends/bundle.ts";
 import { DTS } from "./backends/host.ts";
 import type { Note, SourceSpan } from "./diagnostics.ts";
-import { trackSpecReads } from "./dsl/mod.ts";
+import { readRegularFileSync, trackSpecReads } from "./dsl/mod.ts";
 import { compile, type Compiled, CompileError, type CompileReport, type Plugin } from "./mod.ts";
 import type { CompileOptions } from "./options.ts";
 
@@ -447,9 +447,11 @@ function displayPath(file: string): string {
   return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel.replaceAll("\\", "/") : file;
 }
 
+/** A spec file's text for the rebuild check (regular files only, bounded; undefined when unreadable). */
 function readText(file: string): string | undefined {
   try {
-    return Deno.readTextFileSync(file);
+    const text = readRegularFileSync(file, 1 << 20);
+    return typeof text === "string" ? text : undefined;
   } catch {
     return undefined;
   }

@@ -13,14 +13,37 @@ export class WeightsError extends Error {
   override name = "WeightsError";
 }
 
-/** `encoder.*` style patterns: `*` matches within one dotted segment, or anything when it ends the pattern. */
+/** Longest weight-name pattern (`optionalWeights`); longer ones are refused where they are declared. */
+export const MAX_PATTERN_LENGTH = 256;
+
+/**
+ * `encoder.*` style patterns: `*` matches within one dotted segment, or anything when it ends the
+ * pattern. Matched segment by segment without regular expressions: time O(|name|·|pattern|) at worst.
+ */
 export function matchesPattern(name: string, pattern: string): boolean {
-  const escape = (p: string) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
-  const parts = pattern.split("*").map(escape);
-  const last = parts.pop()!;
-  const re = parts.map((p) => p + "[^.]*").join("") + last;
-  const tail = pattern.endsWith("*") ? re.slice(0, -"[^.]*".length) + ".*" : re;
-  return new RegExp(`^${tail}$`).test(name);
+  if (pattern.length > MAX_PATTERN_LENGTH) return false;
+  const ps = pattern.split("."), ns = name.split(".");
+  const open = pattern.endsWith("*"); // the final * also matches dots: the rest of the name
+  if (open ? ns.length < ps.length : ns.length !== ps.length) return false;
+  for (let k = 0; k < ps.length - 1; k++) if (!globSegment(ns[k]!, ps[k]!)) return false;
+  return globSegment(ns[ps.length - 1]!, ps.at(-1)!) || (open && globSegment(ns[ps.length - 1]!, ps.at(-1)!, true));
+}
+
+/**
+ * Wildcard match of one segment (`*` = any run of characters): greedy, returning to the last `*` on
+ * a mismatch, which never needs more than |s|·|p| steps. `prefix`: p needs to match a prefix of s only.
+ */
+function globSegment(s: string, p: string, prefix = false): boolean {
+  let i = 0, j = 0, star = -1, mark = 0;
+  while (i < s.length) {
+    if (prefix && j === p.length) return true;
+    if (j < p.length && p[j] !== "*" && p[j] === s[i]) i++, j++;
+    else if (j < p.length && p[j] === "*") star = j++, mark = i;
+    else if (star >= 0) j = star + 1, i = ++mark;
+    else return false;
+  }
+  while (j < p.length && p[j] === "*") j++;
+  return j === p.length;
 }
 
 /**

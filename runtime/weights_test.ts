@@ -1,7 +1,7 @@
 /** @file Tests of binding checkpoint tensors to declared params, on in-memory safetensors files. */
 import assert from "node:assert/strict";
 import { parseSafetensors, type SafetensorsFile, type TensorToWrite, writeSafetensors } from "./safetensors.ts";
-import { bindWeights, matchesPattern, type ParamSpec, WeightsError } from "./weights.ts";
+import { bindWeights, matchesPattern, MAX_PATTERN_LENGTH, type ParamSpec, WeightsError } from "./weights.ts";
 
 const VAR_FILE = "mem/var.safetensors";
 const VAE_FILE = "mem/vae.safetensors";
@@ -221,4 +221,38 @@ Deno.test({
     assert.equal(matchesPattern("encoder.conv-in/weight", "encoder.*"), true);
     assert.equal(matchesPattern("decoder.up[0].weight", "decoder.*"), true);
   },
+});
+
+/** The pattern semantics as a regular expression (the reference: fine for the short inputs here). */
+function regexMatch(name: string, pattern: string): boolean {
+  const escape = (p: string) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+  const parts = pattern.split("*").map(escape);
+  const last = parts.pop()!;
+  const re = parts.map((p) => p + "[^.]*").join("") + last;
+  const tail = pattern.endsWith("*") ? re.slice(0, -"[^.]*".length) + ".*" : re;
+  return new RegExp(`^${tail}$`).test(name);
+}
+
+Deno.test("weight-name patterns match as the regular-expression reference on random names and patterns", () => {
+  let seed = 12345;
+  const pick = (s: string) => s[(seed = (seed * 1103515245 + 12345) % 2 ** 31) % s.length]!;
+  const word = (alphabet: string, n: number) => Array.from({ length: n }, () => pick(alphabet)).join("");
+  let agree = 0;
+  for (let t = 0; t < 20000; t++) {
+    const name = word("ab.", 1 + (t % 9));
+    const pattern = word("ab.**", 1 + ((t >> 3) % 7));
+    assert.equal(matchesPattern(name, pattern), regexMatch(name, pattern), `${name} vs ${pattern}`);
+    agree++;
+  }
+  assert.equal(agree, 20000);
+  assert.ok(matchesPattern("encoder.down.0.block.1.conv1.weight", "encoder.*"));
+  assert.ok(matchesPattern("blocks.12.attn.zero_k_bias", "blocks.*.attn.zero_k_bias"));
+  assert.ok(!matchesPattern("blocks.1.2.attn.zero_k_bias", "blocks.*.attn.zero_k_bias"));
+});
+
+Deno.test("a pattern of many stars against a long name takes microseconds, not minutes", () => {
+  const t0 = performance.now();
+  for (let i = 0; i < 100; i++) assert.ok(!matchesPattern("a".repeat(200) + "b", "*a".repeat(100) + "c"));
+  assert.ok(performance.now() - t0 < 2000, `${(performance.now() - t0).toFixed(0)} ms`); // regex: minutes
+  assert.ok(!matchesPattern("x", "*".repeat(MAX_PATTERN_LENGTH + 1)), "over-long patterns match nothing");
 });

@@ -59,3 +59,24 @@ Deno.test("generate refuses a batch whose planned peak exceeds the available mem
       ),
   );
 });
+
+Deno.test({
+  name: "a spec or an imported module that is a device, FIFO or socket is refused before reading",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "varc_special_" });
+    const fifo = `${dir}/fifo.var.ts`;
+    await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    await Deno.symlink("/dev/zero", `${dir}/zero.var.ts`);
+    const importer = `${dir}/imports_fifo.var.ts`;
+    await Deno.writeTextFile(importer, `import x from "./fifo.var.ts";\nexport default x;\n`);
+    for (const spec of [fifo, `${dir}/zero.var.ts`, importer]) {
+      await assert.rejects(compile(spec), (e: unknown) => {
+        assert.ok(e instanceof CompileError, String(e));
+        assert.match(e.message, /not a regular file \(a directory, device, FIFO or socket\)/);
+        return true;
+      });
+    }
+    await Deno.remove(dir, { recursive: true });
+  },
+});

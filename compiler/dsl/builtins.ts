@@ -1,4 +1,5 @@
 /** @file The DSL builtins: one implementation per declaration of `lang.ts`, checked by the type checker. */
+import { MAX_PATTERN_LENGTH } from "../../runtime/weights.ts";
 import type { SourceSpan } from "../diagnostics.ts";
 import { type Dim, Op, type ParamSource } from "../ir/ops.ts";
 import type { GraphBuilder } from "./graph.ts";
@@ -301,12 +302,39 @@ function positive(args: Value[], i: number, fn: string, at: CallSite): number {
   return v;
 }
 
+/** Fields of the object `model()` takes. */
+const MODEL_FIELDS = ["name", "entries", "outputs", "meta", "optionalWeights"];
+/** At most this many `optionalWeights` patterns. */
+const MAX_PATTERNS = 256;
+
+/** Levenshtein distance of short strings (field-name suggestions). */
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2 || a.length > 64 || b.length > 64) return 3;
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length]!;
+}
+
 function modelBuiltin(a: Value[], at: CallSite): ModelVal {
   const o = a[0];
   if (!(o instanceof ObjVal)) {
     badArg(at, "model", 0, "an object { name, entries | outputs, meta?, optionalWeights? }", o);
   }
   const field = (k: string) => o.spans.get(k) ?? at.span;
+  for (const k of o.props.keys()) {
+    if (!MODEL_FIELDS.includes(k)) {
+      const near = MODEL_FIELDS.find((f) => f.toLowerCase() === k.toLowerCase() || editDistance(f, k) <= 2);
+      fail("unknown-field", `Unknown field ${quote(k)} of "model"`, field(k), [
+        { message: near ? `Did you mean "${near}"?` : `Known fields: ${MODEL_FIELDS.join(", ")}` },
+      ]);
+    }
+  }
   const name = o.props.get("name");
   if (typeof name !== "string" || !IDENT.test(name)) {
     fail("unsafe-name", `Model name must be an identifier (${IDENT.source}), got ${describe(name)}`, field("name"));
@@ -341,6 +369,17 @@ function modelBuiltin(a: Value[], at: CallSite): ModelVal {
   const opt = o.props.get("optionalWeights") ?? [];
   if (!Array.isArray(opt) || !opt.every((p) => typeof p === "string")) {
     fail("bad-argument", `"optionalWeights" must be an array of strings`, field("optionalWeights"));
+  }
+  const long = (opt as string[]).find((p) => p.length > MAX_PATTERN_LENGTH);
+  if (opt.length > MAX_PATTERNS || long !== undefined) {
+    fail(
+      "bad-argument",
+      long !== undefined
+        ? `An "optionalWeights" pattern is ${long.length} characters long, more than ${MAX_PATTERN_LENGTH}`
+        : `"optionalWeights" has ${opt.length} patterns, more than ${MAX_PATTERNS}`,
+      field("optionalWeights"),
+      [{ message: "Patterns name checkpoint tensors: `*` matches one dotted segment, a final `*` the rest" }],
+    );
   }
   return new ModelVal(name, entries, meta, opt as string[], at.span);
 }

@@ -119,9 +119,9 @@ class SpecReader {
     let source = text;
     if (source === undefined) {
       try {
-        const size = Deno.statSync(file).size;
-        if (size > MAX_SPEC_BYTES) tooLarge(file, size, at());
-        source = Deno.readTextFileSync(file);
+        const read = readRegularFileSync(file, MAX_SPEC_BYTES);
+        if (typeof read === "number") tooLarge(file, read, at());
+        source = read;
       } catch (e) {
         if (e instanceof SpecError) throw e;
         throw new SpecError([error("cannot-read", `Cannot read spec ${file}: ${(e as Error).message}`, at())]);
@@ -291,8 +291,10 @@ function unsafePath(path: string): boolean {
 }
 
 /** The first line of a file (read from its first 4 KiB), or "" when it cannot be read. */
+/** The first line of a regular file (up to 4 KiB), for spans at the top of an unreadable spec; "" otherwise. */
 function firstLine(file: string): string {
   try {
+    if (!Deno.statSync(file).isFile) return ""; // opening a FIFO would wait for a writer
     const f = Deno.openSync(file);
     try {
       const buf = new Uint8Array(4096);
@@ -304,6 +306,28 @@ function firstLine(file: string): string {
   } catch {
     return "";
   }
+}
+
+/** A file-system object that is not a regular file (a directory, device, FIFO or socket). */
+export class NotRegularFileError extends Error {
+  override name = "NotRegularFileError";
+}
+
+/**
+ * The text of a regular file of at most `max` bytes, or its size when larger. Devices, FIFOs and
+ * sockets (also behind symlinks) are refused before they are opened, and the read stops at the size
+ * checked, so a file that grows while being read cannot make it unbounded.
+ */
+export function readRegularFileSync(file: string, max: number): string | number {
+  const info = Deno.statSync(file);
+  if (!info.isFile) throw new NotRegularFileError("not a regular file (a directory, device, FIFO or socket)");
+  if (info.size > max) return info.size;
+  using f = Deno.openSync(file);
+  const buf = new Uint8Array(info.size + 1);
+  let n = 0;
+  for (let got = 0; n < buf.length && (got = f.readSync(buf.subarray(n)) ?? 0) > 0;) n += got;
+  if (n > info.size) throw new NotRegularFileError(`it grew while being read (stat said ${info.size} bytes)`);
+  return new TextDecoder().decode(buf.subarray(0, n));
 }
 
 function tooLarge(file: string, size: number, at: SourceSpan): never {
