@@ -86,3 +86,21 @@ export function scaleProgress(schedule: readonly number[]): (s: number, scales: 
     Deno.stderr.writeSync(enc.encode(s + 1 === scales ? bar + "\n" : bar));
   };
 }
+
+/** Longest line printed from an error message; longer ones keep their start and say how long they were. */
+export const MAX_LINE = 400;
+
+/**
+ * Text for a terminal from messages that may embed file contents (tensor names, spec lines, metadata):
+ * control, bidirectional and invisible formatting characters are escaped as \\uXXXX (line breaks of
+ * the message itself stay), and each line is cut at MAX_LINE characters with its full length noted.
+ */
+export function terminalText(message: string): string {
+  return message.split("\n").map((line) => {
+    const escaped = line.replace(
+      /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
+    return escaped.length > MAX_LINE ? `${escaped.slice(0, MAX_LINE)}… (${escaped.length} characters)` : escaped;
+  }).join("\n");
+}

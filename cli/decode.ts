@@ -34,7 +34,7 @@ Options:
     const [vaePath, tokensPath, out] = ["vae", "tokens", "out"].map((f) => required(values, f));
     await prepareOutputFile(out!);
     const entries = ["tokens_to_fhat", "decode"];
-    const { model, meta } = await compileAndLoad(spec, values, { vae: vaePath }, entries);
+    const { model, meta } = await compileAndLoad(spec, values, { vae: vaePath }, "decode", entries);
     const name = (values["tokens-name"] as string | undefined) ?? "idx_BL";
     const { data, batch } = await readTokens(tokensPath!, name, undefined, meta);
     const fhat = (await model.run("tokens_to_fhat", { idx_BL: { data, shape: [batch, meta.tokens] } })).outputs.fhat!;

@@ -45,7 +45,9 @@ ${LOWERING_HELP}
       required(values, f)
     );
     await prepareOutputFile(out!);
-    const { model, meta } = await compileAndLoad(spec, values, { var: varPath, vae: vaePath }, ["forward"]);
+    const { model, meta } = await compileAndLoad(spec, values, { var: varPath, vae: vaePath }, "forward", [
+      "forward",
+    ]);
     const labels = parseLabels(labelText!, meta.classes);
     const name = (values["tokens-name"] as string | undefined) ?? "idx_BL";
     const { data } = await readTokens(tokensPath!, name, labels.length, meta);

@@ -1,7 +1,7 @@
 /** @file `varc generate`: class-conditional images, as the official `autoregressive_infer_cfg`. */
 import { prepareOutputDir, writeAtomic } from "./output.ts";
 import { join } from "node:path";
-import { checkGenerateOptions, checkGenerationMemory, generate } from "../runtime/generate.ts";
+import { checkGenerateOptions, checkGenerationMemory, generate, GENERATE_ENTRIES } from "../runtime/generate.ts";
 import { loadModel } from "../runtime/mod.ts";
 import { toPng } from "../runtime/png.ts";
 import { writeSafetensors } from "../runtime/safetensors.ts";
@@ -55,7 +55,7 @@ ${LOWERING_HELP}
       topP: numberFlag(values, "top-p", 0.96),
       seed: numberFlag(values, "seed", 0),
     };
-    const { module, meta, compileMs } = await compileModel(spec, values);
+    const { module, meta, compileMs } = await compileModel(spec, values, "generate", GENERATE_ENTRIES);
     if (settings.topK === -1 && values["top-k"] === undefined) settings.topK = Math.min(900, meta.vocab);
     const options = {
       ...settings,
@@ -74,7 +74,7 @@ ${LOWERING_HELP}
     } catch (e) {
       if (values.target !== "auto" || !DEVICE_FAILURES.has((e as Error).name)) throw e;
       console.error(`WebGPU failed (${(e as Error).message}); falling back to the js target`);
-      const js = await compileModel(spec, { ...values, target: "js" });
+      const js = await compileModel(spec, { ...values, target: "js" }, "generate", GENERATE_ENTRIES);
       model = await loadModel(js.module, { var: varPath, vae: vaePath });
       g = await generate(model, options);
     }

@@ -2,7 +2,7 @@
  * @file Output paths: checked before any work starts, written atomically (a temporary name in the
  * same folder, renamed when complete), file-system errors as one line naming the path.
  */
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 
 /** An output path that cannot be used, or a write that failed; the message names the path. */
 export class OutputError extends Error {
@@ -31,21 +31,24 @@ async function statOrNull(path: string, flag: string): Promise<Deno.FileInfo | n
   }
 }
 
-/** Creates `dir` (and parents) when missing and proves a file can be written there; `flag` names the option. */
+/**
+ * Proves that `dir` can hold output files without creating anything: an existing folder must take a
+ * file; a missing one must be creatable in its nearest existing ancestor. `flag` names the option.
+ */
 export async function prepareOutputDir(dir: string, flag = "--out"): Promise<void> {
-  const info = await statOrNull(dir, flag);
+  let at = resolve(dir), info = await statOrNull(at, flag);
   if (info && !info.isDirectory) throw new OutputError(`${flag} ${dir}: exists and is not a folder`);
-  try {
-    await Deno.mkdir(dir, { recursive: true });
-  } catch (e) {
-    throw new OutputError(`${flag} ${dir}: cannot create the folder (${reason(e)})`);
+  while (!info) { // the nearest existing ancestor
+    at = dirname(at);
+    info = await statOrNull(at, flag);
   }
-  const probe = join(dir, `.varc-probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  if (!info.isDirectory) throw new OutputError(`${flag} ${dir}: a part of the path is a file`);
+  const probe = join(at, `.varc-probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
   try {
-    await Deno.writeFile(probe, new Uint8Array(0), { createNew: true });
+    await Deno.mkdir(probe);
     await Deno.remove(probe);
   } catch (e) {
-    throw new OutputError(`${flag} ${dir}: cannot write in this folder (${reason(e)})`);
+    throw new OutputError(`${flag} ${dir}: cannot write in ${at} (${reason(e)})`);
   }
 }
 
@@ -65,6 +68,7 @@ export async function writeAtomic(file: string, data: Uint8Array | string): Prom
   const tmp = join(dirname(file), `.${basename(file)}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`);
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   try {
+    await Deno.mkdir(dirname(file), { recursive: true });
     await Deno.writeFile(tmp, bytes, { createNew: true });
     await Deno.rename(tmp, file);
   } catch (e) {

@@ -11,7 +11,7 @@ import { decodeCommand } from "./decode.ts";
 import { explainCommand } from "./explain.ts";
 import { forwardCommand } from "./forward.ts";
 import { generateCommand } from "./generate.ts";
-import { type Command, type Options, UsageError } from "./common.ts";
+import { type Command, type Options, terminalText, UsageError } from "./common.ts";
 import { CompileError } from "../compiler/diagnostics.ts";
 
 const COMMANDS: Readonly<Record<string, Command>> = {
@@ -41,7 +41,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    console.error(`error: unknown command "${name}"\n\n${USAGE}`);
+    console.error(`error: unknown command ${terminalText(JSON.stringify(name))}\n\n${USAGE}`);
     return 1;
   }
   try {
@@ -61,7 +61,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     await command.run(parsed.values as Record<string, unknown>, parsed.positionals);
     return 0;
   } catch (e) {
-    return reportError(e, command);
+    return reportError(e, name, command);
   }
 }
 
@@ -90,19 +90,28 @@ function rejectRepeats(tokens: readonly { kind: string; name?: string; value?: s
   }
 }
 
-function reportError(e: unknown, command: Command): number {
+/** Prints an error of `command` for the user; returns the exit code (2 for an internal error). */
+export function reportError(e: unknown, name: string, command: Command): number {
   if (e instanceof CompileError) {
-    console.error(e.message);
+    console.error(terminalText(e.message));
     const n = e.diagnostics.length;
     console.error(`\n${n} error${n === 1 ? "" : "s"}`);
   } else if (
     e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))
   ) {
-    console.error(`error: ${(e as Error).message}\n\n${command.usage}`);
+    console.error(`error: ${terminalText((e as Error).message)}\n\n${command.usage}`);
   } else if (e instanceof Error && KNOWN_ERRORS.has(e.name)) {
-    console.error(`error: ${e.message}`);
+    console.error(`error: ${terminalText(e.message)}`);
   } else {
-    throw e;
+    // Not a user mistake: say so, in one line, and where to look.
+    const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    console.error(
+      `internal error in "varc ${name}": ${terminalText(what.split("\n")[0]!)}\n` +
+        `This is a bug in varc, not a problem with your input. Run with VARC_DEBUG=1 for the stack trace, ` +
+        `and report it with the command line.`,
+    );
+    if (Deno.env.get("VARC_DEBUG")) console.error(e instanceof Error ? e.stack : e);
+    return 2;
   }
   return 1;
 }

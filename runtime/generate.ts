@@ -66,6 +66,39 @@ export class GenerateError extends Error {
  */
 export const MAX_CFG = 1e4;
 
+/**
+ * Names what a model lacks for `command` (entries and the VAR metadata): a spec that is not a VAR
+ * built with varModel gets this instead of a JavaScript TypeError from deep inside the loop.
+ */
+export function requireVarEntries(
+  module: { readonly info: { readonly meta: unknown }; readonly entries: Readonly<Record<string, unknown>> },
+  command: string,
+  entries: (schedule: readonly number[]) => string[],
+): void {
+  const meta = module.info.meta as Partial<VarMeta> | undefined;
+  const fields = ["schedule", "classes", "vocab", "tokens"] as const;
+  const noMeta = fields.filter((k) => meta?.[k] === undefined);
+  if (noMeta.length > 0) {
+    throw new GenerateError(
+      `${command} needs a VAR model built with varModel: its metadata has no ${noMeta.join(", ")}`,
+    );
+  }
+  const missing = entries(meta!.schedule!).filter((e) => !(e in module.entries));
+  if (missing.length > 0) {
+    throw new GenerateError(
+      `${command} needs a VAR model built with varModel: no entry ${missing.slice(0, 3).join(", ")}${
+        missing.length > 3 ? ` (and ${missing.length - 3} more)` : ""
+      } (it has ${Object.keys(module.entries).join(", ") || "none"})`,
+    );
+  }
+}
+
+/** The entries `generate` runs: every step_s and fhat_s, then decode. */
+export const GENERATE_ENTRIES = (schedule: readonly number[]) => [
+  ...schedule.flatMap((_, s) => [`step_${s}`, `fhat_${s}`]),
+  "decode",
+];
+
 /** Checks labels and sampling settings against the model, naming the bad flag. */
 export function checkGenerateOptions(o: GenerateOptions, meta: VarMeta): void {
   if (o.labels.length === 0) throw new GenerateError("--labels: give at least one class index");
@@ -135,6 +168,7 @@ function availableBytes(): number {
 
 /** Runs the whole generation loop on a loaded model. */
 export async function generate(model: LoadedModel, o: GenerateOptions): Promise<Generation> {
+  requireVarEntries(model.module, "generate", GENERATE_ENTRIES);
   const meta = model.module.info.meta as unknown as VarMeta;
   checkGenerateOptions(o, meta);
   checkGenerationMemory(model.module.info.meta, o.labels.length);

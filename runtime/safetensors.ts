@@ -80,6 +80,11 @@ function isCount(x: unknown): x is number {
   return typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
 }
 
+/** Longest tensor name accepted (official names are under 60 characters). */
+const MAX_NAME_LENGTH = 1024;
+/** Control characters (C0, DEL, C1) and bidirectional or invisible formatting characters. */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
+
 /**
  * Short, bounded rendering of a JSON value for error messages: compact JSON, cut at 80 characters.
  * Only the part that is shown is visited: JSON.stringify of a header value nested millions deep
@@ -309,7 +314,7 @@ export function parseSafetensors(
     for (const [k, v] of pairs) {
       if (typeof v !== "string") {
         fail(
-          `${METADATA_KEY} key "${k}": expected a string value, found ${show(v)}`,
+          `${METADATA_KEY} key ${show(k)}: expected a string value, found ${show(v)}`,
         );
       }
     }
@@ -320,6 +325,14 @@ export function parseSafetensors(
   const list: TensorEntry[] = [];
   for (const [name, raw] of Object.entries(obj)) {
     if (name === METADATA_KEY) continue;
+    // Names reach error messages and terminals: no control or direction characters, no 50 MB names.
+    if (name.length > MAX_NAME_LENGTH || UNPRINTABLE.test(name)) {
+      fail(
+        `tensor name ${
+          show(name)
+        } (${name.length} characters): expected at most ${MAX_NAME_LENGTH} printable characters`,
+      );
+    }
     const bad = (msg: string): never => fail(`tensor "${name}": ${msg}`);
     if (!isPlainObject(raw)) {
       bad(

@@ -1,6 +1,7 @@
 /** @file The CLI in-process: exit codes, printed summaries, written files, errors without stack traces. */
 import assert from "node:assert/strict";
-import { main } from "../cli/varc.ts";
+import { main, reportError } from "../cli/varc.ts";
+import { compileCommand } from "../cli/compile.ts";
 import { decode } from "fast-png";
 import { compile } from "../compiler/mod.ts";
 import { importModel } from "../runtime/mod.ts";
@@ -93,6 +94,15 @@ Deno.test("CLI errors exit 1 with a message naming the flag, file or span, never
     ...["0x3", "3e0", "+3", "3.0", "-1"].map((l): [string[], RegExp] => [
       [...base, "--labels", l, "--tokens", fx("reference.safetensors"), "--out", "x"],
       new RegExp(`--labels: "${l.replace(/[.+]/g, "\\$&")}" is not a class index`),
+    ]),
+    // A spec that is not a VAR model: each command names what it needs.
+    ...[
+      ["generate", "--var", "v", "--vae", "v", "--labels", "1", "--out", "x"],
+      ["decode", "--vae", "v", "--tokens", "t", "--out", "x"],
+      ["forward", "--var", "v", "--vae", "v", "--labels", "1", "--tokens", "t", "--out", "x"],
+    ].map(([cmd, ...flags]): [string[], RegExp] => [
+      [cmd!, "tests/specs/overflow.var.ts", ...flags],
+      new RegExp(`^error: ${cmd} needs a VAR model built with varModel: its metadata has no schedule`),
     ]),
     [["compile", "examples/var_tiny_a.var.ts", "--out", "x", "--out", "y"], /--out is given twice \("x" and "y"\)/],
     [[
@@ -262,7 +272,7 @@ Deno.test("varc generate rejects out-of-range settings before any work, naming t
   const cases: [string[], RegExp][] = [
     [["--labels", "3,12"], /--labels: "12" is not a class index in \[0, 10\)/],
     [["--labels", "3,-1"], /--labels: "-1" is not a class index/],
-    [["--labels", "3", "--cfg=-1"], /--cfg must be a finite number ≥ 0, got -1/],
+    [["--labels", "3", "--cfg=-1"], /--cfg must be in \[0, 10000\], got -1/],
     [["--labels", "3", "--cfg", "abc"], /--cfg must be a number, got "abc"/],
     [["--labels", "3", "--top-k=-5"], /--top-k must be an integer in \[0, 256\]/],
     [["--labels", "3", "--top-k", "900"], /--top-k must be an integer in \[0, 256\]/],
@@ -275,7 +285,7 @@ Deno.test("varc generate rejects out-of-range settings before any work, naming t
     ],
   ];
   for (const [extra, pattern] of cases) {
-    const r = await run(...base, ...extra);
+    const r = await run(...(extra.includes("--vae") ? base.filter((_, i) => i !== 4 && i !== 5) : base), ...extra);
     assert.equal(r.code, 1, extra.join(" "));
     assert.match(r.err, pattern, extra.join(" "));
     noStackTrace(r.err);
@@ -354,4 +364,55 @@ Deno.test({
     assert.deepEqual(left, [], "no PNG, no temporary file");
     await Deno.remove(dir, { recursive: true });
   },
+});
+
+Deno.test("text from files reaches the terminal escaped and cut: no ANSI escapes, forged lines or 5 MB lines", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "varc_text_" });
+  const header = (name: string) => {
+    const json = JSON.stringify({ [name]: { dtype: "F32", shape: [1], data_offsets: [0, 4] } });
+    const h = new TextEncoder().encode(json + " ".repeat((8 - (json.length % 8)) % 8));
+    const out = new Uint8Array(8 + h.length + 4);
+    new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
+    out.set(h, 8);
+    return out;
+  };
+  const spec = `${dir}/evil.var.ts`;
+  await Deno.writeTextFile(spec, `export default 1; // \u001b[2J\u001b[31m${"x".repeat(5_000)}\n`);
+  for (
+    const [name, pattern] of [
+      ["\u001b[2Jcleared\nerror: forged line", /tensor name "\\u001b\[2Jcleared\\nerror: forged line"/],
+      ["n".repeat(5 << 20), /\(5242880 characters\): expected at most 1024 printable characters/],
+    ] as const
+  ) {
+    await Deno.writeFile(`${dir}/var.safetensors`, header(name));
+    const r = await run(
+      "generate",
+      "examples/var_tiny_a.var.ts",
+      ...["--var", `${dir}/var.safetensors`, "--vae", `${FIXTURE}vae.safetensors`, "--labels", "1", "--out", dir],
+    );
+    assert.equal(r.code, 1);
+    assert.match(r.err, pattern);
+    assert.doesNotMatch(r.err, /[\u0000-\u0008\u000b-\u001f]/, "a raw control character reached the terminal");
+    assert.ok(r.err.split("\n").every((l) => l.length < 600), "a line longer than the cap");
+    assert.equal(r.err.split("\n").filter((l) => l.startsWith("error:")).length, 1, "one error line");
+  }
+  const bad = await run("compile", spec, "--out", `${dir}/o`);
+  assert.equal(bad.code, 1);
+  assert.doesNotMatch(bad.err, /\u001b/);
+  assert.match(bad.err, /\\u001b\[2J\\u001b\[31mx+… \(\d+ characters\)/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("an unexpected exception is an internal error in one line, not a stack trace", () => {
+  const err: string[] = [];
+  const error = console.error;
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const code = reportError(new RangeError("simulated bug\n    at somewhere (x.ts:1:2)"), "compile", compileCommand);
+    assert.equal(code, 2);
+  } finally {
+    console.error = error;
+  }
+  assert.match(err.join("\n"), /^internal error in "varc compile": RangeError: simulated bug\nThis is a bug in varc/);
+  noStackTrace(err.join("\n"));
 });
