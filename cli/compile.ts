@@ -112,6 +112,14 @@ function jsonNumbers(_: string, v: unknown): unknown {
   return typeof v === "number" && !Number.isFinite(v) ? String(v) : v;
 }
 
+/** Inline Markdown code for any text: a fence longer than its longest backtick run, line breaks as spaces. */
+export function mdCode(text: string): string {
+  const flat = text.replace(/[\r\n]+/g, " ");
+  const run = Math.max(0, ...(flat.match(/`+/g) ?? []).map((m) => m.length));
+  const fence = "`".repeat(run + 1), pad = flat.startsWith("`") || flat.endsWith("`") ? " " : "";
+  return `${fence}${pad}${flat}${pad}${fence}`;
+}
+
 function reportMarkdown(r: CompileReport): string {
   const rows = r.passes.map((p) => `| ${p.name} | ${p.ms.toFixed(1)} |`).join("\n");
   return `# ${r.name}

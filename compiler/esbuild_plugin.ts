@@ -149,7 +149,8 @@ export function varcPlugin(options: VarcPluginOptions = {}): esbuild.Plugin {
         const [path, query = ""] = splitQuery(specifier);
         try {
           const target = queryTarget(query, defaultTarget);
-          return { path: `${resolve(resolveDir, path)}?target=${target}`, namespace: SPEC_NS };
+          // Paths in namespaces reach source maps: relative to the working directory, not the build machine's root.
+          return { path: `${displayPath(resolve(resolveDir, path))}?target=${target}`, namespace: SPEC_NS };
         } catch (e) {
           return { errors: [{ text: (e as Error).message }] };
         }
@@ -166,18 +167,18 @@ export function varcPlugin(options: VarcPluginOptions = {}): esbuild.Plugin {
 
       // The spec module: the loader API around its generated model module.
       build.onLoad({ filter: /.*/, namespace: SPEC_NS }, async (args) => {
-        const [file, query = ""] = splitQuery(args.path);
-        const target = queryTarget(query, defaultTarget);
+        const [path, query = ""] = splitQuery(args.path);
+        const target = queryTarget(query, defaultTarget), file = resolve(path);
         const entry = await compiled(file, target);
         const watchFiles = [...entry.files.keys()];
         if (!entry.compiled) return { errors: messages(entry.error), watchFiles };
-        return { contents: wrapper(`${target}:${file}`, entry.compiled), loader: "ts", watchFiles };
+        return { contents: wrapper(`${target}:${displayPath(file)}`, entry.compiled), loader: "ts", watchFiles };
       });
       // The generated module itself (TypeScript importing varc:* runtime files).
       build.onLoad({ filter: /.*/, namespace: MODEL_NS }, async (args) => {
-        const at = args.path.indexOf(":"); // "<target>:<absolute spec path>", compiled by the spec's onLoad
-        const entry = cache.get(args.path) ??
-          await compiled(args.path.slice(at + 1), args.path.slice(0, at) as BundleTarget);
+        const at = args.path.indexOf(":"); // "<target>:<spec path>", compiled by the spec's onLoad
+        const [target, file] = [args.path.slice(0, at) as BundleTarget, resolve(args.path.slice(at + 1))];
+        const entry = cache.get(`${target}:${file}`) ?? await compiled(file, target);
         if (!entry.compiled) return { errors: messages(entry.error) };
         return { contents: entry.compiled.emitted.source, loader: "ts", resolveDir: RUNTIME_DIR };
       });

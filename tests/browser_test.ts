@@ -136,6 +136,13 @@ Deno.test({
         bounded: await glyphs("bounded"),
       };
 
+      await t.step("the page's source map names no absolute build paths", async () => {
+        const map = JSON.parse(await Deno.readTextFile(`${dir}/main.js.map`)) as { sources: string[] };
+        const absolute = map.sources.filter((s) => s.includes(Deno.cwd()) || /^(\w+:)?\//.test(s));
+        assert.deepEqual(absolute, [], "sources with absolute paths");
+        assert.ok(map.sources.some((s) => s.includes("examples/glyphs/standard.var.ts")), map.sources.join(", "));
+      });
+
       await t.step("the page's own backend choice, greedy", async () => {
         const s = { model: "standard", label: 10, seed: 0, cfg: 1.5, topK: 1, topP: 0 };
         await page.goto(server.url);

@@ -43,8 +43,13 @@ export class Evaluator {
 
   /** Counts one evaluation step; fails past the budget. */
   tick(node: TsNode): void {
-    if (++this.#steps > LIMITS.steps) {
-      fail("eval-budget", `Reading the spec took more than ${LIMITS.steps} steps`, spanOf(node), [
+    this.charge(1, spanOf(node));
+  }
+
+  /** Counts `n` steps of work (elements a builtin touches count one each); fails past the budget. */
+  charge(n: number, span: SourceSpan): void {
+    if ((this.#steps += n) > LIMITS.steps) {
+      fail("eval-budget", `Reading the spec took more than ${LIMITS.steps} steps`, span, [
         { message: "Loops in specs must be bounded by sizes such as depth or the schedule length" },
       ]);
     }
@@ -118,6 +123,7 @@ export class Evaluator {
       }
       s += String(v) + span.getLiteral().getLiteralText();
       checkString(s, e);
+      this.charge(s.length >> 6, spanOf(span)); // text copied, in 64-character steps
     }
     return s;
   }
@@ -141,6 +147,7 @@ export class Evaluator {
         const v = this.expr(el.getExpression(), env);
         if (!Array.isArray(v)) fail("bad-operand", `Cannot spread ${describe(v)} into an array`, spanOf(el));
         checkLength(out.length + v.length, el);
+        this.charge(v.length, spanOf(el));
         for (const x of v) out.push(x); // not push(...v): a long spread overflows the stack
       } else out.push(this.expr(el, env));
     }
@@ -244,7 +251,10 @@ export class Evaluator {
             return this.apply(f, a, span);
           },
         };
-        return fn.impl(args, site);
+        const out = fn.impl(args, site);
+        // Builtins that build arrays or strings (range, slice, …) touch every element: charge them.
+        if (Array.isArray(out) || typeof out === "string") this.charge(out.length, span);
+        return out;
       }
       return this.#callClosure(fn, args, span);
     } catch (err) {
@@ -558,7 +568,7 @@ function arrayMethod(arr: Value[], name: string, ev: Evaluator): Builtin | undef
     case "at":
       return new Builtin("at", ([i]) => arr.at(i as number));
     case "includes":
-      return new Builtin("includes", ([x]) => arr.includes(x));
+      return new Builtin("includes", ([x], at) => (ev.charge(arr.length, at.span), arr.includes(x)));
     case "reduce":
       return new Builtin("reduce", (args, at) => {
         const f = fnArg(args[0], at);

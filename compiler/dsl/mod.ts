@@ -385,12 +385,30 @@ function toModule(model: ModelVal, graph: GraphBuilder): IrModule {
 
 /** Metadata deeper than this is refused (it also stops a list that contains itself). */
 const META_DEPTH = 32;
+/** Most values and bytes of text in a model's metadata (stored in the generated module). */
+const META_NODES = 100_000, META_BYTES = 1 << 20;
 
 /**
  * Model metadata as JSON-like data. The generated module stores it as a JS object literal, so it
  * must survive that: finite numbers only, and no "__proto__" key (it would set the prototype).
  */
-function toMeta(v: Value, span: SourceSpan, depth = 0): MetaValue | undefined {
+function toMeta(
+  v: Value,
+  span: SourceSpan,
+  depth = 0,
+  budget = { nodes: 0, bytes: 0 },
+): MetaValue | undefined {
+  // Shared references make a small spec a huge tree (a list holding itself twice, 30 times over):
+  // count nodes and string bytes as they are visited, not just the depth.
+  budget.nodes++, budget.bytes += typeof v === "string" ? v.length : 8;
+  if (budget.nodes > META_NODES || budget.bytes > META_BYTES) {
+    fail(
+      "bad-argument",
+      `Model metadata is too large: more than ${META_NODES} values or ${META_BYTES} bytes of text`,
+      span,
+      [{ message: "Metadata is a small tree of numbers, strings, booleans, lists and objects" }],
+    );
+  }
   if (depth > META_DEPTH) {
     fail("bad-argument", `Model metadata nests deeper than ${META_DEPTH} levels (or contains itself)`, span, [
       { message: "Metadata is a small tree of numbers, strings, booleans, lists and objects" },
@@ -405,7 +423,7 @@ function toMeta(v: Value, span: SourceSpan, depth = 0): MetaValue | undefined {
     return v;
   }
   if (typeof v === "string" || typeof v === "boolean") return v;
-  if (Array.isArray(v)) return v.map((x) => toMeta(x, span, depth + 1)).filter((x) => x !== undefined);
+  if (Array.isArray(v)) return v.map((x) => toMeta(x, span, depth + 1, budget)).filter((x) => x !== undefined);
   if (v instanceof ObjVal) {
     const out: Record<string, MetaValue> = {};
     for (const [k, x] of v.props) {
@@ -415,7 +433,7 @@ function toMeta(v: Value, span: SourceSpan, depth = 0): MetaValue | undefined {
           { message: "In the generated module it would set the object's prototype instead of a field; rename it" },
         ]);
       }
-      const m = toMeta(x, at, depth + 1);
+      const m = toMeta(x, at, depth + 1, budget);
       if (m !== undefined) out[k] = m;
     }
     return out;

@@ -71,7 +71,10 @@ export function staticHandler(dir: string): (request: Request) => Promise<Respon
     const file = normalize(join(root, path));
     if (!file.startsWith(root + "/")) return new Response("not found", { status: 404 });
     try {
-      const info = await Deno.stat(file);
+      // Symlinks may not lead out of the root: compare the resolved paths.
+      const [real, realRoot] = await Promise.all([Deno.realPath(file), Deno.realPath(root)]);
+      if (!real.startsWith(realRoot + "/")) return new Response("not found", { status: 404 });
+      const info = await Deno.stat(real);
       if (!info.isFile) return new Response("not found", { status: 404 });
       const headers = {
         "content-type": TYPES[extname(file)] ?? "application/octet-stream",
@@ -79,7 +82,7 @@ export function staticHandler(dir: string): (request: Request) => Promise<Respon
         "cache-control": "no-store",
       };
       if (request.method === "HEAD") return new Response(null, { headers });
-      return new Response((await Deno.open(file)).readable, { headers });
+      return new Response((await Deno.open(real)).readable, { headers });
     } catch {
       return new Response("not found", { status: 404 });
     }
