@@ -85,6 +85,14 @@ const MAX_NAME_LENGTH = 1024;
 /** Control characters (C0, DEL, C1) and bidirectional or invisible formatting characters. */
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
 
+/** Control and formatting characters as \\uXXXX (JSON.parse quotes the header's bytes in its errors). */
+function escapeControls(text: string): string {
+  return text.replace(
+    new RegExp(UNPRINTABLE.source, "g"),
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /**
  * Short, bounded rendering of a JSON value for error messages: compact JSON, cut at 80 characters.
  * Only the part that is shown is visited: JSON.stringify of a header value nested millions deep
@@ -282,7 +290,9 @@ export function parseSafetensors(
     header = JSON.parse(text);
   } catch (err) {
     fail(
-      `expected a JSON header, found invalid JSON (${err instanceof Error ? err.message : String(err)})`,
+      `expected a JSON header, found invalid JSON (${
+        escapeControls(err instanceof Error ? err.message : String(err))
+      })`,
     );
   }
   if (!isPlainObject(header)) {

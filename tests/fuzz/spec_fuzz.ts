@@ -493,6 +493,11 @@ export const SNIPPETS = [
   "const __mx = Math.max(...__range(2 ** 20));",
   "const __pu = ((a: number[]) => { a.push(...__range(2 ** 20)); return a.length; })([1]);",
   "const __pd = ((a: number[]) => { for (let i = 0; i < 30; i++) a.push(...a); return a.length; })([1]);",
+  // Loops over builtins that touch 2^20 elements per call: work counts by elements, not calls.
+  "const __hw = ((a: number[]) => { let n = 0; for (let i = 0; i < 2000; i++) if (a.includes(-1)) n++; return n; })(__range(2 ** 20));",
+  "const __hs = ((a: number[]) => { let n = 0; for (let i = 0; i < 2000; i++) n += a.slice(1).length; return n; })(__range(2 ** 20));",
+  "const __hp = ((a: number[]) => { let n = 0; for (let i = 0; i < 2000; i++) n += [...a].length; return n; })(__range(2 ** 20));",
+  "const __hr = ((k: number) => { let n = 0; for (let i = 0; i < 2000; i++) n += __range(k).length; return n; })(2 ** 20);",
   "const __ph = __phiIndex(2 ** 30);",
   "const __ph2 = __phiIndex(2 ** 20 + 1);",
   "export const { __d } = { __d: 1 };",

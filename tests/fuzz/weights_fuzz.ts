@@ -267,6 +267,9 @@ const HOSTILE_NAMES = [
   "hasOwnProperty",
   "valueOf",
   "x".repeat(100_000),
+  "\u001b[2J\u001b[31mcleared",
+  "a\nerror: forged line",
+  "a\u202eb",
   "\ud800",
   "encoder.x",
   "blocks.0.attn.zero_k_bias",
@@ -697,7 +700,22 @@ export interface WeightsVerdict {
   readonly detail: string;
 }
 
+/** Longest error message a rejection may print (names are cut, lists are capped). */
+const MAX_MESSAGE = 8192;
+
 function judgeError(e: unknown, file: string, stage: string): WeightsVerdict {
+  if (e instanceof Error && (e instanceof SafetensorsError || e instanceof WeightsError)) {
+    // Messages reach terminals: no raw control characters besides line breaks, no megabyte lines.
+    const raw = /[\u0000-\u0008\u000b-\u001f\u007f]/.exec(e.message);
+    if (raw || e.message.length > MAX_MESSAGE) {
+      return {
+        outcome: "failure",
+        detail: `${stage}: ${e.name} message ${raw ? `holds a raw U+${raw[0].charCodeAt(0).toString(16)}` : ""}${
+          e.message.length > MAX_MESSAGE ? ` is ${e.message.length} characters long` : ""
+        }`,
+      };
+    }
+  }
   if (e instanceof SafetensorsError) {
     return e.message.startsWith(`${file}: `)
       ? { outcome: "rejected", detail: `${stage}:SafetensorsError` }
