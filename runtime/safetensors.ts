@@ -83,6 +83,7 @@ function isCount(x: unknown): x is number {
 /** Longest tensor name accepted (official names are under 60 characters). */
 const MAX_NAME_LENGTH = 1024;
 /** Control characters (C0, DEL, C1) and bidirectional or invisible formatting characters. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
 const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
 
 /** Control and formatting characters as \\uXXXX (JSON.parse quotes the header's bytes in its errors). */

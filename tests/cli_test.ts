@@ -392,12 +392,14 @@ Deno.test("text from files reaches the terminal escaped and cut: no ANSI escapes
     );
     assert.equal(r.code, 1);
     assert.match(r.err, pattern);
+    // deno-lint-ignore no-control-regex -- matching control characters is the point
     assert.doesNotMatch(r.err, /[\u0000-\u0008\u000b-\u001f]/, "a raw control character reached the terminal");
     assert.ok(r.err.split("\n").every((l) => l.length < 600), "a line longer than the cap");
     assert.equal(r.err.split("\n").filter((l) => l.startsWith("error:")).length, 1, "one error line");
   }
   const bad = await run("compile", spec, "--out", `${dir}/o`);
   assert.equal(bad.code, 1);
+  // deno-lint-ignore no-control-regex -- matching control characters is the point
   assert.doesNotMatch(bad.err, /\u001b/);
   assert.match(bad.err, /\\u001b\[2J\\u001b\[31mx+… \(\d+ characters\)/);
   await Deno.remove(dir, { recursive: true });

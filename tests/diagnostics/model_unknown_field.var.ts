@@ -1,4 +1,5 @@
 /** A misspelt field of model() is an error with a suggestion, not silently ignored. */
+// @ts-nocheck: metta is a typo
 import { B, input, model, silu } from "../../compiler/dsl/lang.ts";
 
 export default model({

@@ -706,6 +706,7 @@ const MAX_MESSAGE = 8192;
 function judgeError(e: unknown, file: string, stage: string): WeightsVerdict {
   if (e instanceof Error && (e instanceof SafetensorsError || e instanceof WeightsError)) {
     // Messages reach terminals: no raw control characters besides line breaks, no megabyte lines.
+    // deno-lint-ignore no-control-regex -- matching control characters is the point
     const raw = /[\u0000-\u0008\u000b-\u001f\u007f]/.exec(e.message);
     if (raw || e.message.length > MAX_MESSAGE) {
       return {

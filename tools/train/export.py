@@ -49,6 +49,9 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     for name, drop in DROP.items():
+        if not os.path.exists(os.path.join(args.train, name)):
+            print(f"{name}: not trained yet, skipped")
+            continue
         tensors, meta = read(os.path.join(args.train, name))
         kept = {k: v for k, v in tensors.items() if not any(fnmatch.fnmatchcase(k, p) for p in drop)}
         write_safetensors(os.path.join(args.out, name), kept, meta)

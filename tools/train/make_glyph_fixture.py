@@ -52,7 +52,10 @@ def read_safetensors(path):
 
 
 def official_models(repo, model):
-    sys.path.insert(0, repo)
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+    from torch_var import import_official  # the official package, with a stub for a missing huggingface_hub
+
+    import_official(repo)
     from models.basic_vae import Decoder, Encoder
     from models.var import VAR
     from models.vqvae import VQVAE
@@ -79,10 +82,12 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--model", default="standard", choices=["standard"])
+    ap.add_argument("--var-commit", help="the checkout's commit, when --var-repo is not a git work tree")
     args = ap.parse_args()
     torch.set_num_threads(1)
     vae, var = official_models(args.var_repo, args.model)
-    vae.load_state_dict(read_safetensors(args.vae), strict=True)
+    # nn.Module's own loader: the official override passes `assign=`, which torch 1.13 does not have.
+    torch.nn.Module.load_state_dict(vae, read_safetensors(args.vae), strict=True)
     sd = read_safetensors(args.var)
     var.load_state_dict(sd, strict=True)
     B = len(LABELS)
@@ -120,7 +125,9 @@ def main():
     tensors["gen.idx_BL"] = gen_idx.long()
     os.makedirs(args.out, exist_ok=True)
     write_safetensors(os.path.join(args.out, "reference.safetensors"), tensors)
-    commit = subprocess.run(["git", "-C", args.var_repo, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    commit = args.var_commit or subprocess.run(
+        ["git", "-C", args.var_repo, "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout or "unknown"
     config = {
         "official_code": {"repo": "FoundationVision/VAR", "commit": commit.strip()},
         "torch_version": torch.__version__, "torch_num_threads": 1, "labels": LABELS, "sampling": SETTINGS,
