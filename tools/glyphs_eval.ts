@@ -25,7 +25,7 @@ import { readSafetensors, writeSafetensors } from "../runtime/safetensors.ts";
 const DIR = "examples/glyphs";
 const VAE = `${DIR}/vae.safetensors`;
 const FIXTURE = "tests/fixtures/glyphs_standard/reference.safetensors";
-const SETTINGS = { cfg: 2, topK: 100, topP: 0.9 };
+const SETTINGS = { cfg: 2, topK: 20, topP: 0.6 }; // the demo's settings
 const RUNS = [
   { run: "standard", spec: `${DIR}/standard.var.ts`, var: `${DIR}/var_standard.safetensors`, attention: "auto" },
   { run: "bounded_lowrank", spec: `${DIR}/bounded.var.ts`, var: `${DIR}/var_bounded.safetensors`, attention: "auto" },

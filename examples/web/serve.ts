@@ -5,7 +5,7 @@
  */
 import * as esbuild from "esbuild";
 import { parseArgs } from "node:util";
-import { extname, join, normalize, resolve } from "node:path";
+import { dirname, extname, join, normalize, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { withEsbuild } from "../../compiler/backends/bundle.ts";
 import { type CompileEvent, varcPlugin } from "../../compiler/esbuild_plugin.ts";
@@ -41,11 +41,24 @@ export async function buildPage(dir = join(ROOT, "out/web")): Promise<BuiltPage>
       plugins: [varcPlugin({ onCompile: (e) => compiles.push(e) })],
     })
   );
+  await projectRelativeSources(join(dir, "main.js.map"));
   for (const f of ["index.html", "style.css"]) await Deno.copyFile(join(HERE, f), join(dir, f));
   for (const f of ["var_standard.safetensors", "var_bounded.safetensors", "vae.safetensors"]) {
     await Deno.copyFile(join(GLYPHS, f), join(dir, "weights", f));
   }
   return { dir, ms: performance.now() - t0, compiles };
+}
+
+/**
+ * esbuild writes source paths relative to the output folder, which names the build machine's folders
+ * when that is elsewhere (`../../home/me/varc/runtime/…`): rewrite them relative to the project root.
+ * The map embeds the sources' text, so nothing needs to resolve them.
+ */
+async function projectRelativeSources(mapFile: string): Promise<void> {
+  const map = JSON.parse(await Deno.readTextFile(mapFile)) as { sources: string[] };
+  const dir = dirname(mapFile);
+  map.sources = map.sources.map((s) => /^[\w-]+:/.test(s) ? s : relative(ROOT, resolve(dir, s)).replaceAll("\\", "/"));
+  await Deno.writeTextFile(mapFile, JSON.stringify(map));
 }
 
 const TYPES: Readonly<Record<string, string>> = {
