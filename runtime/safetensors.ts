@@ -127,7 +127,7 @@ function show(x: unknown): string {
     return s.length <= limit;
   };
   put(x);
-  return s.length > limit ? s.slice(0, 77) + "..." : s;
+  return escapeControls(s.length > limit ? s.slice(0, 77) + "..." : s); // JSON leaves DEL and C1 characters raw
 }
 
 /** Top-level keys of a JSON object text, in order, duplicates included (JSON.parse keeps only the last). Assumes `text` is valid JSON. */

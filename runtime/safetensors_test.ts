@@ -346,3 +346,16 @@ Deno.test("fixture: var_tiny_a reference.safetensors", async () => {
   assert.equal(idx.length, 2 * 680);
   assert.ok(idx.every((v) => v >= 0 && v < 256));
 });
+
+Deno.test("header text quoted in errors has its control characters escaped (DEL, C1, ANSI escapes)", () => {
+  for (const bad of ['{"a":{"dtype":"F\u007f32","shape":[1],"data_offsets":[0,4]}}', '{"\\u001b[2J":1}']) {
+    try {
+      parseSafetensors(build(bad, 4), FILE);
+      assert.fail("parsed");
+    } catch (e) {
+      // deno-lint-ignore no-control-regex -- matching control characters is the point
+      assert.doesNotMatch((e as Error).message, /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+      assert.match((e as Error).message, /\\u007f|\\u001b/);
+    }
+  }
+});

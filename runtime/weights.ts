@@ -46,6 +46,13 @@ function globSegment(s: string, p: string, prefix = false): boolean {
   return j === p.length;
 }
 
+/** A shape for a message: every dimension up to 8, else the first 8 and the count. */
+function dims(shape: readonly number[]): string {
+  return shape.length <= 8
+    ? `[${shape.join(", ")}]`
+    : `[${shape.slice(0, 8).join(", ")}, …] (${shape.length} dimensions)`;
+}
+
 /**
  * Checks the declared params (all, or only `required` ones) against the files and returns a lookup;
  * tensors in a file that the model neither declares nor ignores are errors. Reports all problems at once.
@@ -77,7 +84,7 @@ export function bindWeights(
       problems.push(`${file.file}: tensor "${p.name}" has dtype ${e.dtype}, expected F32`);
     } else if (e.shape.join() !== p.shape.join()) {
       problems.push(
-        `${file.file}: tensor "${p.name}" has shape [${e.shape.join(", ")}], expected [${p.shape.join(", ")}]`,
+        `${file.file}: tensor "${p.name}" has shape ${dims(e.shape)}, expected [${p.shape.join(", ")}]`,
       );
     } else bound.set(p.name, file.f32(p.name));
   }
