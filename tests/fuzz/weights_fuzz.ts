@@ -36,6 +36,17 @@ export interface WeightsMutant {
   readonly seed: string;
   readonly file: string;
   readonly view: Uint8Array;
+  /** `patterns` cases: hostile optional-weight patterns bound instead of the seed's. */
+  readonly optional?: readonly string[];
+}
+
+/** Optional-weight patterns that took exponential time with a regex matcher, and over-long ones. */
+function hostilePatterns(rng: Rng): string[] {
+  const parts = ["*", "a", ".", "*a", "**", "b*", "x"];
+  return Array.from({ length: rng.between(1, 6) }, () => {
+    const n = rng.pick([3, 10, 40, 120, 300]);
+    return Array.from({ length: n }, () => rng.pick(parts)).join("") + rng.pick(["", "c", "*", ".z"]);
+  });
 }
 
 /** Seeds of the checkpoint fuzzer. */
@@ -603,7 +614,12 @@ const FILE_MUTATORS: readonly (readonly [number, string, FileMutator])[] = [
 ];
 
 /** Mutation classes, for reports. */
-export const WEIGHTS_CLASSES = [...HEADER_MUTATORS.map(([, n]) => n), ...FILE_MUTATORS.map(([, n]) => n), "embed"];
+export const WEIGHTS_CLASSES = [
+  ...HEADER_MUTATORS.map(([, n]) => n),
+  ...FILE_MUTATORS.map(([, n]) => n),
+  "embed",
+  "patterns",
+];
 
 /** Builds the mutant of one case from its generator. */
 export function makeWeightsMutant(corpus: WeightsCorpus, rng: Rng, index: number): WeightsMutant {
@@ -613,6 +629,16 @@ export function makeWeightsMutant(corpus: WeightsCorpus, rng: Rng, index: number
     ...FILE_MUTATORS.map(([w, n]) => [w, n, "f"] as const),
     [4, "embed", "f"],
   ];
+  if (rng.chance(0.04)) {
+    // The seed's checkpoint, bound under hostile patterns: matching must stay fast (the case timeout).
+    return {
+      cls: "patterns",
+      seed: seed.name,
+      file: `mem/patterns#${index}`,
+      view: seed.bytes,
+      optional: hostilePatterns(rng),
+    };
+  }
   const [, cls] = rng.weighted(all.map((m) => [m[0], m] as const));
   let bytes = seed.bytes;
   const rounds = rng.chance(0.2) ? 2 : 1;
@@ -794,7 +820,7 @@ export function runWeightsMutant(m: WeightsMutant, corpus: WeightsCorpus): Weigh
     const bad = checkTensors(st, m.view, m.file);
     if (bad) return bad;
     try {
-      bindWeights(seed.params, { [seed.source]: st }, seed.optional);
+      bindWeights(seed.params, { [seed.source]: st }, m.optional ?? seed.optional);
       return { outcome: "ok", detail: "bound" };
     } catch (e) {
       return judgeError(e, m.file, "bind");
