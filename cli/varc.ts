@@ -13,6 +13,7 @@ import { forwardCommand } from "./forward.ts";
 import { generateCommand } from "./generate.ts";
 import { type Command, type Options, terminalText, UsageError } from "./common.ts";
 import { CompileError } from "../compiler/diagnostics.ts";
+import { editDistance } from "../compiler/dsl/values.ts";
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   compile: compileCommand,
@@ -41,7 +42,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    console.error(`error: unknown command ${terminalText(JSON.stringify(name))}\n\n${USAGE}`);
+    const near = Object.keys(COMMANDS).find((c) => editDistance(c, name) <= 2);
+    console.error(
+      `error: unknown command ${terminalText(JSON.stringify(name))}${
+        near ? ` (did you mean "${near}"?)` : ""
+      }\n\n${USAGE}`,
+    );
     return 1;
   }
   try {
@@ -99,7 +105,12 @@ export function reportError(e: unknown, name: string, command: Command): number 
   } else if (
     e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))
   ) {
-    console.error(`error: ${terminalText((e as Error).message)}\n\n${command.usage}`);
+    const unknown = /Unknown option '--([^']*)'/.exec((e as Error).message)?.[1];
+    const near = unknown && [...Object.keys(command.options), "help"].find((o) => editDistance(o, unknown) <= 2);
+    const text = unknown !== undefined
+      ? `Unknown option '--${unknown}'${near ? ` (did you mean --${near}?)` : ""}`
+      : (e as Error).message;
+    console.error(`error: ${terminalText(text)}\n\n${command.usage}`);
   } else if (e instanceof Error && KNOWN_ERRORS.has(e.name)) {
     console.error(`error: ${terminalText(e.message)}`);
   } else {

@@ -78,6 +78,8 @@ Deno.test("CLI errors exit 1 with a message naming the flag, file or span, never
   const gen = ["generate", "examples/var_tiny_a.var.ts", "--var", "v", "--vae", "v", "--labels", "1", "--out", "x"];
   const cases: [string[], RegExp][] = [
     [["nope"], /unknown command "nope"/],
+    [["generat"], /unknown command "generat" \(did you mean "generate"\?\)/],
+    [["generate", "x", "--lables", "3"], /Unknown option '--lables' \(did you mean --labels\?\)/],
     [["compile"], /missing <spec.var.ts>/],
     [["compile", "examples/var_tiny_a.var.ts"], /missing --out/],
     [["compile", "examples/var_tiny_a.var.ts", "--out", "x", "--bogus"], /Unknown option '--bogus'/],

@@ -9,6 +9,7 @@ import {
   Builtin,
   type CallSite,
   describe,
+  editDistance,
   fail,
   MaskVal,
   ModelVal,
@@ -306,20 +307,6 @@ function positive(args: Value[], i: number, fn: string, at: CallSite): number {
 const MODEL_FIELDS = ["name", "entries", "outputs", "meta", "optionalWeights"];
 /** At most this many `optionalWeights` patterns. */
 const MAX_PATTERNS = 256;
-
-/** Levenshtein distance of short strings (field-name suggestions). */
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2 || a.length > 64 || b.length > 64) return 3;
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    row = next;
-  }
-  return row[b.length]!;
-}
 
 function modelBuiltin(a: Value[], at: CallSite): ModelVal {
   const o = a[0];

@@ -17,6 +17,7 @@ import {
   type CallSite,
   Closure,
   describe,
+  editDistance,
   fail,
   MaskVal,
   ObjVal,
@@ -627,17 +628,4 @@ export function closest(name: string, names: readonly string[]): string | undefi
     if (d < bestD) [best, bestD] = [n, d];
   }
   return best;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3;
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur.push(Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
 }
