@@ -13,7 +13,7 @@ import { forwardCommand } from "./forward.ts";
 import { generateCommand } from "./generate.ts";
 import { type Command, type Options, terminalText, UsageError } from "./common.ts";
 import { CompileError } from "../compiler/diagnostics.ts";
-import { editDistance } from "../compiler/dsl/values.ts";
+import { closest } from "../compiler/dsl/values.ts";
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   compile: compileCommand,
@@ -42,7 +42,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    const near = Object.keys(COMMANDS).find((c) => editDistance(c, name) <= 2);
+    const near = closest(name, Object.keys(COMMANDS));
     console.error(
       `error: unknown command ${terminalText(JSON.stringify(name))}${
         near ? ` (did you mean "${near}"?)` : ""
@@ -106,7 +106,7 @@ export function reportError(e: unknown, name: string, command: Command): number 
     e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))
   ) {
     const unknown = /Unknown option '--([^']*)'/.exec((e as Error).message)?.[1];
-    const near = unknown && [...Object.keys(command.options), "help"].find((o) => editDistance(o, unknown) <= 2);
+    const near = unknown && closest(unknown, [...Object.keys(command.options), "help"]);
     const text = unknown !== undefined
       ? `Unknown option '--${unknown}'${near ? ` (did you mean --${near}?)` : ""}`
       : (e as Error).message;

@@ -28,7 +28,7 @@ import type { HostTensor, LoadedModel, ModelModule } from "../runtime/mod.ts";
 import { holdEsbuild, runtimeResolver, withEsbuild } from "./backends/bundle.ts";
 import { DTS } from "./backends/host.ts";
 import type { Note, SourceSpan } from "./diagnostics.ts";
-import { readRegularFileSync, trackSpecReads } from "./dsl/mod.ts";
+import { MAX_SPEC_BYTES, readRegularFileSync, trackSpecReads } from "./dsl/mod.ts";
 import { compile, type Compiled, CompileError, type CompileReport, type Plugin } from "./mod.ts";
 import type { CompileOptions } from "./options.ts";
 
@@ -451,7 +451,7 @@ function displayPath(file: string): string {
 /** A spec file's text for the rebuild check (regular files only, bounded; undefined when unreadable). */
 function readText(file: string): string | undefined {
   try {
-    const text = readRegularFileSync(file, 1 << 20);
+    const text = readRegularFileSync(file, MAX_SPEC_BYTES);
     return typeof text === "string" ? text : undefined;
   } catch {
     return undefined;

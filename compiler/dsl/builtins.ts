@@ -8,8 +8,8 @@ import {
   BatchSym,
   Builtin,
   type CallSite,
+  closest,
   describe,
-  editDistance,
   fail,
   MaskVal,
   ModelVal,
@@ -316,7 +316,7 @@ function modelBuiltin(a: Value[], at: CallSite): ModelVal {
   const field = (k: string) => o.spans.get(k) ?? at.span;
   for (const k of o.props.keys()) {
     if (!MODEL_FIELDS.includes(k)) {
-      const near = MODEL_FIELDS.find((f) => f.toLowerCase() === k.toLowerCase() || editDistance(f, k) <= 2);
+      const near = closest(k, MODEL_FIELDS);
       fail("unknown-field", `Unknown field ${quote(k)} of "model"`, field(k), [
         { message: near ? `Did you mean "${near}"?` : `Known fields: ${MODEL_FIELDS.join(", ")}` },
       ]);

@@ -15,9 +15,9 @@ import {
   BatchSym,
   Builtin,
   type CallSite,
+  closest,
   Closure,
   describe,
-  editDistance,
   fail,
   MaskVal,
   ObjVal,
@@ -618,14 +618,4 @@ function mostFrequent(names: readonly string[]): string {
 
 function sameSpan(a: SourceSpan | undefined, b: SourceSpan): boolean {
   return a !== undefined && a.file === b.file && a.line === b.line && a.column === b.column;
-}
-
-/** The nearest name within edit distance 2 (for "did you mean"). */
-export function closest(name: string, names: readonly string[]): string | undefined {
-  let best: string | undefined, bestD = 3;
-  for (const n of names) {
-    const d = editDistance(name.toLowerCase(), n.toLowerCase());
-    if (d < bestD) [best, bestD] = [n, d];
-  }
-  return best;
 }

@@ -94,7 +94,7 @@ export interface VarOptions {
   schedule: readonly number[];
   mlpRatio?: number;
   classes?: number;
-  /** One printable character per class, e.g. "0123456789" (shown by the demo, the web page and `--labels`). */
+  /** One printable character per class, e.g. "0123456789" (the demo and the web page show them). */
   classNames?: string;
   vocab?: number;
   cvae?: number;

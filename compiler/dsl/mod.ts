@@ -23,7 +23,7 @@ import { Builtin, Closure, describe, fail, ModelVal, ObjVal, quote, SpecError, t
 export const LANG_PATH = fileURLToPath(new URL("./lang.ts", import.meta.url));
 const DSL_DIR = fileURLToPath(new URL("./", import.meta.url));
 const COMPILER_DIR = fileURLToPath(new URL("../", import.meta.url));
-const MAX_SPEC_BYTES = 1 << 20;
+export const MAX_SPEC_BYTES = 1 << 20;
 
 /** Reads a spec file and returns its IR (untyped; `infer-shapes` types it). Throws CompileError. */
 export function parseSpec(path: string, text?: string): IrModule {
@@ -290,7 +290,6 @@ function unsafePath(path: string): boolean {
   return false;
 }
 
-/** The first line of a file (read from its first 4 KiB), or "" when it cannot be read. */
 /** The first line of a regular file (up to 4 KiB), for spans at the top of an unreadable spec; "" otherwise. */
 function firstLine(file: string): string {
   try {

@@ -118,8 +118,18 @@ export function quote(s: string, max = 80): string {
   return out;
 }
 
-/** Levenshtein distance, for "did you mean" suggestions; 3 (far) when the lengths differ by more than 2. */
-export function editDistance(a: string, b: string): number {
+/** The nearest of `names` within edit distance 2, ignoring case (for "did you mean"); undefined when none is. */
+export function closest(name: string, names: readonly string[]): string | undefined {
+  let best: string | undefined, bestD = 3;
+  for (const n of names) {
+    const d = editDistance(name.toLowerCase(), n.toLowerCase());
+    if (d < bestD) [best, bestD] = [n, d];
+  }
+  return best;
+}
+
+/** Levenshtein distance of short strings; 3 (far) when the lengths differ by more than 2. */
+function editDistance(a: string, b: string): number {
   if (Math.abs(a.length - b.length) > 2 || a.length > 256 || b.length > 256) return 3;
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
