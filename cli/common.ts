@@ -1,4 +1,5 @@
 /** @file Shared pieces of CLI commands: the command shape, flag readers, usage errors. */
+import { escapeUnprintable } from "../runtime/text.ts";
 
 /** A bad flag or flag value; printed with the command's usage. */
 export class UsageError extends Error {
@@ -97,11 +98,7 @@ export const MAX_LINE = 400;
  */
 export function terminalText(message: string): string {
   return message.split("\n").map((line) => {
-    const escaped = line.replace(
-      // deno-lint-ignore no-control-regex -- matching control characters is the point
-      /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g,
-      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-    );
+    const escaped = escapeUnprintable(line, "\t");
     return escaped.length > MAX_LINE ? `${escaped.slice(0, MAX_LINE)}… (${escaped.length} characters)` : escaped;
   }).join("\n");
 }

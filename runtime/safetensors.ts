@@ -1,4 +1,5 @@
 /** Safetensors reader (validating, zero-copy where aligned) and writer (aligned standard layout). */
+import { escapeUnprintable, UNPRINTABLE } from "./text.ts";
 
 /** Element types defined by the safetensors format that this reader accepts. */
 export type StDType =
@@ -82,18 +83,6 @@ function isCount(x: unknown): x is number {
 
 /** Longest tensor name accepted (official names are under 60 characters). */
 const MAX_NAME_LENGTH = 1024;
-/** Control characters (C0, DEL, C1) and bidirectional or invisible formatting characters. */
-// deno-lint-ignore no-control-regex -- matching control characters is the point
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
-
-/** Control and formatting characters as \\uXXXX (JSON.parse quotes the header's bytes in its errors). */
-function escapeControls(text: string): string {
-  return text.replace(
-    new RegExp(UNPRINTABLE.source, "g"),
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
-}
-
 /**
  * Short, bounded rendering of a JSON value for error messages: compact JSON, cut at 80 characters.
  * Only the part that is shown is visited: JSON.stringify of a header value nested millions deep
@@ -127,7 +116,7 @@ function show(x: unknown): string {
     return s.length <= limit;
   };
   put(x);
-  return escapeControls(s.length > limit ? s.slice(0, 77) + "..." : s); // JSON leaves DEL and C1 characters raw
+  return escapeUnprintable(s.length > limit ? s.slice(0, 77) + "..." : s); // JSON leaves DEL and C1 characters raw
 }
 
 /** Top-level keys of a JSON object text, in order, duplicates included (JSON.parse keeps only the last). Assumes `text` is valid JSON. */
@@ -292,7 +281,7 @@ export function parseSafetensors(
   } catch (err) {
     fail(
       `expected a JSON header, found invalid JSON (${
-        escapeControls(err instanceof Error ? err.message : String(err))
+        escapeUnprintable(err instanceof Error ? err.message : String(err))
       })`,
     );
   }

@@ -1,4 +1,5 @@
 /** @file Values of the spec interpreter, and the error type builtins throw. */
+import { escapeUnprintable } from "../../runtime/text.ts";
 import type { ArrowFunction, FunctionDeclaration, FunctionExpression } from "ts-morph";
 import type { Diagnostic, Note, SourceSpan } from "../diagnostics.ts";
 import { error } from "../diagnostics.ts";
@@ -108,14 +109,7 @@ export function describe(v: Value): string {
  */
 export function quote(s: string, max = 80): string {
   const short = s.length > max ? s.slice(0, max) + "…" : s;
-  let out = "";
-  for (const ch of JSON.stringify(short)) {
-    const c = ch.charCodeAt(0);
-    const hidden = (c >= 0x7f && c <= 0x9f) || c === 0x061c || c === 0x200e || c === 0x200f || c === 0x2028 ||
-      c === 0x2029 || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) || c === 0xfeff;
-    out += hidden ? `\\u${c.toString(16).padStart(4, "0")}` : ch;
-  }
-  return out;
+  return escapeUnprintable(JSON.stringify(short)); // JSON escapes C0 controls, not DEL, C1 or bidi marks
 }
 
 /** The nearest of `names` within edit distance 2, ignoring case (for "did you mean"); undefined when none is. */
