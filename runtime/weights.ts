@@ -23,20 +23,20 @@ export const MAX_PATTERN_LENGTH = 256;
 export function matchesPattern(name: string, pattern: string): boolean {
   if (pattern.length > MAX_PATTERN_LENGTH) return false;
   const ps = pattern.split("."), ns = name.split(".");
-  const open = pattern.endsWith("*"); // the final * also matches dots: the rest of the name
+  // A final * also matches dots: the name may have more segments, which it absorbs. Its own segment
+  // then ends in *, so matching that segment as a whole already leaves the rest of it free.
+  const open = pattern.endsWith("*");
   if (open ? ns.length < ps.length : ns.length !== ps.length) return false;
-  for (let k = 0; k < ps.length - 1; k++) if (!globSegment(ns[k]!, ps[k]!)) return false;
-  return globSegment(ns[ps.length - 1]!, ps.at(-1)!) || (open && globSegment(ns[ps.length - 1]!, ps.at(-1)!, true));
+  return ps.every((p, k) => globSegment(ns[k]!, p));
 }
 
 /**
  * Wildcard match of one segment (`*` = any run of characters): greedy, returning to the last `*` on
- * a mismatch, which never needs more than |s|·|p| steps. `prefix`: p needs to match a prefix of s only.
+ * a mismatch, which never needs more than |s|·|p| steps.
  */
-function globSegment(s: string, p: string, prefix = false): boolean {
+function globSegment(s: string, p: string): boolean {
   let i = 0, j = 0, star = -1, mark = 0;
   while (i < s.length) {
-    if (prefix && j === p.length) return true;
     if (j < p.length && p[j] !== "*" && p[j] === s[i]) i++, j++;
     else if (j < p.length && p[j] === "*") star = j++, mark = i;
     else if (star >= 0) j = star + 1, i = ++mark;
