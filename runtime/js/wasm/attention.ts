@@ -10,7 +10,6 @@ import {
   ATTENTION,
   copyRows,
   ensureWorkers,
-  MAX_CHUNKS,
   PARALLEL_MIN_MACS,
   reserve,
   runShared,
@@ -18,6 +17,7 @@ import {
   scratchBase,
   wasmRuntime,
 } from "./gemm.ts";
+import { MAX_CHUNKS } from "./threads.ts";
 import { CTL } from "./gemm_module.ts";
 
 /** Consecutive queries [i0, i1) that see the same keys [lo, hi). */

@@ -12,7 +12,7 @@
  * Bundled copies of this file (one per compiled model) share one runtime through a global symbol.
  */
 import { CTL, type GemmConfig, gemmModule, NN } from "./gemm_module.ts";
-import { SPIN, startWorkers, workerThreads } from "./threads.ts";
+import { growMemory, nextJob, runJob, startWorkers, workerThreads } from "./threads.ts";
 
 /** Which GEMM implementation `gemmNT` uses: "auto" (WASM when available and large enough) or "js". */
 export type GemmBackend = "auto" | "js";
@@ -157,16 +157,7 @@ export function ensureWorkers(rt: Runtime): number {
 
 /** Makes the memory at least `bytes` long; false when it cannot grow that far. */
 export function reserve(rt: Runtime, bytes: number): boolean {
-  const have = rt.memory.buffer.byteLength;
-  if (bytes > have) {
-    const pages = Math.ceil((bytes - have) / PAGE);
-    if (have / PAGE + pages > MAX_PAGES) return false;
-    try {
-      rt.memory.grow(pages);
-    } catch {
-      return false;
-    }
-  }
+  if (!growMemory(rt.memory, bytes, MAX_PAGES)) return false;
   if (rt.f32.buffer !== rt.memory.buffer || rt.f32.length * 4 !== rt.memory.buffer.byteLength) {
     rt.buffers.add(rt.memory.buffer);
     rt.f32 = new Float32Array(rt.memory.buffer);
@@ -311,28 +302,13 @@ function parallel(
   runShared(rt, total);
 }
 
-/** Chunks of one job are counted in the low 16 bits of the claim word: fewer than this. */
-export const MAX_CHUNKS = 0xffff;
-
 /**
  * Runs the job described in the control block (KIND and its fields set) as `total` (< MAX_CHUNKS)
  * chunks on the caller and every worker, and returns when all are done.
  */
 export function runShared(rt: Runtime, total: number): void {
-  const ctl = rt.i32;
-  ctl[CTL.TOTAL] = total;
-  Atomics.store(ctl, CTL.DONE, 0);
-  rt.job = (rt.job + 1) & 0x7fff;
-  Atomics.store(ctl, CTL.CLAIM, rt.job << 16);
-  Atomics.add(ctl, CTL.SEQ, 1);
-  Atomics.notify(ctl, CTL.SEQ);
-  rt.run!(0);
-  for (let i = 0; i < SPIN && Atomics.load(ctl, CTL.DONE) < total; i++);
-  for (let done = Atomics.load(ctl, CTL.DONE); done < total; done = Atomics.load(ctl, CTL.DONE)) {
-    Atomics.wait(ctl, CTL.DONE, done);
-  }
-  // close the job: a late worker must not claim "chunk total" once the next job's fields are written
-  Atomics.store(ctl, CTL.CLAIM, (rt.job << 16) | MAX_CHUNKS);
+  rt.job = nextJob(rt.job);
+  runJob(rt.i32, CTL, rt.job, total, () => rt.run!(0));
 }
 
 /** Packed panels of resident weights (see `packedPanels`), keyed by the weight's view. */

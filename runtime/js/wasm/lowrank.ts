@@ -11,10 +11,9 @@
  */
 import type { FeatureTable } from "../lowrank.ts";
 import { gemmThreads } from "./gemm.ts";
-import { SPIN, startWorkers, workerThreads } from "./threads.ts";
+import { growMemory, nextJob, runJob, startWorkers, workerThreads } from "./threads.ts";
 import { ACC_TILES, JOB_BYTES, KB, LCTL, lowrankModule, READ_TILES } from "./lowrank_module.ts";
 
-const PAGE = 65536;
 /** 2 GiB: the memory's maximum (virtual reservation; it grows on demand). */
 const MAX_PAGES = 32768;
 /** Bytes of segment data (rows, partials, states) per batch of jobs. */
@@ -90,16 +89,7 @@ function threadsFor(rt: Runtime, macs: number): number {
 }
 
 function reserve(rt: Runtime, bytes: number): boolean {
-  const have = rt.memory.buffer.byteLength;
-  if (bytes > have) {
-    const pages = Math.ceil((bytes - have) / PAGE);
-    if (have / PAGE + pages > MAX_PAGES) return false;
-    try {
-      rt.memory.grow(pages);
-    } catch {
-      return false;
-    }
-  }
+  if (!growMemory(rt.memory, bytes, MAX_PAGES)) return false;
   if (rt.f32.buffer !== rt.memory.buffer || rt.f32.length * 4 !== rt.memory.buffer.byteLength) {
     rt.f32 = new Float32Array(rt.memory.buffer);
     rt.i32 = new Int32Array(rt.memory.buffer);
@@ -118,19 +108,8 @@ function runJobs(rt: Runtime, threads: number, total: number, read: boolean): vo
     for (let j = 0; j < total; j++) job(at + j * JOB_BYTES, scratch);
     return;
   }
-  ctl[LCTL.TOTAL] = total;
-  Atomics.store(ctl, LCTL.DONE, 0);
-  rt.job = (rt.job + 1) & 0x7fff;
-  Atomics.store(ctl, LCTL.CLAIM, rt.job << 16);
-  Atomics.add(ctl, LCTL.SEQ, 1);
-  Atomics.notify(ctl, LCTL.SEQ);
-  rt.run!(0);
-  for (let i = 0; i < SPIN && Atomics.load(ctl, LCTL.DONE) < total; i++);
-  for (let done = Atomics.load(ctl, LCTL.DONE); done < total; done = Atomics.load(ctl, LCTL.DONE)) {
-    Atomics.wait(ctl, LCTL.DONE, done);
-  }
-  // close the job: a late worker must not claim a record once the next call's fields are written
-  Atomics.store(ctl, LCTL.CLAIM, (rt.job << 16) | 0xffff);
+  rt.job = nextJob(rt.job);
+  runJob(ctl, LCTL, rt.job, total, () => rt.run!(0));
 }
 
 /** Shapes of one call: monomials and the padded sizes. */

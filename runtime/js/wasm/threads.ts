@@ -1,7 +1,7 @@
 /**
- * @file Worker threads for the WebAssembly kernels: each module (GEMM and convolutions, low-rank
- * attention) runs its jobs on workers that instantiate the same bytes on the shared memory and call
- * its `run(thread)` whenever the job counter in its control block changes.
+ * @file What the WebAssembly kernel runtimes (GEMM and convolutions, low-rank attention) share: worker
+ * threads that instantiate the same bytes on the shared memory and call its `run(thread)` whenever the
+ * job counter in its control block changes, the protocol of one job, and memory growth.
  */
 
 // deno-lint-ignore no-explicit-any
@@ -62,4 +62,56 @@ export function startWorkers(
     }
   }
   return Math.min(want, workers.length + 1);
+}
+
+/** Control-block slots (i32 indices) of the job protocol; both modules lay them out alike. */
+export interface JobSlots {
+  /** Bumped once per job: the workers' wake-up counter. */
+  readonly SEQ: number;
+  /** (job & 0x7fff) << 16 | the next unclaimed chunk. */
+  readonly CLAIM: number;
+  /** Chunks finished. */
+  readonly DONE: number;
+  /** Chunks in the job. */
+  readonly TOTAL: number;
+}
+
+/** Chunks of one job are counted in the low 16 bits of the claim word: fewer than this. */
+export const MAX_CHUNKS = 0xffff;
+
+/**
+ * Runs one job of `total` (< MAX_CHUNKS) chunks, its fields already in the control block: publishes it
+ * as job number `job`, wakes the workers, works on it here (`runHere`), waits until every chunk is done
+ * (polling briefly before sleeping), then closes it so that a late worker cannot claim a chunk once the
+ * next job's fields are written.
+ */
+export function runJob(ctl: Int32Array, s: JobSlots, job: number, total: number, runHere: () => void): void {
+  ctl[s.TOTAL] = total;
+  Atomics.store(ctl, s.DONE, 0);
+  Atomics.store(ctl, s.CLAIM, job << 16);
+  Atomics.add(ctl, s.SEQ, 1);
+  Atomics.notify(ctl, s.SEQ);
+  runHere();
+  for (let i = 0; i < SPIN && Atomics.load(ctl, s.DONE) < total; i++);
+  for (let done = Atomics.load(ctl, s.DONE); done < total; done = Atomics.load(ctl, s.DONE)) {
+    Atomics.wait(ctl, s.DONE, done);
+  }
+  Atomics.store(ctl, s.CLAIM, (job << 16) | MAX_CHUNKS);
+}
+
+/** The next job number (15 bits, as the claim word holds it). */
+export const nextJob = (job: number): number => (job + 1) & 0x7fff;
+
+/** Grows `memory` to at least `bytes` (pages of 64 KiB, at most `maxPages`); false when it cannot. */
+export function growMemory(memory: WebAssembly.Memory, bytes: number, maxPages: number): boolean {
+  const have = memory.buffer.byteLength;
+  if (bytes <= have) return true;
+  const pages = Math.ceil((bytes - have) / 65536);
+  if (have / 65536 + pages > maxPages) return false;
+  try {
+    memory.grow(pages);
+    return true;
+  } catch {
+    return false;
+  }
 }
