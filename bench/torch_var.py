@@ -93,8 +93,8 @@ def build(repo, seed):
     return vae.eval(), var.eval()
 
 
-def read_safetensors(path):
-    """name -> tensor, for the F32/I64 tensors varc's converter writes."""
+def read_safetensors(path, with_metadata=False):
+    """name -> tensor, for the F32/I64/I32 tensors varc writes; with_metadata: (tensors, __metadata__)."""
     import numpy as np
     import torch
 
@@ -111,7 +111,7 @@ def read_safetensors(path):
         dtype = np.dtype(dtypes[e["dtype"]])
         arr = np.frombuffer(data, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=begin)
         out[name] = torch.from_numpy(arr).reshape(e["shape"])
-    return out
+    return (out, header.get("__metadata__", {})) if with_metadata else out
 
 
 def load(module, path, may_miss):

@@ -14,16 +14,14 @@ class-conditional accuracy: the fraction of images classified as the class they 
 import argparse
 import json
 import os
-import struct
 import sys
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import CLASSES, Log, load_split  # noqa: E402
+from common import CLASSES, Log, load_split, read_safetensors  # noqa: E402
 
 
 def net():
@@ -79,16 +77,10 @@ def train(args):
 
 
 def read_outputs(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    e = header["img"]
-    assert e["dtype"] == "F32", f"{path}: img must be F32"
-    a, b = e["data_offsets"]
-    img = np.frombuffer(data[a:b], dtype=np.float32).reshape(e["shape"])
-    labels = [int(v) for v in header["__metadata__"]["labels"].split(",")]
-    return torch.from_numpy(img.copy()) * 2 - 1, torch.tensor(labels)
+    """img in [-1, 1] and the labels of a varc outputs file."""
+    tensors, meta = read_safetensors(path, with_metadata=True)
+    labels = [int(v) for v in meta["labels"].split(",")]
+    return tensors["img"].float() * 2 - 1, torch.tensor(labels)
 
 
 def score(args):

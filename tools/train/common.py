@@ -3,10 +3,14 @@
 import json
 import os
 import struct
+import sys
 import time
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+from torch_var import import_official, load, read_safetensors  # noqa: E402, F401  (shared with bench:torch)
 
 # The shipped glyph models: 32x32 RGB images, 8x8 token maps, 36 classes (0-9, A-Z).
 SCHEDULE = [1, 2, 3, 4, 6, 8]

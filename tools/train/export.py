@@ -11,36 +11,18 @@ the schedule). Names and values are unchanged (official state-dict names, F32).
 
 import argparse
 import fnmatch
-import json
 import os
-import struct
 import sys
 
-import numpy as np
-import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import write_safetensors  # noqa: E402
+from common import read_safetensors, write_safetensors  # noqa: E402
 
 DROP = {
     "vae.safetensors": ["encoder.*", "quant_conv.*", "quantize.ema_vocab_hit_SV"],
     "var_standard.safetensors": ["attn_bias_for_masking"],
     "var_bounded.safetensors": ["attn_bias_for_masking"],
 }
-
-
-def read(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    types = {"F32": np.float32, "I64": np.int64}
-    meta = header.pop("__metadata__", {})
-    out = {}
-    for name, e in header.items():
-        a, b = e["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[a:b], dtype=types[e["dtype"]]).reshape(e["shape"]).copy())
-    return out, meta
 
 
 def main():
@@ -52,7 +34,7 @@ def main():
         if not os.path.exists(os.path.join(args.train, name)):
             print(f"{name}: not trained yet, skipped")
             continue
-        tensors, meta = read(os.path.join(args.train, name))
+        tensors, meta = read_safetensors(os.path.join(args.train, name), with_metadata=True)
         kept = {k: v for k, v in tensors.items() if not any(fnmatch.fnmatchcase(k, p) for p in drop)}
         write_safetensors(os.path.join(args.out, name), kept, meta)
         size = os.path.getsize(os.path.join(args.out, name))

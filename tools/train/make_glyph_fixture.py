@@ -28,34 +28,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import VAE, VARS, write_safetensors  # noqa: E402
+from common import VAE, VARS, import_official, load, write_safetensors  # noqa: E402
 
 LABELS = [3, 17]  # "3" and "H"
 SETTINGS = dict(cfg=1.5, top_k=1, top_p=0.0, g_seed=0, more_smooth=False)
 
 
-def read_safetensors(path):
-    import struct
-
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    types = {"F32": np.float32, "I64": np.int64, "I32": np.int32}
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = e["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[a:b], dtype=types[e["dtype"]]).reshape(e["shape"]).copy())
-    return out
-
-
 def official_models(repo, model):
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
-    from torch_var import import_official  # the official package, with a stub for a missing huggingface_hub
-
-    import_official(repo)
+    import_official(repo)  # the official package, with a stub for a missing huggingface_hub
     from models.basic_vae import Decoder, Encoder
     from models.var import VAR
     from models.vqvae import VQVAE
@@ -86,13 +66,8 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     vae, var = official_models(args.var_repo, args.model)
-    # nn.Module's own loader: the official override passes `assign=`, which torch 1.13 does not have.
-    torch.nn.Module.load_state_dict(vae, read_safetensors(args.vae), strict=True)
-    sd = read_safetensors(args.var)
-    # The shipped file drops the attention-mask buffer, which the constructor computes from the schedule.
-    missing, unexpected = var.load_state_dict(sd, strict=False)
-    if unexpected or set(missing) - {"attn_bias_for_masking"}:
-        sys.exit(f"make_glyph_fixture: {args.var} does not match the official VAR: {missing=} {unexpected=}")
+    load(vae, args.vae, [])
+    load(var, args.var, ["attn_bias_for_masking"])  # the shipped file drops it: the constructor computes it
     B = len(LABELS)
     labels = torch.tensor(LABELS)
     with torch.inference_mode():
