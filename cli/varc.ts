@@ -144,7 +144,5 @@ const KNOWN_ERRORS = new Set([
 ]);
 
 if (import.meta.main) {
-  // A file-size limit (ulimit -f) then fails the write with an error naming the file instead of killing the process.
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGXFSZ", () => {});
   Deno.exit(await main(Deno.args));
 }
