@@ -7,7 +7,7 @@
  * scale, the final f̂ and the image are read back.
  */
 import type { HostTensor, LoadedModel, Tensor } from "./mod.ts";
-import { checkFiniteOutput, Generator, guide, sampleRows } from "./sample.ts";
+import { checkFiniteOutput, Generator, guide, sampleRowsWith } from "./sample.ts";
 
 /** What `generate` needs besides the model. */
 export interface GenerateOptions {
@@ -16,6 +16,12 @@ export interface GenerateOptions {
   readonly topK: number;
   readonly topP: number;
   readonly seed: number;
+  /**
+   * One seed per label: row b then draws only from its own generator, seeded `seeds[b]`, so an image
+   * does not depend on the other rows of its batch (`seed` is not used). Without it, all rows draw in
+   * turn from one generator seeded `seed`; for one label both are the same.
+   */
+  readonly seeds?: readonly number[];
   /** Called after each scale with its index and the milliseconds it took. */
   readonly onScale?: (s: number, scales: number, ms: number) => void;
   /** Keep the guided logits of the first `keepGuided` scales (for parity checks). */
@@ -117,6 +123,13 @@ export function checkGenerateOptions(o: GenerateOptions, meta: VarMeta): void {
     throw new GenerateError(`--top-p must be in [0, 1] (0 disables it), got ${o.topP}`);
   }
   if (!Number.isSafeInteger(o.seed)) throw new GenerateError(`--seed must be an integer, got ${o.seed}`);
+  if (o.seeds !== undefined) {
+    if (o.seeds.length !== o.labels.length) {
+      throw new GenerateError(`seeds: one per label, got ${o.seeds.length} for ${o.labels.length} labels`);
+    }
+    const bad = o.seeds.find((s) => !Number.isSafeInteger(s));
+    if (bad !== undefined) throw new GenerateError(`seeds: ${bad} is not an integer`);
+  }
 }
 
 /** A generation that would not fit in memory, refused before it starts. */
@@ -145,6 +158,7 @@ export function checkGenerationMemory(
   meta: Readonly<Record<string, unknown>>,
   B: number,
   available = availableBytes(),
+  flag = "--labels",
 ): void {
   const { bytes, entry } = generationBytes(meta, B);
   if (bytes > available) {
@@ -152,13 +166,14 @@ export function checkGenerationMemory(
     const perImage = generationBytes(meta, 1).bytes;
     const fits = Math.max(0, Math.floor(available / Math.max(1, perImage)));
     throw new ResourceError(
-      `--labels: ${B} images need about ${gib(bytes)} at their peak (${entry}), but ${gib(available)} are available; ` +
+      `${flag}: ${B} images need about ${gib(bytes)} at their peak (${entry}), but ${gib(available)} are available; ` +
         `at most about ${fits} images fit at once: generate in smaller batches`,
     );
   }
 }
 
-function availableBytes(): number {
+/** Bytes of memory available now (Infinity where the system does not say). */
+export function availableBytes(): number {
   try {
     return Deno.systemMemoryInfo().available;
   } catch {
@@ -174,7 +189,7 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
   checkGenerationMemory(model.module.info.meta, o.labels.length);
   const { schedule, vocab, classes } = meta;
   const S = schedule.length, B = o.labels.length;
-  const gen = new Generator(o.seed);
+  const gens = o.seeds ? o.seeds.map((seed) => new Generator(seed)) : [new Generator(o.seed)];
   const labels2 = { data: Int32Array.from([...o.labels, ...o.labels.map(() => classes)]), shape: [2 * B] };
   const idx = new Int32Array(B * meta.tokens);
   const guided: Float32Array[] = [];
@@ -204,8 +219,12 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
     const t1 = performance.now();
     const ratio = S === 1 ? 0 : o.cfg * s / (S - 1), keepGuided = s < (o.keepGuided ?? 0);
     let tokens: Tensor, host: Int32Array; // [B, T]
+    // [B·T]: one per sampled token, row b's T from its own generator (per-row seeds) or all B·T from the one
+    const uniforms = Float64Array.from(
+      { length: B * T },
+      (_, i) => gens[o.seeds ? (i / T) | 0 : 0]!.uniform(),
+    );
     if (dev) {
-      const uniforms = Float64Array.from({ length: B * T }, () => gen.uniform()); // one per row, as sampleRows
       const r = await dev.sample(logits!, {
         B,
         T,
@@ -221,7 +240,7 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
     } else {
       const g = guide(logits!.data as Float32Array, B, T * vocab, ratio);
       if (keepGuided) guided.push(g);
-      host = sampleRows(g, vocab, o, gen);
+      host = sampleRowsWith(g, vocab, o, uniforms);
       tokens = { data: host, shape: [B, T] };
     }
     for (let b = 0; b < B; b++) idx.set(host.subarray(b * T, b * T + T), b * meta.tokens + start);

@@ -91,15 +91,44 @@ export interface SampleOptions {
 /**
  * Draws one token per row of `g` [rows, V]: keep logits ≥ the k-th largest (ties kept), then drop
  * the smallest whose ascending cumulative probability is ≤ 1 − p (the largest always stays), then
- * sample from the softmax of what remains.
+ * sample from the softmax of what remains. Row r uses the r-th draw of `gen`.
  */
 export function sampleRows(g: Float32Array, V: number, options: SampleOptions, gen: Generator): Int32Array {
+  return sampleRowsWith(g, V, options, Float64Array.from({ length: g.length / V }, () => gen.uniform()));
+}
+
+/** `sampleRows` with the uniforms given: row r of `g` [rows, V] samples with `uniforms[r]` in [0, 1). */
+export function sampleRowsWith(
+  g: Float32Array,
+  V: number,
+  options: SampleOptions,
+  uniforms: ArrayLike<number>,
+): Int32Array {
   const rows = g.length / V;
+  if (uniforms.length !== rows) throw new RangeError(`sampleRowsWith: ${uniforms.length} uniforms for ${rows} rows`);
   checkFiniteLogits(g, V);
   const out = new Int32Array(rows);
   const order = new Int32Array(V), keys = V <= INDEX_LIMIT ? new Float64Array(V) : null;
-  for (let r = 0; r < rows; r++) out[r] = sampleRow(g.subarray(r * V, r * V + V), options, gen, order, keys);
+  for (let r = 0; r < rows; r++) {
+    out[r] = sampleRow(g.subarray(r * V, r * V + V), options, uniforms[r]!, order, keys);
+  }
   return out;
+}
+
+/**
+ * The seed of image `index` of a run seeded `runSeed`: a SplitMix64 mix of both, cut to 53 bits so it
+ * is a safe integer ≥ 0 (recorded as is, and usable as `--seed` of a one-image generation). It depends
+ * on nothing else, so an image is the same whatever the batch, shard or order it is made in.
+ */
+export function imageSeed(runSeed: number, index: number): number {
+  if (!Number.isSafeInteger(runSeed) || !Number.isSafeInteger(index) || index < 0) {
+    throw new RangeError(`imageSeed: run seed ${runSeed} and index ${index} must be safe integers, index ≥ 0`);
+  }
+  const M = 0xffffffffffffffffn;
+  let z = (BigInt.asUintN(64, BigInt(runSeed)) + (BigInt(index) + 1n) * 0x9e3779b97f4a7c15n) & M;
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M;
+  return Number((z ^ (z >> 31n)) >> 11n);
 }
 
 /** Vocabularies up to this size sort packed (value, index) keys; larger ones use a comparator. */
@@ -130,7 +159,7 @@ export function sortRow(row: Float32Array, order: Int32Array, keys: Float64Array
 function sampleRow(
   row: Float32Array,
   { topK, topP }: SampleOptions,
-  gen: Generator,
+  uniform: number,
   order: Int32Array,
   keys: Float64Array | null,
 ): number {
@@ -153,7 +182,7 @@ function sampleRow(
   }
   let total = 0;
   for (let j = first; j < V; j++) total += Math.exp(row[order[j]!]! - max);
-  let u = gen.uniform() * total;
+  let u = uniform * total;
   for (let j = V - 1; j >= first; j--) {
     u -= Math.exp(row[order[j]!]! - max);
     if (u < 0) return order[j]!;

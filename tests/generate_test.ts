@@ -15,6 +15,7 @@ import { readSafetensors } from "../runtime/safetensors.ts";
 import { decode64, fhatFromTokens64, type VaeConfig } from "./reference/vae_f64.ts";
 import { assertClose, FIXTURE, maxAbs } from "./_helpers.ts";
 import { randomModel } from "../runtime/random.ts";
+import { imageSeed } from "../runtime/sample.ts";
 
 Deno.test("generate reproduces the official greedy generation (tokens, guided logits, f_hat, image)", async () => {
   const module = await importModel((await compile("examples/var_tiny_a.var.ts")).emitted.bundle);
@@ -94,4 +95,33 @@ Deno.test("generation is reproducible: same seed, same tokens; another seed, oth
     (await generate(model, { labels: [1, 2], cfg: 1.5, topK: 8, topP: 0.95, seed })).idx;
   assert.deepEqual(await run(1), await run(1));
   assert.notDeepEqual(await run(1), await run(2));
+});
+
+Deno.test("per-row seeds: each row of a batch is the one-label generation with its seed, bit for bit", async () => {
+  const module = await importModel((await compile("tests/specs/markov.var.ts")).emitted.bundle);
+  const { model } = randomModel(module, 9);
+  const o = { cfg: 1.5, topK: 8, topP: 0.95, seed: 0 };
+  const labels = [1, 2, 0, 2], seeds = [imageSeed(5, 0), imageSeed(5, 1), imageSeed(5, 2), 77];
+  const batch = await generate(model, { ...o, labels, seeds });
+  const L = batch.idx.length / labels.length, P = batch.img.data.length / labels.length;
+  for (const [b, label] of labels.entries()) {
+    // The reference is the shared-generator path: one label, `seed` alone, no per-row seeds.
+    const one = await generate(model, { ...o, labels: [label], seed: seeds[b]! });
+    assert.deepEqual(batch.idx.subarray(b * L, (b + 1) * L), one.idx, `row ${b} tokens`);
+    assert.deepEqual(batch.img.data.subarray(b * P, (b + 1) * P), one.img.data, `row ${b} image`);
+  }
+  // Rows 1 and 3 share a label but not a seed: they must differ (the seeds are used, not the row's label).
+  assert.notDeepEqual(batch.idx.subarray(L, 2 * L), batch.idx.subarray(3 * L, 4 * L));
+  await assert.rejects(
+    () => generate(model, { ...o, labels, seeds: [1, 2] }),
+    /seeds: one per label, got 2 for 4 labels/,
+  );
+});
+
+Deno.test("imageSeed is SplitMix64 of (run seed, index + 1 steps), cut to 53 bits", () => {
+  // The first outputs of the reference SplitMix64 seeded with 0 (Steele, Lea and Flood; Vigna's C code).
+  const reference = [0xe220a8397b1dcdafn, 0x6e789e6aa1b965f4n, 0x06c45d188009454fn];
+  for (const [i, z] of reference.entries()) assert.equal(imageSeed(0, i), Number(z >> 11n));
+  assert.ok(Number.isSafeInteger(imageSeed(2 ** 53 - 1, 10 ** 9)));
+  assert.notEqual(imageSeed(1, 0), imageSeed(0, 0));
 });
