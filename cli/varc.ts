@@ -1,5 +1,6 @@
 /**
- * @file The `varc` command line: compile, bundle, explain, forward, generate, decode (and --help on each).
+ * @file The `varc` command line: compile, bundle, explain, forward, generate, sample, pack, decode (and --help
+ * on each).
  *
  * Errors never print stack traces: spec problems print diagnostics with
  * `file:line:col`; bad files and flags print one message naming the tensor or flag.
@@ -11,6 +12,8 @@ import { decodeCommand } from "./decode.ts";
 import { explainCommand } from "./explain.ts";
 import { forwardCommand } from "./forward.ts";
 import { generateCommand } from "./generate.ts";
+import { packCommand } from "./pack.ts";
+import { sampleCommand } from "./sample.ts";
 import { type Command, type Options, terminalText, UsageError } from "./common.ts";
 import { CompileError } from "../compiler/diagnostics.ts";
 import { closest } from "../compiler/dsl/values.ts";
@@ -21,6 +24,8 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   explain: explainCommand,
   forward: forwardCommand,
   generate: generateCommand,
+  sample: sampleCommand,
+  pack: packCommand,
   decode: decodeCommand,
 };
 
@@ -140,6 +145,8 @@ const KNOWN_ERRORS = new Set([
   "NonFiniteOutputError",
   "OutputError",
   "ResourceError",
+  "SampleSetError",
+  "ShardError",
   "TypeError",
 ]);
 
