@@ -20,7 +20,7 @@ import {
   scratchBase,
   wasmRuntime,
 } from "./gemm.ts";
-import { TB, WG, winogradScratch } from "./winograd_module.ts";
+import { TB, WG, winograd4Scratch, winogradScratch } from "./winograd_module.ts";
 
 /** Bytes of one col chunk (K rows × a band of output pixels). */
 const COL_BYTES = 8 * 2 ** 20;
@@ -47,8 +47,9 @@ export function conv2dWasm(
 ): boolean {
   const rt = wasmRuntime();
   if (!rt) return false;
-  if (kh === 3 && kw === 3 && pad === 1 && H % 2 === 0 && W % 8 === 0) {
-    return winograd(rt, x, B, Ci, H, W, w, Co, b, out);
+  if (kh === 3 && kw === 3 && pad === 1) {
+    const v = WINOGRAD.find((v) => v.fits(H, W));
+    if (v) return winograd(rt, v, x, B, Ci, H, W, w, Co, b, out);
   }
   const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1, P = Ho * Wo, K = Ci * kh * kw;
   const Mp = panelRows(Co), Np = roundUp(P, NN.nr) + NN.nr, direct = kh === 1 && kw === 1 && pad === 0;
@@ -126,22 +127,107 @@ function im2colRows(
   }
 }
 
-/** Transformed weights U of resident 3×3 kernels, keyed by the weight's view. */
-const winogradCache = new WeakMap<Float32Array, Uint8Array>();
-
-/**
- * U = G g Gᵀ of w [Co, Ci, 3, 3] (at byte address wAt) as NN panels per ξ, written at byte address
- * uAt (16·cop·Ci floats; rows past Co are zeros).
- */
-function transformWeights(rt: Runtime, wAt: number, Co: number, Ci: number, uAt: number): void {
-  const cop = panelRows(Co);
-  if (cop !== Co) rt.f32.fill(0, uAt / 4, uAt / 4 + 16 * cop * Ci);
-  rt.winoU(wAt, Co, Ci, cop, uAt);
+/** A Winograd variant F(m×m, 3×3): tiles of m×m pixels from (m + 2)² points ξ. */
+interface Winograd {
+  readonly m: 2 | 4;
+  /** Whether an H×W image takes this variant. */
+  readonly fits: (H: number, W: number) => boolean;
+  /** Control-block job kind (gemm_module.ts runner). */
+  readonly kind: number;
+  readonly scratch: (ci: number, cop: number) => number;
+  readonly job: (rt: Runtime) => (job: number, thread: number) => void;
+  /** U of w [Co, Ci, 3, 3] (at byte address wAt of the memory) as NN panels per ξ at byte address uAt. */
+  readonly weights: (rt: Runtime, wAt: number, Co: number, Ci: number, uAt: number) => void;
+  /** Transformed weights of resident kernels, keyed by the weight's view. */
+  readonly cache: WeakMap<Float32Array, Uint8Array>;
 }
 
-/** 3×3, padding 1, H even, W a multiple of 8: Winograd F(2×2, 3×3) bands on all threads. */
+/**
+ * F(4×4, 3×3) first (2.25 multiplications per output pixel and channel pair), else F(2×2, 3×3) (4);
+ * groups of 4 tiles are vectorised along W, so W must be a multiple of 16 or 8. F(4×4) needs at
+ * least two bands of TB tiles (one per thread): on smaller images (16×16: one band) its bands split
+ * by channels only and F(2×2) is faster.
+ */
+const WINOGRAD: readonly Winograd[] = [
+  {
+    m: 4,
+    fits: (H, W) => H % 4 === 0 && W % 16 === 0 && (H / 4) * (W / 4) >= 2 * TB,
+    kind: 4,
+    scratch: winograd4Scratch,
+    job: (rt) => rt.wino4,
+    weights: winograd4Weights,
+    cache: new WeakMap(),
+  },
+  {
+    m: 2,
+    fits: (H, W) => H % 2 === 0 && W % 8 === 0,
+    kind: 3,
+    scratch: winogradScratch,
+    job: (rt) => rt.wino,
+    weights: (rt, wAt, Co, Ci, uAt) => rt.winoU(wAt, Co, Ci, panelRows(Co), uAt),
+    cache: new WeakMap(),
+  },
+];
+
+/** The Winograd tile side m that a 3×3, padding-1 convolution over H×W takes (0: none, im2col). */
+export const winogradTile = (H: number, W: number): number => WINOGRAD.find((v) => v.fits(H, W))?.m ?? 0;
+
+/** G of F(4×4, 3×3) [6, 3], row-major. */
+const G4 = Float64Array.of(
+  1 / 4,
+  0,
+  0,
+  -1 / 6,
+  -1 / 6,
+  -1 / 6,
+  -1 / 6,
+  1 / 6,
+  -1 / 6,
+  1 / 24,
+  1 / 12,
+  1 / 6,
+  1 / 24,
+  -1 / 12,
+  1 / 6,
+  0,
+  0,
+  1,
+);
+
+/**
+ * U = G g Gᵀ of F(4×4, 3×3) for every kernel of w [Co, Ci, 3, 3], in float64 and rounded once
+ * (G's sixths and 24ths are not float32 numbers), as NN panels per ξ = 6a + j: U[ξ][co / MR][ci][co
+ * mod MR], ξ slices 4·cop·Ci bytes apart; rows past Co are zeros. Panel by panel, so that each of
+ * the 36 slices is written in order.
+ */
+function winograd4Weights(rt: Runtime, wAt: number, Co: number, Ci: number, uAt: number): void {
+  const cop = panelRows(Co), mr = NN.mr, f32 = rt.f32, w0 = wAt / 4, u0 = uAt / 4, slice = cop * Ci;
+  if (cop !== Co) f32.fill(0, u0, u0 + 36 * slice);
+  const t = new Float64Array(18); // G g [6, 3]
+  for (let p = 0; p < cop / mr; p++) {
+    for (let ci = 0; ci < Ci; ci++) {
+      for (let r = 0, co = p * mr; r < mr && co < Co; r++, co++) {
+        const g = w0 + (co * Ci + ci) * 9;
+        for (let a = 0; a < 18; a += 3) {
+          const ga0 = G4[a]!, ga1 = G4[a + 1]!, ga2 = G4[a + 2]!;
+          t[a] = ga0 * f32[g]! + ga1 * f32[g + 3]! + ga2 * f32[g + 6]!;
+          t[a + 1] = ga0 * f32[g + 1]! + ga1 * f32[g + 4]! + ga2 * f32[g + 7]!;
+          t[a + 2] = ga0 * f32[g + 2]! + ga1 * f32[g + 5]! + ga2 * f32[g + 8]!;
+        }
+        let at = u0 + (p * Ci + ci) * mr + r;
+        for (let a = 0; a < 18; a += 3) {
+          const t0 = t[a]!, t1 = t[a + 1]!, t2 = t[a + 2]!;
+          for (let j = 0; j < 18; j += 3, at += slice) f32[at] = t0 * G4[j]! + t1 * G4[j + 1]! + t2 * G4[j + 2]!;
+        }
+      }
+    }
+  }
+}
+
+/** 3×3, padding 1: Winograd bands of variant v on all threads. */
 function winograd(
   rt: Runtime,
+  v: Winograd,
   x: Float32Array,
   B: number,
   Ci: number,
@@ -152,15 +238,15 @@ function winograd(
   b: Float32Array,
   out: Float32Array,
 ): boolean {
-  const cop = panelRows(Co), uBytes = 16 * cop * Ci * 4, Hp = H + 2, Wp = W + 4;
+  const cop = panelRows(Co), uBytes = (v.m + 2) ** 2 * cop * Ci * 4, Hp = H + 2, Wp = W + 4;
   // U: cached beside a resident weight (transformed once), else transformed into the scratch area
   const wIn = residentAt(rt, w);
   let uAt = -1;
   if (wIn >= 0) {
-    let home = winogradCache.get(w);
+    let home = v.cache.get(w);
     if (!home) {
       const got = residentBytes(uBytes);
-      if (got) transformWeights(rt, wIn, Co, Ci, got.byteOffset), winogradCache.set(w, home = got);
+      if (got) v.weights(rt, wIn, Co, Ci, got.byteOffset), v.cache.set(w, home = got);
     }
     if (home) uAt = home.byteOffset;
   }
@@ -170,17 +256,17 @@ function winograd(
     if (!reserve(rt, wAt + Co * Ci * 36)) return false;
     if (wIn < 0) rt.f32.set(w.subarray(0, Co * Ci * 9), wAt / 4);
     uAt = cursor, cursor = align(cursor + uBytes);
-    transformWeights(rt, wAt, Co, Ci, uAt);
+    v.weights(rt, wAt, Co, Ci, uAt);
   }
   const biasAt = cursor, xAt = align(biasAt + cop * 4), oAt = align(xAt + Ci * Hp * Wp * 4 + 64);
-  const bands = Math.ceil((H / 2) * (W / 2) / TB);
+  const bands = Math.ceil((H / v.m) * (W / v.m) / TB);
   // few bands (small images): split the output channels too, so every thread has about 4 jobs
   const available = ensureWorkers(rt);
   const splits = Math.min(cop / NN.mr, Math.max(1, Math.ceil(4 * available / bands)));
   const coStep = Math.ceil(cop / NN.mr / splits) * NN.mr, jobs = bands * Math.ceil(cop / coStep);
   const threads = cop * Ci * H * W * 4 >= PARALLEL_MIN_MACS ? available : 1;
   const sAt = align(oAt + Co * H * W * 4);
-  if (!reserve(rt, sAt + threads * winogradScratch(Ci, cop))) return false;
+  if (!reserve(rt, sAt + threads * v.scratch(Ci, cop))) return false;
   const f32 = rt.f32, i32 = rt.i32;
   f32.fill(0, biasAt / 4, biasAt / 4 + cop);
   f32.set(b.subarray(0, Co), biasAt / 4);
@@ -196,8 +282,8 @@ function winograd(
     i32[WG.X] = xAt, i32[WG.U] = uAt, i32[WG.BIAS] = biasAt, i32[WG.OUT] = oAt, i32[WG.CI] = Ci;
     i32[WG.COP] = cop, i32[WG.CO] = Co, i32[WG.H] = H, i32[WG.W] = W, i32[WG.SCRATCH] = sAt;
     i32[WG.BANDS] = bands, i32[WG.CO_STEP] = coStep;
-    if (threads <= 1) { for (let j = 0; j < jobs; j++) rt.wino(j, 0); }
-    else (i32[CTL.KIND] = 3, runShared(rt, jobs));
+    if (threads <= 1) { for (let j = 0, job = v.job(rt); j < jobs; j++) job(j, 0); }
+    else (i32[CTL.KIND] = v.kind, runShared(rt, jobs));
     out.set(f32.subarray(oAt / 4, oAt / 4 + Co * H * W), n * Co * H * W);
   }
   return true;

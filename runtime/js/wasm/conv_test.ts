@@ -11,10 +11,17 @@
  * side: error ≤ 2u·(|B|ᵀ|d||B|)_ξ), the product (u), the sum over ci in float32 (γ_{Ci}), then Aᵀ M A
  * (two levels of two adds each: 4u, |a_ξ| ≤ 1) and the bias (u). So |got − y| ≤ (Ci + 13)·u·Σ_ci
  * Σ_ξ |a_ξ|·(|G||g||G|ᵀ)_ξ·(|B|ᵀ|d||B|)_ξ + u·|b| + u·|y|, the bound computed below for every output.
+ *
+ * Winograd F(4×4, 3×3), the same sum over 36 points: U computed in float64 and rounded once (u);
+ * V = Bᵀ d B with every term rounded at most twice per side (4u; the factors 2 and 4 are exact, 5 is
+ * rounded once); the product (u); the sum over ci (γ_{Ci}); Aᵀ M A with every term rounded at most
+ * three times on the first side and four on the second, bias included (7u). So |got − y| ≤
+ * (Ci + 14)·u·Σ_ci Σ_ξ |a_ξ|·(|G||g||G|ᵀ)_ξ·(|B|ᵀ|d||B|)_ξ + u·|b| + u·|y| (one u of margin for
+ * second-order terms, as above).
  */
 import assert from "node:assert/strict";
 import { randomF32 } from "../../random.ts";
-import { conv2dWasm } from "./conv.ts";
+import { conv2dWasm, winogradTile } from "./conv.ts";
 import { residentAt, residentBytes, wasmRuntime } from "./gemm.ts";
 
 const U = 2 ** -24;
@@ -69,7 +76,32 @@ function reference(
   return { y, mag };
 }
 
-/** The Winograd magnitude Σ_ci Σ_ξ |a_ξ|(|G||g||G|ᵀ)_ξ(|B|ᵀ|d||B|)_ξ for every output. */
+/** |G|, |Bᵀ| and |Aᵀ| of F(2×2, 3×3) and F(4×4, 3×3), by output tile side. */
+const ABS_MATRICES = {
+  2: {
+    G: [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0, 0, 1]],
+    Bt: [[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]],
+    At: [[1, 1, 1, 0], [0, 1, 1, 1]],
+  },
+  4: {
+    G: [[1 / 4, 0, 0], [1 / 6, 1 / 6, 1 / 6], [1 / 6, 1 / 6, 1 / 6], [1 / 24, 1 / 12, 1 / 6], [1 / 24, 1 / 12, 1 / 6], [
+      0,
+      0,
+      1,
+    ]],
+    Bt: [[4, 0, 5, 0, 1, 0], [0, 4, 4, 1, 1, 0], [0, 4, 4, 1, 1, 0], [0, 2, 1, 2, 1, 0], [0, 2, 1, 2, 1, 0], [
+      0,
+      4,
+      0,
+      5,
+      0,
+      1,
+    ]],
+    At: [[1, 1, 1, 1, 1, 0], [0, 1, 1, 2, 2, 0], [0, 1, 1, 4, 4, 0], [0, 1, 1, 8, 8, 1]],
+  },
+} as const;
+
+/** The Winograd F(m×m, 3×3) magnitude Σ_ci Σ_ξ |a_ξ|(|G||g||G|ᵀ)_ξ(|B|ᵀ|d||B|)_ξ for every output. */
 function winogradMagnitude(
   x: Float32Array,
   B: number,
@@ -78,50 +110,49 @@ function winogradMagnitude(
   W: number,
   w: Float32Array,
   Co: number,
+  m: 2 | 4,
 ): Float64Array {
-  const G = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0, 0, 1]]; // |G|
-  const Bt = [[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]]; // |Bᵀ|
-  const At = [[1, 1, 1, 0], [0, 1, 1, 1]]; // |Aᵀ|
+  const { G, Bt, At } = ABS_MATRICES[m], n = m + 2; // patch side
   const out = new Float64Array(B * Co * H * W);
   const absU = (co: number, ci: number) => {
-    const u = new Float64Array(16);
-    for (let i = 0; i < 4; i++) {
-      for (let j = 0; j < 4; j++) {
+    const u = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
         let s = 0;
         for (let a = 0; a < 3; a++) {
           for (let c = 0; c < 3; c++) s += G[i]![a]! * Math.abs(w[((co * Ci + ci) * 3 + a) * 3 + c]!) * G[j]![c]!;
         }
-        u[4 * i + j] = s;
+        u[n * i + j] = s;
       }
     }
     return u;
   };
   const us = Array.from({ length: Co * Ci }, (_, i) => absU(Math.floor(i / Ci), i % Ci));
-  for (let n = 0; n < B; n++) {
-    for (let ty = 0; ty < H / 2; ty++) {
-      for (let tx = 0; tx < W / 2; tx++) {
+  for (let b = 0; b < B; b++) {
+    for (let ty = 0; ty < H / m; ty++) {
+      for (let tx = 0; tx < W / m; tx++) {
         for (let ci = 0; ci < Ci; ci++) {
           const d = (r: number, c: number) => {
-            const iy = 2 * ty + r - 1, ix = 2 * tx + c - 1;
-            return iy < 0 || iy >= H || ix < 0 || ix >= W ? 0 : Math.abs(x[((n * Ci + ci) * H + iy) * W + ix]!);
+            const iy = m * ty + r - 1, ix = m * tx + c - 1;
+            return iy < 0 || iy >= H || ix < 0 || ix >= W ? 0 : Math.abs(x[((b * Ci + ci) * H + iy) * W + ix]!);
           };
-          const v = new Float64Array(16);
-          for (let i = 0; i < 4; i++) {
-            for (let j = 0; j < 4; j++) {
+          const v = new Float64Array(n * n);
+          for (let i = 0; i < n; i++) {
+            for (let j = 0; j < n; j++) {
               let s = 0;
-              for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) s += Bt[i]![r]! * d(r, c) * Bt[j]![c]!;
-              v[4 * i + j] = s;
+              for (let r = 0; r < n; r++) for (let c = 0; c < n; c++) s += Bt[i]![r]! * d(r, c) * Bt[j]![c]!;
+              v[n * i + j] = s;
             }
           }
           for (let co = 0; co < Co; co++) {
             const u = us[co * Ci + ci]!;
-            for (let r = 0; r < 2; r++) {
-              for (let c = 0; c < 2; c++) {
+            for (let r = 0; r < m; r++) {
+              for (let c = 0; c < m; c++) {
                 let s = 0;
-                for (let i = 0; i < 4; i++) {
-                  for (let j = 0; j < 4; j++) s += At[r]![i]! * At[c]![j]! * u[4 * i + j]! * v[4 * i + j]!;
+                for (let i = 0; i < n; i++) {
+                  for (let j = 0; j < n; j++) s += At[r]![i]! * At[c]![j]! * u[n * i + j]! * v[n * i + j]!;
                 }
-                out[((n * Co + co) * H + 2 * ty + r) * W + 2 * tx + c]! += s;
+                out[((b * Co + co) * H + m * ty + r) * W + m * tx + c]! += s;
               }
             }
           }
@@ -143,21 +174,33 @@ function check(what: string, got: Float32Array, y: Float64Array, bound: (i: numb
   return worst;
 }
 
-Deno.test("WASM conv: Winograd F(2×2, 3×3) within its derived bound (odd channel counts, bias, batch 2)", () => {
-  // [B, Ci, H, W, Co]: H even, W a multiple of 8
-  const cases = [[1, 3, 8, 8, 5], [2, 7, 6, 16, 3], [1, 16, 16, 8, 20], [1, 33, 10, 24, 9]];
+Deno.test("WASM conv: Winograd F(2×2, 3×3) and F(4×4, 3×3) within their derived bounds (odd channels, bias, batch 2)", () => {
+  // [B, Ci, H, W, Co, m]: F(4×4) where H is a multiple of 4, W of 16 and there are ≥ 64 tiles, else F(2×2)
+  const cases = [
+    [1, 3, 8, 8, 5, 2],
+    [2, 7, 6, 16, 3, 2],
+    [1, 16, 16, 8, 20, 2],
+    [1, 33, 10, 24, 9, 2],
+    [1, 3, 16, 16, 5, 2],
+    [1, 3, 16, 64, 5, 4],
+    [2, 7, 8, 128, 3, 4],
+    [1, 16, 32, 32, 20, 4],
+    [1, 33, 16, 80, 9, 4],
+  ] as const;
   let seed = 500;
-  for (const [B, Ci, H, W, Co] of cases as [number, number, number, number, number][]) {
+  for (const [B, Ci, H, W, Co, m] of cases) {
+    assert.equal(winogradTile(H, W), m);
     const x = randomF32(B * Ci * H * W, seed++), b = randomF32(Co, seed++);
     const plain = randomF32(Co * Ci * 9, seed++, 0.3);
     const { y } = reference(x, B, Ci, H, W, plain, Co, 3, b, 1);
-    const mag = winogradMagnitude(x, B, Ci, H, W, plain, Co);
-    const bound = (i: number) => (Ci + 13) * U * mag[i]! + U * Math.abs(b[Math.floor(i / (H * W)) % Co]!);
+    const mag = winogradMagnitude(x, B, Ci, H, W, plain, Co, m);
+    const k = m === 2 ? 13 : 14;
+    const bound = (i: number) => (Ci + k) * U * mag[i]! + U * Math.abs(b[Math.floor(i / (H * W)) % Co]!);
     // plain weights (U packed per call), then resident ones (U packed once and cached), twice
     for (const w of [plain, resident(plain), resident(plain)]) {
       const out = new Float32Array(B * Co * H * W).fill(NaN);
       assert.ok(conv2dWasm(x, B, Ci, H, W, w, Co, 3, 3, b, 1, out), "WASM path taken");
-      check(`winograd ${[B, Ci, H, W, Co]}`, out, y, bound);
+      check(`winograd F(${m}×${m}) ${[B, Ci, H, W, Co]}`, out, y, bound);
     }
   }
 });

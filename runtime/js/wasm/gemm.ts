@@ -43,6 +43,8 @@ export interface Runtime {
   readonly nn: (...args: number[]) => void;
   /** wino(job, thread): one Winograd band on the calling thread. */
   readonly wino: (job: number, thread: number) => void;
+  /** wino4(job, thread): one Winograd F(4×4, 3×3) band on the calling thread. */
+  readonly wino4: (job: number, thread: number) => void;
   /** wino_u(w, Co, Ci, cop, dst): Winograd-transformed 3×3 weights (winograd_module.ts). */
   readonly winoU: (w: number, Co: number, Ci: number, cop: number, dst: number) => void;
   /** attn_job(job, scratch): one attention job record on the calling thread. */
@@ -129,6 +131,7 @@ function init(): Runtime | null {
       gemm: ex.gemm,
       nn: ex.nn,
       wino: ex.wino,
+      wino4: ex.wino4,
       winoU: ex.wino_u,
       attnJob: ex.attn_job,
       run: ex.run ?? null,

@@ -15,7 +15,7 @@
  */
 import { type AttentionConfig, attentionFns, attentionNames, JOB_BYTES, scratchBytes } from "./attention_module.ts";
 import { encodeModule, F32, Fn, I32, V128 } from "./encode.ts";
-import { winogradJob, winogradWeights } from "./winograd_module.ts";
+import { winograd4Job, winogradJob, winogradWeights } from "./winograd_module.ts";
 
 /** Tile and blocking parameters, and which instructions to use. */
 export interface GemmConfig {
@@ -328,6 +328,7 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
   const gemmChunk = gemmChunkOf("gemm", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.M, CTL.N, CTL.KP]);
   const nnChunk = gemmChunkOf("nn", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.KP, CTL.LDB, CTL.LDO]);
   const winogradChunk = () => f.local_get(idx).local_get(0).call(at("wino"));
+  const winograd4Chunk = () => f.local_get(idx).local_get(0).call(at("wino4"));
   const attentionChunk = () => {
     slot(CTL.JOBS).local_get(idx).i32_const(JOB_BYTES).i32_mul().i32_add();
     slot(CTL.SCRATCH).local_get(0).i32_const(scratchBytes(cfg.attention)).i32_mul().i32_add();
@@ -342,14 +343,17 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
       // claim chunk idx; on a race, read the claim word again
       f.i32_const(0).local_get(c).local_get(c).i32_const(1).i32_add().i32_atomic_rmw_cmpxchg(4 * CTL.CLAIM);
       f.local_get(c).i32_ne().br_if(0);
-      // KIND 0: NT GEMM, 1: attention, 2: NN GEMM, 3: Winograd band
-      slot(CTL.KIND).i32_const(1).i32_eq().if(
-        attentionChunk,
-        () => slot(CTL.KIND).i32_const(2).i32_eq().if(nnChunk, () => slot(CTL.KIND).if(winogradChunk, gemmChunk)),
-      );
+      // KIND 0: NT GEMM, 1: attention, 2: NN GEMM, 3: Winograd F(2×2) band, 4: Winograd F(4×4) band
+      const kind = (k: number, then: () => void, otherwise: () => void) =>
+        slot(CTL.KIND).i32_const(k).i32_eq().if(then, otherwise);
+      kind(1, attentionChunk, () =>
+        kind(2, nnChunk, () =>
+          kind(3, winogradChunk, () => kind(4, winograd4Chunk, gemmChunk))));
       // done += 1; the last chunk wakes the waiting caller
       f.i32_const(0).i32_const(1).i32_atomic_rmw_add(4 * CTL.DONE).i32_const(1).i32_add().local_get(total).i32_eq();
-      f.if(() => f.i32_const(4 * CTL.DONE).i32_const(1).memory_atomic_notify().drop());
+      f.if(() =>
+        f.i32_const(4 * CTL.DONE).i32_const(1).memory_atomic_notify().drop()
+      );
       f.br(0);
     })
   );
@@ -371,6 +375,7 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     "nn_m",
     "wino",
     "wino_u",
+    "wino4",
     ...attentionNames(cfg.attention),
     "run",
   ];
@@ -383,6 +388,7 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     nnDriver(at, true),
     winogradJob(at("nn_m")),
     winogradWeights(NN.mr),
+    winograd4Job(at("nn_m")),
   ];
   fns.push(...attentionFns(cfg.attention, relaxed, CTL, at));
   if (cfg.shared) fns.push(runner(cfg, at));

@@ -224,3 +224,184 @@ export function winogradWeights(mr: number): Fn {
   });
   return f;
 }
+
+/**
+ * Winograd F(4×4, 3×3): the same band job with 4×4-pixel tiles read from 6×6 patches, 36 GEMMs
+ * [Co, Ci]·[Ci, TB] and 2.25 multiplications per output pixel and channel pair instead of four:
+ *
+ *   Bᵀ = [[4,0,−5,0,1,0],[0,−4,−4,1,1,0],[0,4,−4,−1,1,0],[0,−2,−1,2,1,0],[0,2,−1,−2,1,0],[0,4,0,−5,0,1]]
+ *   Aᵀ = [[1,1,1,1,1,0],[0,1,−1,2,−2,0],[0,1,1,4,4,0],[0,1,−1,8,−8,1]]
+ *
+ * (U = G g Gᵀ is computed by the host in float64, `winograd4Weights` in conv.ts.) Requirements
+ * (checked by the host): H a multiple of 4, W a multiple of 16, the input zero-padded to
+ * [Ci][H + 2][W + 4]. Control-block slots as `winogradJob`; scratch `winograd4Scratch`.
+ */
+export function winograd4Job(nn: number): Fn {
+  const f = new Fn("wino4", 2);
+  const [job, thread] = [0, 1];
+  const slot = (s: number) => f.i32_const(0).i32_load(4 * s);
+  const [ci, cop, co, H, W, tpr, total, t0, tEnd, g] = Array.from({ length: 10 }, () => f.local(I32));
+  const [vAt, mAt, p, q, c, xi, rowB, ty, tx, k] = Array.from({ length: 10 }, () => f.local(I32));
+  const [c0, c1, band] = [f.local(I32), f.local(I32), f.local(I32)];
+  slot(WG.CI).local_set(ci), slot(WG.COP).local_set(cop), slot(WG.CO).local_set(co);
+  slot(WG.H).local_set(H), slot(WG.W).local_set(W);
+  f.local_get(W).i32_const(2).i32_shr_u().local_set(tpr); // tiles per row
+  f.local_get(H).i32_const(2).i32_shr_u().local_get(tpr).i32_mul().local_set(total);
+  f.local_get(job).i32_const(0).i32_load(4 * WG.BANDS).i32_rem_u().local_set(band);
+  f.local_get(job).i32_const(0).i32_load(4 * WG.BANDS).i32_div_u().i32_const(0).i32_load(4 * WG.CO_STEP).i32_mul()
+    .local_set(c0);
+  // c1 = min(c0 + CO_STEP, Cop); tEnd = min(t0 + TB, total)
+  f.local_get(c0).i32_const(0).i32_load(4 * WG.CO_STEP).i32_add().local_tee(c1).local_get(cop);
+  f.local_get(c1).local_get(cop).i32_lt_s().select().local_set(c1);
+  f.local_get(band).i32_const(TB).i32_mul().local_set(t0);
+  f.local_get(t0).i32_const(TB).i32_add().local_get(total);
+  f.local_get(t0).i32_const(TB).i32_add().local_get(total).i32_lt_s().select().local_set(tEnd);
+  // this thread's V [36][Ci][TB] and M [36][Cop][TB]
+  slot(WG.SCRATCH).local_get(thread).local_get(ci).local_get(cop).i32_add().i32_const(36 * TB * 4).i32_mul().i32_mul()
+    .i32_add().local_set(vAt);
+  f.local_get(vAt).local_get(ci).i32_const(36 * TB * 4).i32_mul().i32_add().local_set(mAt);
+  const rowBytes = () => f.local_get(W).i32_const(4).i32_add().i32_const(4).i32_mul(); // padded row, bytes
+  const v = () => f.local(V128);
+  const t = Array.from({ length: 4 }, v);
+  /** out[0..5] = Bᵀ·d for six vectors (each of the two levels rounds every term at most twice). */
+  const bt = (d: readonly number[], out: readonly number[]) => {
+    const [d0, d1, d2, d3, d4, d5] = d as [number, number, number, number, number, number];
+    const [t0v, t1v, t2v, t3v] = t as [number, number, number, number];
+    f.local_get(d1).local_get(d2).f32x4_add().local_set(t0v); // d1 + d2
+    f.local_get(d1).local_get(d2).f32x4_sub().local_set(t1v); // d1 − d2
+    f.local_get(d4).local_get(d2).f32x4_sub().local_set(t2v); // d4 − d2
+    f.local_get(d3).local_get(d1).f32x4_sub().local_set(t3v); // d3 − d1
+    const four = () => f.f32x4_const(4).f32x4_mul(), five = () => f.f32x4_const(5).f32x4_mul();
+    // e0 = (4d0 + d4) − 5d2; e5 = (4d1 + d5) − 5d3
+    f.local_get(d0), four(), f.local_get(d4).f32x4_add().local_get(d2), five(), f.f32x4_sub().local_set(out[0]!);
+    f.local_get(d1), four(), f.local_get(d5).f32x4_add().local_get(d3), five(), f.f32x4_sub().local_set(out[5]!);
+    // e1 = (d3 + d4) − 4(d1 + d2); e2 = (d4 − d3) + 4(d1 − d2)
+    f.local_get(d3).local_get(d4).f32x4_add().local_get(t0v), four(), f.f32x4_sub().local_set(out[1]!);
+    f.local_get(d4).local_get(d3).f32x4_sub().local_get(t1v), four(), f.f32x4_add().local_set(out[2]!);
+    // e3 = (d4 − d2) + 2(d3 − d1); e4 = (d4 − d2) − 2(d3 − d1)
+    f.local_get(t3v).local_get(t3v).f32x4_add().local_set(t3v);
+    f.local_get(t2v).local_get(t3v).f32x4_add().local_set(out[3]!);
+    f.local_get(t2v).local_get(t3v).f32x4_sub().local_set(out[4]!);
+  };
+
+  // --- input transform: groups of 4 tiles g = t0, t0 + 4, … < tEnd (lane j: tile g + j)
+  const e = Array.from({ length: 36 }, v); // e[6i + j]: row i of the patch after the row transform
+  const L = Array.from({ length: 5 }, v);
+  const d = Array.from({ length: 6 }, v);
+  const col = Array.from({ length: 6 }, v);
+  f.for(g, () => f.local_get(t0), () => f.local_get(tEnd), 4, () => {
+    f.local_get(g).local_get(tpr).i32_div_u().local_set(ty);
+    f.local_get(g).local_get(tpr).i32_rem_u().local_set(tx);
+    rowBytes().local_set(rowB);
+    // p = x + ((4·ty)·(W + 4) + 4·tx)·4 for channel 0; q = V + (g − t0)·4
+    slot(WG.X).local_get(ty).i32_const(2).i32_shl().local_get(rowB).i32_mul().i32_add();
+    f.local_get(tx).i32_const(16).i32_mul().i32_add().local_set(p);
+    f.local_get(vAt).local_get(g).local_get(t0).i32_sub().i32_const(4).i32_mul().i32_add().local_set(q);
+    f.for(c, () => f.i32_const(0), () => f.local_get(ci), 1, () => {
+      for (let i = 0; i < 6; i++) {
+        // floats 0..19 of padded row 4ty + i from column 4tx: tile j reads columns 4j .. 4j + 5
+        f.local_get(p).local_get(rowB).i32_const(i).i32_mul().i32_add().local_set(xi);
+        L.forEach((l, n) => f.local_get(xi).v128_load(16 * n).local_set(l));
+        const [L0, L1, L2, L3, L4] = L as [number, number, number, number, number];
+        const [A, B] = [t[0]!, t[1]!];
+        f.local_get(L0).local_get(L1).f32x4_shuffle(0, 4, 1, 5).local_set(A); // 0 4 1 5
+        f.local_get(L2).local_get(L3).f32x4_shuffle(0, 4, 1, 5).local_set(B); // 8 12 9 13
+        f.local_get(A).local_get(B).f32x4_shuffle(0, 1, 4, 5).local_set(d[0]!); // 0 4 8 12
+        f.local_get(A).local_get(B).f32x4_shuffle(2, 3, 6, 7).local_set(d[1]!); // 1 5 9 13
+        f.local_get(L0).local_get(L1).f32x4_shuffle(2, 6, 3, 7).local_set(A); // 2 6 3 7
+        f.local_get(L2).local_get(L3).f32x4_shuffle(2, 6, 3, 7).local_set(B); // 10 14 11 15
+        f.local_get(A).local_get(B).f32x4_shuffle(0, 1, 4, 5).local_set(d[2]!); // 2 6 10 14
+        f.local_get(A).local_get(B).f32x4_shuffle(2, 3, 6, 7).local_set(d[3]!); // 3 7 11 15
+        f.local_get(d[0]!).local_get(L4).f32x4_shuffle(1, 2, 3, 4).local_set(d[4]!); // 4 8 12 16
+        f.local_get(d[1]!).local_get(L4).f32x4_shuffle(1, 2, 3, 5).local_set(d[5]!); // 5 9 13 17
+        bt(d, e.slice(6 * i, 6 * i + 6));
+      }
+      // V = Bᵀ·e down the columns; V[ξ = 6a + j] at q + ((ξ·Ci + c)·TB)·4
+      for (let j = 0; j < 6; j++) {
+        bt([0, 1, 2, 3, 4, 5].map((i) => e[6 * i + j]!), col);
+        col.forEach((l, a) => {
+          f.local_get(q).local_get(ci).i32_const((6 * a + j) * TB * 4).i32_mul().i32_add().local_get(l).v128_store();
+        });
+      }
+      f.local_get(q).i32_const(TB * 4).i32_add().local_set(q);
+      f.local_get(p).local_get(H).i32_const(2).i32_add().local_get(rowB).i32_mul().i32_add().local_set(p);
+    });
+  });
+
+  // --- 36 GEMMs: M[ξ] [Cop, TB] = U[ξ] [Cop, Ci] · V[ξ] [Ci, TB]
+  f.for(xi, () => f.i32_const(0), () => f.i32_const(36), 1, () => {
+    slot(WG.U).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().local_get(ci).i32_mul().i32_const(4)
+      .i32_mul().i32_add();
+    f.local_get(vAt).local_get(xi).local_get(ci).i32_mul().i32_const(TB * 4).i32_mul().i32_add();
+    f.i32_const(0);
+    f.local_get(mAt).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().i32_const(TB * 4).i32_mul()
+      .i32_add();
+    f.local_get(ci).i32_const(TB * 4).i32_const(TB * 4);
+    f.i32_const(0).local_get(c1).local_get(c0).i32_sub().i32_const(0).i32_const(TB);
+    f.call(nn);
+  });
+
+  // --- output transform: out[co][4ty + r][4tx .. 4tx + 16) for each group of 4 tiles
+  const m = Array.from({ length: 36 }, v);
+  const s = Array.from({ length: 24 }, v); // s[6r + j] = (Aᵀ M)[r][j]
+  const y = Array.from({ length: 4 }, v);
+  const bias = v();
+  /** out[0..3] = Aᵀ·x for six vectors (every term rounded at most three times). */
+  const at = (x: readonly number[], out: readonly number[], b?: number) => {
+    const [x0, x1, x2, x3, x4, x5] = x as [number, number, number, number, number, number];
+    const [a, bb, cc, dd] = t as [number, number, number, number];
+    f.local_get(x1).local_get(x2).f32x4_add().local_set(a);
+    f.local_get(x1).local_get(x2).f32x4_sub().local_set(bb);
+    f.local_get(x3).local_get(x4).f32x4_add().local_set(cc);
+    f.local_get(x3).local_get(x4).f32x4_sub().local_set(dd);
+    const plusBias = () => b !== undefined && f.local_get(b).f32x4_add();
+    f.local_get(x0).local_get(a).f32x4_add().local_get(cc).f32x4_add(), plusBias(), f.local_set(out[0]!);
+    f.local_get(bb).local_get(dd).f32x4_const(2).f32x4_mul().f32x4_add(), plusBias(), f.local_set(out[1]!);
+    f.local_get(a).local_get(cc).f32x4_const(4).f32x4_mul().f32x4_add(), plusBias(), f.local_set(out[2]!);
+    f.local_get(bb).local_get(dd).f32x4_const(8).f32x4_mul().f32x4_add().local_get(x5).f32x4_add(), plusBias();
+    f.local_set(out[3]!);
+  };
+  // channels [c0, min(c1, Co))
+  f.local_get(c1).local_get(co).local_get(c1).local_get(co).i32_lt_s().select().local_set(c1);
+  f.for(k, () => f.local_get(c0), () => f.local_get(c1), 1, () => {
+    slot(WG.BIAS).local_get(k).i32_const(4).i32_mul().i32_add().v128_load32_splat().local_set(bias);
+    f.for(g, () => f.local_get(t0), () => f.local_get(tEnd), 4, () => {
+      f.local_get(g).local_get(tpr).i32_div_u().local_set(ty);
+      f.local_get(g).local_get(tpr).i32_rem_u().local_set(tx);
+      // q = M + (k·TB + g − t0)·4; ξ slices are Cop·TB·4 bytes apart
+      f.local_get(mAt).local_get(k).i32_const(TB).i32_mul().local_get(g).i32_add().local_get(t0).i32_sub()
+        .i32_const(4).i32_mul().i32_add().local_set(q);
+      m.forEach((l, x) => {
+        f.local_get(q).local_get(cop).i32_const(x * TB * 4).i32_mul().i32_add().v128_load().local_set(l);
+      });
+      for (let j = 0; j < 6; j++) {
+        at(
+          [0, 1, 2, 3, 4, 5].map((i) => m[6 * i + j]!),
+          [0, 1, 2, 3].map((r) => s[6 * r + j]!),
+        );
+      }
+      // p = out + ((k·H + 4ty)·W + 4tx)·4
+      slot(WG.OUT).local_get(k).local_get(H).i32_mul().local_get(ty).i32_const(2).i32_shl().i32_add()
+        .local_get(W).i32_mul().local_get(tx).i32_const(2).i32_shl().i32_add().i32_const(4).i32_mul().i32_add()
+        .local_set(p);
+      for (let r = 0; r < 4; r++) {
+        at(s.slice(6 * r, 6 * r + 6), y, bias); // y[c'] lane j: pixel (4ty + r, 4(tx + j) + c')
+        // transpose: store tile j's 4 pixels of row r at p + r·W·4 + 16j
+        const [A, B, C, D] = [m[0]!, m[1]!, m[2]!, m[3]!]; // m is free once s is formed
+        f.local_get(y[0]!).local_get(y[1]!).f32x4_shuffle(0, 4, 1, 5).local_set(A);
+        f.local_get(y[2]!).local_get(y[3]!).f32x4_shuffle(0, 4, 1, 5).local_set(B);
+        f.local_get(y[0]!).local_get(y[1]!).f32x4_shuffle(2, 6, 3, 7).local_set(C);
+        f.local_get(y[2]!).local_get(y[3]!).f32x4_shuffle(2, 6, 3, 7).local_set(D);
+        f.local_get(p).local_get(W).i32_const(4 * r).i32_mul().i32_add().local_set(xi);
+        f.local_get(xi).local_get(A).local_get(B).f32x4_shuffle(0, 1, 4, 5).v128_store();
+        f.local_get(xi).local_get(A).local_get(B).f32x4_shuffle(2, 3, 6, 7).v128_store(16);
+        f.local_get(xi).local_get(C).local_get(D).f32x4_shuffle(0, 1, 4, 5).v128_store(32);
+        f.local_get(xi).local_get(C).local_get(D).f32x4_shuffle(2, 3, 6, 7).v128_store(48);
+      }
+    });
+  });
+  return f;
+}
+
+/** Scratch bytes per thread of F(4×4, 3×3): V [36][Ci][TB] and M [36][Cop][TB]. */
+export const winograd4Scratch = (ci: number, cop: number): number => 36 * (ci + cop) * TB * 4;
