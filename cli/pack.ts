@@ -80,7 +80,7 @@ export async function checkSet(dir: string): Promise<{ records: ImageRecord[]; w
     const diff = runDifference(first.record, l.record);
     if (diff) {
       throw new SampleSetError(
-        `${dir} mixes two runs: ${first.source} has ${diff[0]} ${diff[1]}, ${l.source} has ${diff[2]}`,
+        `${dir} mixes two runs: ${first.source} has ${diff[0]} ${diff[1]}, ${l.source} has ${diff[0]} ${diff[2]}`,
       );
     }
     const seen = byIndex.get(l.record.index);
