@@ -67,8 +67,8 @@ temporary name and renamed when complete. Rerun the same command to resume: imag
 and whose PNG has the recorded sha-256 are kept, the others are made again.
 
 Shards: this process makes the images with index % N = K. K and N come from --shard K/N; otherwise K from
-JOB_COMPLETION_INDEX (Kubernetes Indexed Job; N from --shards) or SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN
-(Slurm array; N from SLURM_ARRAY_TASK_COUNT or --shards). Shards may share DIR. "varc pack DIR" packs the
+JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm array) and N from --shards
+(for an array 0..N−1, Slurm's task count may give N). Shards may share DIR. "varc pack DIR" packs the
 finished set into an .npz.
 
 Options:

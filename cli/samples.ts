@@ -86,9 +86,9 @@ const DECIMAL = /^[0-9]{1,9}$/;
 
 /**
  * The shard of this process: `--shard K/N` when given (it wins over the environment); else K from
- * `JOB_COMPLETION_INDEX` (a Kubernetes Indexed Job, with N from `--shards`) or from
- * `SLURM_ARRAY_TASK_ID` − `SLURM_ARRAY_TASK_MIN` (a Slurm array, N = `SLURM_ARRAY_TASK_COUNT` unless
- * `--shards` is given); else the whole run, 0/1.
+ * `JOB_COMPLETION_INDEX` (a Kubernetes Indexed Job, with N from `--shards`) or `SLURM_ARRAY_TASK_ID`
+ * (a Slurm array, with N from `--shards`, or from the array when it is 0..N−1); else the whole run, 0/1.
+ * With `--shards`, a resubmitted part of an array (`--array=5,17`) still makes shards 5 and 17.
  */
 export function resolveShard(
   shardFlag: string | undefined,
@@ -130,24 +130,22 @@ export function resolveShard(
   if (slurm !== undefined) {
     const read = (name: string) => {
       const v = env(name);
-      if (v === undefined) throw new ShardError(`SLURM_ARRAY_TASK_ID is set but ${name} is not: pass --shard K/N`);
+      if (v === undefined) throw new ShardError(`SLURM_ARRAY_TASK_ID is set but ${name} is not: pass --shards N`);
       if (!DECIMAL.test(v)) throw new ShardError(`${name} must be a whole number, got "${v}"`);
       return Number(v);
     };
-    const id = read("SLURM_ARRAY_TASK_ID"), min = read("SLURM_ARRAY_TASK_MIN");
-    const step = env("SLURM_ARRAY_TASK_STEP"), max = env("SLURM_ARRAY_TASK_MAX");
-    const array = env("SLURM_ARRAY_TASK_COUNT") === undefined ? undefined : read("SLURM_ARRAY_TASK_COUNT");
-    if (
-      (step !== undefined && step !== "1") || (max !== undefined && array !== undefined && +max - min + 1 !== array)
-    ) {
+    const id = read("SLURM_ARRAY_TASK_ID");
+    if (n !== undefined) return check(id, n, `SLURM_ARRAY_TASK_ID=${id} with --shards ${n}`);
+    // The count from the array itself: only an array 0..N−1 numbers its tasks as shards.
+    const tasks = read("SLURM_ARRAY_TASK_COUNT"), min = read("SLURM_ARRAY_TASK_MIN");
+    const max = read("SLURM_ARRAY_TASK_MAX"), step = env("SLURM_ARRAY_TASK_STEP") ?? "1";
+    if (min !== 0 || max !== tasks - 1 || step !== "1") {
       throw new ShardError(
-        `the Slurm array must be one contiguous range such as --array=0-${(array ?? 2) - 1} ` +
-          `(SLURM_ARRAY_TASK_MIN=${min}, MAX=${max}, STEP=${step ?? 1}, COUNT=${array})`,
+        `the Slurm array runs ${min}-${max}${step === "1" ? "" : `:${step}`} (${tasks} tasks): to count shards by ` +
+          `its tasks it must be 0-${tasks - 1}; otherwise pass --shards N (the array's ids are the shard numbers)`,
       );
     }
-    const tasks = n ?? array;
-    if (tasks === undefined) throw new ShardError("SLURM_ARRAY_TASK_COUNT is not set: pass --shards N");
-    return check(id - min, tasks, `SLURM_ARRAY_TASK_ID=${id} (array from ${min}, ${tasks} tasks)`);
+    return check(id, tasks, `SLURM_ARRAY_TASK_ID=${id} of an array of ${tasks}`);
   }
   if (n !== undefined) {
     throw new ShardError(
