@@ -233,8 +233,8 @@ export function copyRows(dst: Float32Array, at: number, src: Float32Array, rows:
   }
 }
 
-/** Rounds a byte address up to a cache line. */
-export const align = (bytes: number) => (bytes + 63) & ~63;
+/** Rounds a byte address up to a cache line (arithmetic, not bitwise: addresses reach 4 GiB, past int32). */
+export const align = (bytes: number) => Math.ceil(bytes / 64) * 64;
 
 /** The runtime when the WASM backend is selected and available, else null. */
 export function wasmRuntime(): Runtime | null {

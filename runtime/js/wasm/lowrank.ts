@@ -98,7 +98,7 @@ function reserve(rt: Runtime, bytes: number): boolean {
   return true;
 }
 
-const align = (bytes: number) => (bytes + 63) & ~63;
+const align = (bytes: number) => Math.ceil(bytes / 64) * 64; // addresses reach 4 GiB, past int32
 
 /** Runs `total` job records of the kind in the control block on `threads` threads. */
 function runJobs(rt: Runtime, threads: number, total: number, read: boolean): void {
