@@ -6,6 +6,12 @@
  * runs N untimed generations of the same batch first; `--threads N` sets the GEMM threads. Prints
  * one JSON object on stdout (progress goes to stderr); `bench/cpu.ts` runs it once per model and
  * target, `bench/torch.ts` once per round.
+ *
+ * `--throughput [--batches 1,4,8] [--d16]`: images per second at each batch size, as `varc sample`
+ * makes them (per-image seeds, one batch of B images per generation), for the tiny model (fixture
+ * weights) and the glyph model (shipped weights), and with `--d16` the official d16 shape on seeded
+ * random weights (opt-in: minutes per batch size on two cores). Each batch size makes the same images
+ * (as many as the largest batch, at least 8), repeated until 2 s have passed, after one untimed batch.
  */
 import { parseArgs } from "node:util";
 import { compile } from "../compiler/mod.ts";
@@ -13,6 +19,7 @@ import { generate, type GenerateOptions } from "../runtime/generate.ts";
 import { gemmThreads, setGemmBackend, setGemmThreads } from "../runtime/js/wasm/gemm.ts";
 import { importModel, loadModel } from "../runtime/mod.ts";
 import { randomModel } from "../runtime/random.ts";
+import { imageSeed } from "../runtime/sample.ts";
 
 const { values: flags, positionals } = parseArgs({
   args: Deno.args,
@@ -25,6 +32,9 @@ const { values: flags, positionals } = parseArgs({
     vae: { type: "string" },
     warmup: { type: "string", default: "0" },
     threads: { type: "string" },
+    throughput: { type: "boolean" },
+    batches: { type: "string", default: "1,4,8" },
+    d16: { type: "boolean" },
   },
 });
 const spec = positionals[0] ?? "examples/var_d16.var.ts";
@@ -37,6 +47,74 @@ if ((flags.var === undefined) !== (flags.vae === undefined)) throw new Error("--
 if (flags.gemm === "js") setGemmBackend("js");
 // GEMM threads (the caller and its workers); default: the logical cores, at most 4
 if (flags.threads !== undefined) setGemmThreads(Number(flags.threads));
+
+if (flags.throughput) {
+  console.log(JSON.stringify(await throughput(), null, 2));
+  Deno.exit(0);
+}
+
+/** Images per second per batch size for each model (see the file comment). */
+async function throughput() {
+  const batches = flags.batches!.split(",").map(Number);
+  if (!batches.every((b) => Number.isInteger(b) && b >= 1)) throw new Error(`--batches: whole numbers ≥ 1`);
+  const fixture = "tests/fixtures/var_tiny_a/", glyphs = "examples/glyphs/";
+  const models = [
+    {
+      name: "tiny",
+      spec: "examples/var_tiny_a.var.ts",
+      var: `${fixture}var.safetensors`,
+      vae: `${fixture}vae.safetensors`,
+    },
+    {
+      name: "glyphs",
+      spec: `${glyphs}standard.var.ts`,
+      var: `${glyphs}var_standard.safetensors`,
+      vae: `${glyphs}vae.safetensors`,
+    },
+    ...(flags.d16 ? [{ name: "d16", spec: "examples/var_d16.var.ts", var: undefined, vae: undefined }] : []),
+  ];
+  if (!flags.d16) {
+    console.error("d16 skipped: pass --d16 to include it (random weights; about 17 s an image on 2 cores, so minutes)");
+  }
+  const images = Math.max(8, ...batches);
+  const results = [];
+  for (const m of models) {
+    const module = await importModel((await compile(m.spec, { target })).emitted.bundle);
+    const model = m.var ? await loadModel(module, { var: m.var, vae: m.vae }) : randomModel(module, 1).model;
+    const classes = module.info.meta.classes as number;
+    const base = { cfg: 1.5, topK: Math.min(900, module.info.meta.vocab as number), topP: 0.96, seed: 0 };
+    const run = (start: number, B: number) =>
+      generate(model, {
+        ...base,
+        labels: Array.from({ length: B }, (_, b) => (start + b) % classes),
+        seeds: Array.from({ length: B }, (_, b) => imageSeed(0, start + b)),
+      });
+    const rows = [];
+    for (const B of batches) {
+      await run(0, B); // warm-up: kernels compiled, buffers grown
+      const t0 = performance.now();
+      let made = 0;
+      do { // rounds of the same images until at least 2 s have passed
+        for (let i = 0; i < images; i += B) await run(i, Math.min(B, images - i));
+        made += images;
+      } while (performance.now() - t0 < 2000);
+      const seconds = (performance.now() - t0) / 1000;
+      rows.push({ batch: B, images: made, seconds, imagesPerSecond: made / seconds });
+      const rate = (made / seconds).toFixed(2);
+      console.error(`${m.name} (${target}): batch ${B}: ${rate} images/s (${made} in ${seconds.toFixed(2)} s)`);
+    }
+    results.push({ model: m.name, spec: m.spec, weights: m.var ? "checkpoint" : "seeded random", batches: rows });
+  }
+  return {
+    target,
+    threads: gemmThreads(),
+    machine: `${navigator.hardwareConcurrency} cores, Deno ${Deno.version.deno}`,
+    date: new Date().toISOString(),
+    settings: "cfg 1.5, top-k min(900, V), top-p 0.96, per-image seeds",
+    results,
+    ...(flags.d16 ? {} : { skipped: "d16 (pass --d16)" }),
+  };
+}
 
 let peak = 0;
 const sample = () => (peak = Math.max(peak, Deno.memoryUsage().rss));
