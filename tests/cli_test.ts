@@ -29,7 +29,7 @@ function noStackTrace(text: string): void {
 
 Deno.test("varc --help and every command's --help exit 0", async () => {
   assert.equal((await run("--help")).code, 0);
-  for (const cmd of ["compile", "forward", "generate", "decode"]) {
+  for (const cmd of ["compile", "forward", "generate", "sample", "pack", "decode"]) {
     const r = await run(cmd, "--help");
     assert.equal(r.code, 0);
     assert.match(r.out, new RegExp(`Usage: varc ${cmd}`));
