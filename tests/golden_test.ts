@@ -1,9 +1,10 @@
 /**
- * @file Golden IR: the printed module after each pass of a tiny spec. Set VARC_UPDATE_GOLDEN=1 to
+ * @file Golden IR (the printed module after each pass of a tiny spec) and the generated source of each
+ * target, as a reader sees it in `model.src.ts`. Set VARC_UPDATE_GOLDEN=1 to
  * rewrite the files, then read the diff before committing.
  */
 import assert from "node:assert/strict";
-import { lower } from "../compiler/mod.ts";
+import { compile, lower } from "../compiler/mod.ts";
 import { printModule } from "../compiler/ir/print.ts";
 import { defaultPipeline } from "../compiler/pipeline.ts";
 
@@ -31,3 +32,10 @@ Deno.test("printing is stable: two compiles print the same IR", () => {
   assert.match(a, /exact_attention\{scale=1, mask=scale_window\(2; 1,2,3,4\), beta=100 \(static-exact\)\}/);
   assert.match(a, /unary\{fn="silu"\}/);
 });
+
+for (const target of ["js", "webgpu"] as const) {
+  Deno.test(`golden generated source of tiny_golden (${target} target)`, async () => {
+    const { emitted } = await compile("tests/specs/tiny_golden.var.ts", { target });
+    await golden(`tiny_golden.${target}.src.golden`, emitted.source);
+  });
+}

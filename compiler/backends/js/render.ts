@@ -28,6 +28,8 @@ export interface RenderCtx<O extends Op> {
 type RenderRule<O extends Op> = (c: RenderCtx<O>) => string;
 
 const lit = (v: unknown) => JSON.stringify(v);
+/** A size or constant argument with its parameter's name, so a reader of the generated code need not count. */
+const at = (name: string, v: unknown) => `/*${name}*/ ${v}`;
 
 /** The expression computing each op. Adding an op without a rule is a type error. */
 export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
@@ -36,47 +38,55 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
   [Op.LevelIds]: (c) => `${c.fn("levelIds")}${lit(c.node.params.schedule)})`,
   [Op.Gather]: (c) => {
     const [n, ch] = c.ins[0]!.shape;
-    return `${c.fn("gather")}${c.arg(0)}, ${n}, ${ch}, ${c.arg(1)}, ${lit(`node %${c.node.id} (gather)`)})`;
+    return `${c.fn("gather")}${c.arg(0)}, ${at("N", n)}, ${at("C", ch)}, ${c.arg(1)}, ${
+      lit(`node %${c.node.id} (gather)`)
+    })`;
   },
   [Op.Linear]: (c) => {
     const x = c.ins[0]!.shape;
     const [n, k] = c.ins[1]!.shape;
-    return `${c.fn("linear")}${c.arg(0)}, ${prod(x.slice(0, -1))}, ${k}, ${c.arg(1)}, ${n}, ${
-      c.node.params.bias ? c.arg(2) : "null"
-    })`;
+    return `${c.fn("linear")}${c.arg(0)}, ${at("M", prod(x.slice(0, -1)))}, ${at("K", k)}, ${c.arg(1)}, ${
+      at("N", n)
+    }, ${c.node.params.bias ? c.arg(2) : "null"})`;
   },
-  [Op.LayerNorm]: (c) => `${c.fn("layerNorm")}${c.arg(0)}, ${c.out.shape.at(-1)}, ${c.node.params.eps})`,
+  [Op.LayerNorm]: (c) =>
+    `${c.fn("layerNorm")}${c.arg(0)}, ${at("C", c.out.shape.at(-1))}, ${at("eps", c.node.params.eps)})`,
   [Op.GroupNorm]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
     const { groups, eps } = c.node.params;
-    return `${c.fn("groupNorm")}${c.arg(0)}, ${c.arg(1)}, ${c.arg(2)}, ${b}, ${ch}, ${
-      prod([h!, w!])
-    }, ${groups}, ${eps})`;
+    return `${c.fn("groupNorm")}${c.arg(0)}, ${c.arg(1)}, ${c.arg(2)}, ${at("B", b)}, ${at("C", ch)}, ${
+      at("S", prod([h!, w!]))
+    }, ${at("groups", groups)}, ${at("eps", eps)})`;
   },
-  [Op.L2Normalize]: (c) => `${c.fn("l2Normalize")}${c.arg(0)}, ${c.out.shape.at(-1)}, ${c.node.params.eps})`,
+  [Op.L2Normalize]: (c) =>
+    `${c.fn("l2Normalize")}${c.arg(0)}, ${at("D", c.out.shape.at(-1))}, ${at("eps", c.node.params.eps)})`,
   [Op.Unary]: (c) => `${c.fn("unary")}${c.arg(0)}, ${lit(c.node.params.fn)})`,
   [Op.Binary]: (c) => {
     const out = c.out.shape;
     const sa = broadcastStrides(c.ins[0]!.shape, out), sb = broadcastStrides(c.ins[1]!.shape, out);
-    return `${c.fn("binary")}${c.arg(0)}, ${c.arg(1)}, ${lit(c.node.params.fn)}, ${shapeLit(out)}, [${sa}], [${sb}])`;
+    return `${c.fn("binary")}${c.arg(0)}, ${c.arg(1)}, ${lit(c.node.params.fn)}, ${at("shape", shapeLit(out))}, ${
+      at("aStrides", `[${sa}]`)
+    }, ${at("bStrides", `[${sb}]`)})`;
   },
-  [Op.Scalar]: (c) => `${c.fn("scalar")}${c.arg(0)}, ${lit(c.node.params.fn)}, ${numberLit(c.node.params.value)})`,
+  [Op.Scalar]: (c) =>
+    `${c.fn("scalar")}${c.arg(0)}, ${lit(c.node.params.fn)}, ${at("value", numberLit(c.node.params.value))})`,
   [Op.Reshape]: (c) => c.arg(0),
-  [Op.Permute]: (c) => `${c.fn("permute")}${c.arg(0)}, ${shapeLit(c.ins[0]!.shape)}, ${lit(c.node.params.perm)})`,
+  [Op.Permute]: (c) =>
+    `${c.fn("permute")}${c.arg(0)}, ${at("shape", shapeLit(c.ins[0]!.shape))}, ${at("perm", lit(c.node.params.perm))})`,
   [Op.Slice]: (c) => {
     const { axis, start, end } = c.node.params;
     const s = c.ins[0]!.shape;
-    return `${c.fn("slice")}${c.arg(0)}, ${prod(s.slice(0, axis))}, ${s[axis]}, ${
-      prod(s.slice(axis + 1))
-    }, ${start}, ${end})`;
+    return `${c.fn("slice")}${c.arg(0)}, ${at("outer", prod(s.slice(0, axis)))}, ${at("size", s[axis])}, ${
+      at("inner", prod(s.slice(axis + 1)))
+    }, ${at("start", start)}, ${at("end", end)})`;
   },
   [Op.Concat]: (c) => {
     const axis = c.node.params.axis;
     const s = c.out.shape;
     const args = c.ins.map((_, i) => c.arg(i)).join(", ");
-    return `${c.fn("concat")}[${args}], ${prod(s.slice(0, axis))}, ${lit(c.ins.map((t) => t.shape[axis]))}, ${
-      prod(s.slice(axis + 1))
-    })`;
+    return `${c.fn("concat")}[${args}], ${at("outer", prod(s.slice(0, axis)))}, ${
+      at("sizes", lit(c.ins.map((t) => t.shape[axis])))
+    }, ${at("inner", prod(s.slice(axis + 1)))})`;
   },
   [Op.Attention]: (c) => exactAttention(c),
   [Op.ExactAttention]: (c) => exactAttention(c),
@@ -89,9 +99,11 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
     const sizes = mask.kind === "none" ? "null" : lit(mask.schedule.map((n) => n * n));
     const window = mask.kind === "scale_window" ? mask.window : "Infinity";
     const qkv = [0, 1, 2].map((i) => c.arg(i)).join(", ");
-    return `${c.fn("lowrankAttention")}${qkv}, ${prod([b!, h!])}, ${tq}, ${tk}, ${d}, ${dv}, ${
-      numberLit(scale)
-    }, ${sizes}, ${window}, ${table}, ${numberLit(plan.beta)}, ${ranges})`;
+    return `${c.fn("lowrankAttention")}${qkv}, ${at("BH", prod([b!, h!]))}, ${at("Tq", tq)}, ${at("Tk", tk)}, ${
+      at("D", d)
+    }, ${at("Dv", dv)}, ${at("scale", numberLit(scale))}, ${at("sizes", sizes)}, ${at("window", window)}, ${table}, ${
+      at("beta", numberLit(plan.beta))
+    }, ${ranges})`;
   },
   [Op.LowRankState]: (c) => {
     const [b, h, t, d] = c.ins[0]!.shape;
@@ -99,35 +111,39 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
     const { plan, scale, keyNorm } = c.node.params;
     const table = c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`);
     const prev = c.ins.length === 3 ? c.arg(2) : "null";
-    return `${c.fn("lowrankState")}${c.arg(0)}, ${c.arg(1)}, ${prev}, ${prod([b!, h!])}, ${t}, ${d}, ${dv}, ${table}, ${
-      numberLit(keyNorm)
-    }, ${lit(where(c))})`;
+    return `${c.fn("lowrankState")}${c.arg(0)}, ${c.arg(1)}, ${prev}, ${at("BH", prod([b!, h!]))}, ${at("T", t)}, ${
+      at("D", d)
+    }, ${at("Dv", dv)}, ${table}, ${at("keyNorm", numberLit(keyNorm))}, ${lit(where(c))})`;
   },
   [Op.LowRankRead]: (c) => {
     const [b, h, t, d] = c.ins[0]!.shape;
     const dv = (c.ins[1]!.shape[3] as number) - 1;
     const { plan, scale, keyNorm } = c.node.params;
     const table = c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`);
-    const args = `${prod([b!, h!])}, ${t}, ${d}, ${dv}, ${numberLit(scale)}, ${table}, ${numberLit(plan.beta)}, ${
-      numberLit(keyNorm)
-    }`;
+    const args = `${at("BH", prod([b!, h!]))}, ${at("T", t)}, ${at("D", d)}, ${at("Dv", dv)}, ${
+      at("scale", numberLit(scale))
+    }, ${table}, ${at("beta", numberLit(plan.beta))}, ${at("keyNorm", numberLit(keyNorm))}`;
     return `${c.fn("lowrankRead")}${c.arg(0)}, ${c.arg(1)}, ${args}, ${lit(where(c))})`;
   },
   [Op.Conv2d]: (c) => {
     const [b, ci, h, w] = c.ins[0]!.shape;
     const [co, , kh, kw] = c.ins[1]!.shape;
-    return `${c.fn("conv2d")}${c.arg(0)}, ${b}, ${ci}, ${h}, ${w}, ${c.arg(1)}, ${co}, ${kh}, ${kw}, ${
-      c.arg(2)
-    }, ${c.node.params.padding})`;
+    return `${c.fn("conv2d")}${c.arg(0)}, ${at("B", b)}, ${at("Ci", ci)}, ${at("H", h)}, ${at("W", w)}, ${c.arg(1)}, ${
+      at("Co", co)
+    }, ${at("kh", kh)}, ${at("kw", kw)}, ${c.arg(2)}, ${at("pad", c.node.params.padding)})`;
   },
   [Op.Interpolate]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
     const { size, mode } = c.node.params;
-    return `${c.fn("interpolate")}${c.arg(0)}, ${prod([b!, ch!])}, ${h}, ${w}, ${size}, ${lit(mode)})`;
+    return `${c.fn("interpolate")}${c.arg(0)}, ${at("BC", prod([b!, ch!]))}, ${at("h", h)}, ${at("w", w)}, ${
+      at("size", size)
+    }, ${lit(mode)})`;
   },
   [Op.Upsample]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
-    return `${c.fn("upsampleNearest")}${c.arg(0)}, ${prod([b!, ch!])}, ${h}, ${w}, ${c.node.params.factor})`;
+    return `${c.fn("upsampleNearest")}${c.arg(0)}, ${at("BC", prod([b!, ch!]))}, ${at("h", h)}, ${at("w", w)}, ${
+      at("factor", c.node.params.factor)
+    })`;
   },
 };
 
@@ -137,9 +153,9 @@ function exactAttention(c: RenderCtx<Op.Attention | Op.ExactAttention>): string 
   const tk = c.ins[1]!.shape[2], dv = c.ins[2]!.shape[3];
   const ranges = c.hoist(maskRanges(c.node.params.mask, Number(tq), Number(tk)));
   const qkv = [0, 1, 2].map((i) => c.arg(i)).join(", ");
-  return `${c.fn("attention")}${qkv}, ${prod([b!, h!])}, ${tq}, ${tk}, ${d}, ${dv}, ${
-    numberLit(c.node.params.scale)
-  }, ${ranges})`;
+  return `${c.fn("attention")}${qkv}, ${at("BH", prod([b!, h!]))}, ${at("Tq", tq)}, ${at("Tk", tk)}, ${at("D", d)}, ${
+    at("Dv", dv)
+  }, ${at("scale", numberLit(c.node.params.scale))}, ${ranges})`;
 }
 
 /** The spec location of a node, for run-time messages. */
