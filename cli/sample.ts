@@ -39,7 +39,10 @@ import {
   type Shard,
 } from "./samples.ts";
 
-/** Largest batch the memory plan picks by itself: beyond it throughput no longer grows on CPUs (bench:generate). */
+/**
+ * Largest batch the memory plan picks by itself: the peak memory grows with B while throughput does not
+ * grow much beyond a few images (`deno task bench:generate --throughput`); `--batch` overrides it.
+ */
 export const BATCH_CAP = 8;
 
 /** Largest `--batch`. */
