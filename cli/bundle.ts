@@ -18,8 +18,8 @@ loader API, and DIR/model.d.ts. It loads in Deno and in browsers:
   const { width, height, data } = model.toRgba(g.img, 0); // RGBA bytes for ImageData
 
 Exports: info, entries (and Gpu on webgpu, guardStats on js), report (the compile report),
-load(weights, options) (bytes, or URLs fetched with streamed progress), generate, fetchBytes,
-toRgba, and a default export holding all of them.
+load(weights, options) (bytes, URLs fetched with streamed progress, or file paths in Deno),
+generate, fetchBytes, toRgba, and a default export holding all of them.
 
 Options:
   --out DIR                output directory (created if missing)

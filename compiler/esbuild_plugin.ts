@@ -23,6 +23,7 @@
 import * as esbuild from "esbuild";
 import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { WeightSource } from "../runtime/checkpoint_bytes.ts";
 import type { GenerateOptions, Generation } from "../runtime/generate.ts";
 import type { HostTensor, LoadedModel, ModelModule } from "../runtime/mod.ts";
 import { holdEsbuild, runtimeResolver, withEsbuild } from "./backends/bundle.ts";
@@ -57,14 +58,13 @@ export interface CompileEvent {
   readonly error?: unknown;
 }
 
-/** Checkpoint bytes, or a URL to fetch them from (`fetch`: http(s) in a page, also file: in Deno). */
-export type WeightSource = Uint8Array | ArrayBuffer | string | URL;
+export type { WeightSource } from "../runtime/checkpoint_bytes.ts";
 
 /** Options of `load`. */
 export interface LoadOptions {
   /** Only bind the tensors these entries read (e.g. `["decode"]` needs no VAR checkpoint). */
   readonly entries?: readonly string[];
-  /** Download progress of each fetched checkpoint (total: the Content-Length, when sent). */
+  /** Progress of each checkpoint read or fetched (total: the file size, or the Content-Length when sent). */
   readonly onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
 }
 
@@ -83,7 +83,7 @@ export interface RgbaImage {
 export interface CompiledModel extends ModelModule {
   /** The compile report: node count, parameters, pass timings, and a row per attention block. */
   readonly report: CompileReport;
-  /** Reads the checkpoints (bytes, or URLs fetched with progress) and binds them to this model. */
+  /** Reads the checkpoints (bytes, URLs or Deno file paths, with progress) and binds them to this model. */
   load(weights: { var?: WeightSource; vae?: WeightSource }, options?: LoadOptions): Promise<LoadedModel>;
   /** `runtime/generate.ts`: next-scale generation with CFG, top-k/top-p, then the decoder. */
   generate(model: LoadedModel, options: GenerateOptions): Promise<Generation>;
@@ -270,43 +270,14 @@ export default { ...model, report, load, generate: app.generate, fetchBytes: app
  */
 const APP_SOURCE = `import { bindModel, type HostTensor, type LoadedModel, type ModelModule } from "./mod.ts";
 import { parseSafetensors, type SafetensorsFile } from "./safetensors.ts";
+import { checkpointBytes, type WeightSource } from "./checkpoint_bytes.ts";
 export { generate } from "./generate.ts";
+export { fetchBytes } from "./checkpoint_bytes.ts";
 
-export type WeightSource = Uint8Array | ArrayBuffer | string | URL;
 export type Weights = { var?: WeightSource; vae?: WeightSource };
 export interface LoadOptions {
   entries?: readonly string[];
   onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
-}
-
-export async function fetchBytes(
-  url: string | URL,
-  onProgress?: (loaded: number, total?: number) => void,
-): Promise<Uint8Array> {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(\`\${url}: HTTP \${response.status} \${response.statusText}\`);
-  const length = Number(response.headers.get("content-length"));
-  const total = Number.isSafeInteger(length) && length > 0 ? length : undefined;
-  if (!response.body) {
-    const bytes = new Uint8Array(await response.arrayBuffer());
-    onProgress?.(bytes.length, total);
-    return bytes;
-  }
-  const reader = response.body.getReader();
-  let buffer = new Uint8Array(total ?? 1 << 20), loaded = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (loaded + value.length > buffer.length) {
-      const grown = new Uint8Array(Math.max(2 * buffer.length, loaded + value.length));
-      grown.set(buffer.subarray(0, loaded));
-      buffer = grown;
-    }
-    buffer.set(value, loaded);
-    loaded += value.length;
-    onProgress?.(loaded, total);
-  }
-  return loaded === buffer.length ? buffer : buffer.slice(0, loaded);
 }
 
 export async function load(module: ModelModule, weights: Weights, options: LoadOptions = {}): Promise<LoadedModel> {
@@ -315,11 +286,7 @@ export async function load(module: ModelModule, weights: Weights, options: LoadO
     const source = weights[which];
     if (source === undefined) return;
     const progress = (loaded: number, total?: number) => options.onProgress?.({ file: which, loaded, total });
-    const bytes = source instanceof Uint8Array
-      ? source
-      : source instanceof ArrayBuffer
-      ? new Uint8Array(source)
-      : await fetchBytes(source, progress);
+    const bytes = await checkpointBytes(source, progress);
     const name = typeof source === "string" || source instanceof URL ? String(source) : \`\${which} checkpoint\`;
     files[which] = parseSafetensors(bytes, name);
   }));
@@ -360,12 +327,12 @@ export declare const report: {
   passes: { name: string; ms: number }[];
   attention: ({ block: string; decision: "exact" | "lowrank"; R: number; beta: number[]; reason: string } & Record<string, unknown>)[];
 };
-/** Checkpoint bytes, or a URL to fetch them from. */
+/** Checkpoint bytes, a URL to fetch them from, or in Deno a file path (relative to the working directory). */
 export type WeightSource = Uint8Array | ArrayBuffer | string | URL;
 export interface LoadOptions {
   /** Only bind the tensors these entries read. */
   entries?: readonly string[];
-  /** Download progress of each fetched checkpoint. */
+  /** Progress of each checkpoint read or fetched. */
   onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
 }
 type EntryResult = { outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> };
@@ -377,7 +344,7 @@ export interface LoadedModel {
   /** The WebGPU adapter ("" on the js target). */
   device(): Promise<string>;
 }
-/** Reads the checkpoints (bytes, or URLs fetched with progress) and binds them to this model. */
+/** Reads the checkpoints (bytes, URLs or Deno file paths, with progress) and binds them to this model. */
 export declare function load(weights: { var?: WeightSource; vae?: WeightSource }, options?: LoadOptions): Promise<LoadedModel>;
 export interface GenerateOptions {
   labels: readonly number[];
