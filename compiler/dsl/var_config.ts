@@ -63,7 +63,7 @@ export function validateVarConfig(o: ObjVal, callSpan: SourceSpan): ObjVal {
       "not-divisible",
       "heads",
       `Cannot split width ${width} into ${heads} heads: ${width} is not divisible by ${heads}`,
-      `Pick heads among the divisors of ${width}, e.g. ${width / 64 >= 1 && width % 64 === 0 ? width / 64 : 1}`,
+      `Pick heads among the divisors of ${width}: ${nearestDivisors(width, heads)}`,
     );
   }
   if (typeof width === "number" && typeof ratio === "number" && !Number.isInteger(width * ratio)) {
@@ -96,6 +96,19 @@ export function validateVarConfig(o: ObjVal, callSpan: SourceSpan): ObjVal {
   }
   if (problems.length > 0) throw new SpecError(problems);
   return derived(out, o);
+}
+
+/** The divisors of n nearest to k, below and above ("2 or 4 are nearest"). */
+function nearestDivisors(n: number, k: number): string {
+  let below = 1, above = n;
+  for (let d = 1; d * d <= n; d++) {
+    if (n % d !== 0) continue;
+    for (const e of [d, n / d]) {
+      if (e < k) below = Math.max(below, e);
+      else if (e > k) above = Math.min(above, e);
+    }
+  }
+  return k > n ? `${n} is the largest` : `${below} or ${above} are nearest`;
 }
 
 function checkField(k: string, kind: FieldKind, v: Value): { id: string; message: string; hint?: string } | undefined {
