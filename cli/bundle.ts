@@ -3,7 +3,8 @@ import { prepareOutputDir, writeAtomic } from "./output.ts";
 import { join } from "node:path";
 import { bundleSpec } from "../compiler/esbuild_plugin.ts";
 import { LOWERING_FLAGS, LOWERING_HELP, loweringOptions } from "./lowering.ts";
-import { type Command, required, specArg, UsageError } from "./common.ts";
+import { isTargetName, targetChoices } from "../compiler/targets.ts";
+import { type Command, required, specArg, terminalText, UsageError } from "./common.ts";
 
 export const bundleCommand: Command = {
   summary: "Bundle a spec into one ES module for browsers and Deno (model + loader)",
@@ -38,8 +39,8 @@ ${LOWERING_HELP}
     const out = required(values, "out");
     await prepareOutputDir(out);
     const target = values.target ?? "js";
-    if (target !== "js" && target !== "webgpu") {
-      throw new UsageError(`--target must be "js" or "webgpu", got "${target}"`);
+    if (!isTargetName(target)) {
+      throw new UsageError(`--target must be ${targetChoices()}, got ${terminalText(String(target))}`);
     }
     const t0 = performance.now();
     const bundle = await bundleSpec(spec, { ...loweringOptions(values), target, minify: !values["no-minify"] });

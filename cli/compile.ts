@@ -5,19 +5,42 @@ import { compile, type Compiled, type CompileReport, explainMarkdown } from "../
 import { analysisOptions } from "./explain.ts";
 import { LOWERING_FLAGS, LOWERING_HELP } from "./lowering.ts";
 import { defaultPipeline } from "../compiler/pipeline.ts";
-import type { TargetName } from "../compiler/options.ts";
-import { type Command, grouped, passList, required, specArg, UsageError } from "./common.ts";
+import type { Plugin } from "../compiler/plugin.ts";
+import { isTargetName, targetChoices, type TargetName } from "../compiler/targets.ts";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { type Command, grouped, passList, required, specArg, terminalText, UsageError } from "./common.ts";
 
-/** Reads `--target`. */
-export async function targetFlag(v: unknown): Promise<TargetName> {
+/** Reads `--target` (a built-in target, or "auto": WebGPU when an adapter exists). */
+export async function targetFlag(v: unknown, hint = ""): Promise<TargetName> {
   const t = v ?? "js";
-  if (t !== "js" && t !== "webgpu" && t !== "auto") {
-    throw new UsageError(`--target must be "js", "webgpu" or "auto", got "${t}"`);
+  if (t !== "auto") {
+    if (isTargetName(t)) return t;
+    throw new UsageError(`--target must be ${targetChoices(["auto"])}, got ${terminalText(String(t))}${hint}`);
   }
-  if (t !== "auto") return t;
   const adapter = await findAdapter();
   console.error(adapter ? `target auto: WebGPU on ${adapter}` : "target auto: no WebGPU adapter found, using js");
   return adapter ? "webgpu" : "js";
+}
+
+/** The plugins of `--plugin FILE`: its default export, one plugin or a list. */
+async function loadPlugins(file: string): Promise<Plugin[]> {
+  const what = `--plugin ${terminalText(file)}`;
+  let mod: { default?: unknown };
+  try {
+    await Deno.stat(file);
+    mod = await import(pathToFileURL(resolve(file)).href);
+  } catch (e) {
+    throw new UsageError(`${what}: cannot load it: ${terminalText((e as Error).message.split("\n")[0] ?? "")}`);
+  }
+  const list = Array.isArray(mod.default) ? mod.default : [mod.default];
+  const bad = list.findIndex((p) =>
+    typeof (p as Plugin)?.name !== "string" || typeof (p as Plugin)?.setup !== "function"
+  );
+  if (list.length === 0 || bad >= 0) {
+    throw new UsageError(`${what}: its default export must be a plugin { name, setup(build) } or a list of them`);
+  }
+  return list as Plugin[];
 }
 
 /** A description of the WebGPU adapter, or undefined when there is none. */
@@ -45,7 +68,10 @@ generated source), DIR/report.json and DIR/report.md, and prints a summary.
 
 Options:
   --out DIR                output directory (created if missing)
-  --target T               js, webgpu, or auto (WebGPU when an adapter exists; default js)
+  --target T               js, webgpu, or auto (WebGPU when an adapter exists; default js),
+                           or the name of a backend that a --plugin registers
+  --plugin FILE            a module whose default export is a compiler plugin (or a list of them):
+                           it may add passes and backends
   --var FILE               VAR checkpoint: bounds from its weights (τ read exactly)
   --vae FILE               VQ-VAE checkpoint (decoder bounds; needed by --calibrate)
   --calibrate N            measure attention norms over N sample generations (needs --var, --vae)
@@ -57,6 +83,7 @@ ${LOWERING_HELP}
   options: {
     out: { type: "string" },
     target: { type: "string" },
+    plugin: { type: "string" },
     var: { type: "string" },
     vae: { type: "string" },
     calibrate: { type: "string" },
@@ -73,9 +100,16 @@ ${LOWERING_HELP}
     const spec = specArg(positionals);
     const out = required(values, "out");
     await prepareOutputDir(out);
+    const plugins = values.plugin === undefined ? [] : await loadPlugins(values.plugin as string);
+    // a plugin's backend is checked by compile() against the backends the plugins registered
+    const target = plugins.length && values.target !== undefined && !isTargetName(values.target) &&
+        values.target !== "auto"
+      ? values.target as string
+      : await targetFlag(values.target, " (a plugin's backend needs --plugin FILE)");
     const analysis = await analysisOptions(spec, values);
-    const options = { ...analysis, target: await targetFlag(values.target), minify: !values["no-minify"] };
+    const options = { ...analysis, target, minify: !values["no-minify"] };
     const compiled = await compile(spec, options, {
+      plugins,
       hooks: { printIrAfter: passList(values["print-ir-after"]) },
     });
     await writeArtifacts(compiled, out);

@@ -8,8 +8,7 @@
  * @module
  */
 import type { Backend, Emitted } from "./backends/backend.ts";
-import { jsBackend } from "./backends/js/mod.ts";
-import { webgpuBackend } from "./backends/webgpu/mod.ts";
+import { TARGET_NAMES, TARGETS } from "./targets.ts";
 import { parseSpec } from "./dsl/mod.ts";
 import { type IrModule, numel } from "./ir/node.ts";
 import { Op } from "./ir/ops.ts";
@@ -23,8 +22,10 @@ export { CompileError, formatDiagnostics } from "./diagnostics.ts";
 export { type AttentionRow, explainMarkdown, explainText } from "./report.ts";
 export type { Plugin } from "./plugin.ts";
 
-/** Built-in backends by target name. */
-export const backends: Readonly<Record<string, Backend>> = { js: jsBackend, webgpu: webgpuBackend };
+/** Built-in backends by target name (`targets.ts`). */
+export const backends: Readonly<Record<string, Backend>> = Object.fromEntries(
+  TARGET_NAMES.map((t) => [t, TARGETS[t].backend]),
+);
 
 /** Summary of a compiled model (also written as report.json). */
 export interface CompileReport {

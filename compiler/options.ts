@@ -1,7 +1,6 @@
 /** @file Compile options and their validation. */
 
-/** Code generation targets built in; plugins may register more backends by name. */
-export type TargetName = "js" | "webgpu";
+export type { TargetName } from "./targets.ts";
 
 /** Checkpoint tensors available at compile time (for static-exact and propagated bounds). */
 export type WeightLookup = (name: string, source: "var" | "vae") => Float32Array | undefined;

@@ -1,5 +1,5 @@
 /**
- * @file Runtime API: load a compiled model module and its checkpoints, run its entries.
+ * @file Runtime API: load a compiled model module and its checkpoints, run its entries, generate images.
  * @module
  */
 import type { HostTensor, Tensor } from "./js/exec.ts";
@@ -10,6 +10,7 @@ import type { Gpu, GpuTensor } from "./webgpu/device.ts";
 import { type DeviceSampleOptions, sampleOnDevice } from "./webgpu/sample.ts";
 
 export type { DeviceData, HostTensor, Tensor } from "./js/exec.ts";
+export { generate, type GenerateOptions, type Generation } from "./generate.ts";
 
 type Dims = readonly (number | "B")[];
 
@@ -71,7 +72,7 @@ export interface ModelModule {
     readonly optionalWeights: readonly string[];
     readonly params: readonly ParamSpec[];
     readonly entries: Readonly<Record<string, EntryInfo>>;
-    /** "js" or "webgpu". */
+    /** The target it was compiled for (a built-in one or a plugin's backend). */
     readonly target: string;
   };
   readonly entries: Readonly<Record<string, EntryFn>>;
@@ -149,7 +150,7 @@ export function bindModel(
     }
     return fn;
   };
-  if (module.info.target !== "webgpu") {
+  if (!module.Gpu) { // a host module: its kernels run here
     return {
       module,
       run: (name, inputs, options) => entry(name)(weights, inputs, options),
@@ -210,8 +211,8 @@ export async function loadModel(
   entries?: readonly string[],
 ): Promise<LoadedModel> {
   const files: Partial<Record<"var" | "vae", SafetensorsFile>> = {};
-  // js target: read straight into the WebAssembly memory, where the kernels read weights in place
-  const options = module.info.target === "webgpu" ? {} : { alloc: residentBytes };
+  // host modules: read straight into the WebAssembly memory, where the kernels read weights in place
+  const options = module.Gpu ? {} : { alloc: residentBytes };
   if (paths.var) files.var = await readSafetensors(paths.var, options);
   if (paths.vae) files.vae = await readSafetensors(paths.vae, options);
   return bindModel(module, files, entries);

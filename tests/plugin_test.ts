@@ -4,6 +4,7 @@ import { compile, CompileError, type Plugin } from "../compiler/mod.ts";
 import { error } from "../compiler/diagnostics.ts";
 import { Op } from "../compiler/ir/ops.ts";
 import type { Pass } from "../compiler/pass.ts";
+import { runCli } from "./_samples.ts";
 
 const SPEC = "tests/specs/tiny_golden.var.ts";
 
@@ -70,4 +71,52 @@ Deno.test("plugin misuse is a TypeError naming the problem", async () => {
   await assert.rejects(compile(SPEC, {}, { plugins: [dup] }), /a pass named "infer-shapes" already exists/);
   await assert.rejects(compile(SPEC, {}, { plugins: [{} as Plugin] }), /Invalid plugin/);
   await assert.rejects(compile(SPEC, { bogus: 1 } as never), /Invalid option in compile\(\): "bogus"/);
+});
+
+Deno.test("varc compile --plugin FILE --target NAME selects the plugin's backend; without the plugin the name is refused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "varc_plugin_" });
+  const ok = await runCli(
+    "compile",
+    SPEC,
+    "--plugin",
+    "tests/specs/ir_text_plugin.ts",
+    "--target",
+    "ir-text",
+    "--out",
+    dir,
+  );
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.out, /compiled tiny_golden .* for ir-text/);
+  assert.match(await Deno.readTextFile(`${dir}/model.src.ts`), /^\/\/ tiny_golden: \d+ nodes\n$/);
+  const without = await runCli("compile", SPEC, "--target", "ir-text", "--out", dir);
+  assert.equal(without.code, 1);
+  assert.match(
+    without.err,
+    /--target must be "js", "webgpu" or "auto", got ir-text \(a plugin's backend needs --plugin/,
+  );
+  const unknown = await runCli(
+    "compile",
+    SPEC,
+    "--plugin",
+    "tests/specs/ir_text_plugin.ts",
+    "--target",
+    "nope",
+    "--out",
+    dir,
+  );
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.err, /Target "nope" has no backend in this build \(available: js, webgpu, ir-text\)/);
+  const notPlugin = await runCli(
+    "compile",
+    SPEC,
+    "--plugin",
+    "compiler/targets.ts",
+    "--target",
+    "ir-text",
+    "--out",
+    dir,
+  );
+  assert.equal(notPlugin.code, 1);
+  assert.match(notPlugin.err, /--plugin .*: its default export must be a plugin \{ name, setup\(build\) \}/);
+  await Deno.remove(dir, { recursive: true });
 });
