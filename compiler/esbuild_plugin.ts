@@ -32,9 +32,10 @@ import type { Note, SourceSpan } from "./diagnostics.ts";
 import { MAX_SPEC_BYTES, readRegularFileSync, trackSpecReads } from "./dsl/mod.ts";
 import { compile, type Compiled, CompileError, type CompileReport, type Plugin } from "./mod.ts";
 import type { CompileOptions } from "./options.ts";
+import { isTargetName, targetChoices, type TargetName, TARGETS } from "./targets.ts";
 
-/** Targets a spec import can be compiled for. */
-export type BundleTarget = "js" | "webgpu";
+/** Targets a spec import can be compiled for: the built-in ones (`targets.ts`). */
+export type BundleTarget = TargetName;
 
 /** Options of {@link varcPlugin}: the compile options (lowering flags) plus plugin settings. */
 export interface VarcPluginOptions extends Partial<Omit<CompileOptions, "target" | "minify">> {
@@ -310,7 +311,7 @@ export function toRgba(img: HostTensor, index = 0): { width: number; height: num
 
 /** Declarations of a `bundleSpec` module (the generated module's, then the loader API's). */
 export function bundleDts(target: BundleTarget): string {
-  const device = target === "webgpu"
+  const device = TARGETS[target].device
     ? `/** The WebGPU device class (\`runtime/webgpu/device.ts\`); \`load\` creates one on first use. */
 export declare const Gpu: { create(): Promise<{ readonly info: string }> };`
     : `/** Low-rank guard counters: heads checked, heads that fell back to exact attention. */
@@ -435,13 +436,15 @@ function queryTarget(query: string, fallback: BundleTarget): BundleTarget {
   if (query === "") return fallback;
   const params = new URLSearchParams(query);
   for (const key of params.keys()) {
-    if (key !== "target") throw new TypeError(`Unknown query "${key}" on a spec import (only ?target=js|webgpu)`);
+    if (key !== "target") {
+      throw new TypeError(`Unknown query "${key}" on a spec import (only ?target=${Object.keys(TARGETS).join("|")})`);
+    }
   }
   return checkTarget(params.get("target") ?? fallback, "?target=");
 }
 
 function checkTarget(t: string, what: string): BundleTarget {
-  if (t !== "js" && t !== "webgpu") throw new TypeError(`${what} must be "js" or "webgpu", got "${t}"`);
+  if (!isTargetName(t)) throw new TypeError(`${what} must be ${targetChoices()}, got "${t}"`);
   return t;
 }
 
