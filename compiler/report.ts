@@ -3,7 +3,7 @@
  * polynomial, rank, predicted error, flops of both paths, decision and reason. Written by `compile`
  * (report.json, report.md) and printed by `explain`.
  */
-import { type IrModule, type Node } from "./ir/node.ts";
+import type { IrModule, Node } from "./ir/node.ts";
 import { type AttentionBound, type LowRankPlan, type MaskSpec, Op, type OpParams } from "./ir/ops.ts";
 import { paperRankBound } from "./lowrank/poly.ts";
 import { attentionFlops } from "./passes/lower_attention.ts";

@@ -14,7 +14,7 @@ import { randomF32 } from "../../tests/_rng.ts";
 import { collapsePermutation, collapseStrides } from "./loops.ts";
 import {
   attention,
-  BINARY,
+  type BINARY,
   binary,
   concat,
   conv2d,
@@ -34,7 +34,7 @@ import {
   scalar,
   scaleKeyRanges,
   slice,
-  UNARY,
+  type UNARY,
   unary,
 } from "./kernels.ts";
 
