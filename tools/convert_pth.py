@@ -30,7 +30,8 @@ containers (torch 1.13 also refuses floats, e.g. an "epoch"/"lr" next to a
 wrapped state_dict). The official checkpoints load that way; --trust-pickle
 loads a file you trust without the restriction.
 
-Needs only Python 3 and torch (numpy comes with it); the safetensors format is
+Needs only Python 3 and torch (numpy comes with it; without torch it prints how to
+install it and exits with status 1); the safetensors format is
 written here directly: a u64 little-endian header length N, a UTF-8 JSON header
 padded with spaces to a multiple of 8 bytes, then the raw little-endian tensor
 data. Tensors are laid out largest element size first, then by name, so each
@@ -46,21 +47,22 @@ import os
 import struct
 import sys
 
-import torch
-
-# torch dtype -> (safetensors dtype, element size in bytes)
-DTYPES = {
-    torch.float64: ("F64", 8),
-    torch.float32: ("F32", 4),
-    torch.float16: ("F16", 2),
-    torch.bfloat16: ("BF16", 2),
-    torch.int64: ("I64", 8),
-    torch.int32: ("I32", 4),
-    torch.int16: ("I16", 2),
-    torch.int8: ("I8", 1),
-    torch.uint8: ("U8", 1),
-    torch.bool: ("BOOL", 1),
+# torch dtype name -> (safetensors dtype, element size in bytes)
+DTYPE_NAMES = {
+    "float64": ("F64", 8),
+    "float32": ("F32", 4),
+    "float16": ("F16", 2),
+    "bfloat16": ("BF16", 2),
+    "int64": ("I64", 8),
+    "int32": ("I32", 4),
+    "int16": ("I16", 2),
+    "int8": ("I8", 1),
+    "uint8": ("U8", 1),
+    "bool": ("BOOL", 1),
 }
+# Imported by main() once the arguments are read, so --help and usage errors need no torch.
+torch = None
+DTYPES = {}  # torch dtype -> (safetensors dtype, element size in bytes)
 
 # Keys under which training scripts commonly nest the state_dict, tried in order.
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "net", "ema", "params")
@@ -68,6 +70,19 @@ WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "module", "net", "ema
 
 def fail(msg):
     sys.exit(f"convert_pth: {msg}")
+
+
+def import_torch():
+    """Imports torch, or exits with one line saying how to install it."""
+    global torch
+    try:
+        import torch
+    except ImportError as err:  # also a torch whose shared libraries are missing
+        fail(
+            f"needs PyTorch, which {sys.executable} cannot import ({err}); install it, on Debian with "
+            "`apt-get install python3-torch libopenblas0-pthread` (then run /usr/bin/python3), or `pip install torch`"
+        )
+    DTYPES.update({getattr(torch, name): v for name, v in DTYPE_NAMES.items()})
 
 
 def load_checkpoint(path, trust_pickle):
@@ -139,6 +154,9 @@ def main():
         help="load with weights_only=False, which runs any code pickled in the file; only for trusted files",
     )
     args = parser.parse_args()
+    if not os.path.isfile(args.input):
+        fail(f"{args.input}: no such file")
+    import_torch()
 
     sd, where = find_state_dict(load_checkpoint(args.input, args.trust_pickle), args.input)
     print(f"convert_pth: state_dict from {where} of {args.input}")

@@ -16,11 +16,14 @@ import json
 import os
 import sys
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
 sys.path.insert(0, os.path.dirname(__file__))
+from requires import require  # noqa: E402
+
+require("torch", "numpy")
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
 from common import CLASSES, Log, load_split, read_safetensors  # noqa: E402
 
 

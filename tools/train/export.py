@@ -14,8 +14,10 @@ import fnmatch
 import os
 import sys
 
-
 sys.path.insert(0, os.path.dirname(__file__))
+from requires import require  # noqa: E402
+
+require("torch", "numpy")
 from common import read_safetensors, write_safetensors  # noqa: E402
 
 DROP = {

@@ -22,8 +22,12 @@ import json
 import os
 import sys
 
-import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+sys.path.insert(0, os.path.dirname(__file__))
+from requires import require  # noqa: E402
+
+require("numpy", "PIL")
+import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 # Digits and capitals: lower case would add classes that differ from capitals only in size
 # (o/O, s/S, x/X, ...), which no class-conditional score can tell apart at 32 px.

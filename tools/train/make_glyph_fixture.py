@@ -24,10 +24,13 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-import torch
-
 sys.path.insert(0, os.path.dirname(__file__))
+from requires import require  # noqa: E402
+
+require("torch", "numpy")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
 from common import VAE, VARS, import_official, load, write_safetensors  # noqa: E402
 
 LABELS = [3, 17]  # "3" and "H"

@@ -14,10 +14,13 @@ import argparse
 import os
 import sys
 
-import torch
-import torch.nn.functional as F
-
 sys.path.insert(0, os.path.dirname(__file__))
+from requires import require  # noqa: E402
+
+require("torch", "numpy")
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
 from common import VAE, Log, cosine_lr, load_checkpoint, load_split, save_checkpoint, write_safetensors  # noqa: E402
 from models import VQVAE  # noqa: E402
 
