@@ -1,13 +1,15 @@
 /**
  * @file Next-scale generation, exactly the official `autoregressive_infer_cfg`: 2B rows (class,
  * then unconditional), KV cache per block, guidance ramp t = cfg·s/(S−1), top-k/top-p sampling from a
- * seeded generator, f̂ accumulation, next input by area downsampling, final decode. On device targets
- * the caches (or low-rank states), f̂ and the next input stay on the device between entries, and the
- * logits are guided and sampled there (the host still draws the uniforms): only the tokens of each
- * scale, the final f̂ and the image are read back.
+ * seeded generator, f̂ accumulation, next input by area downsampling, final decode. Written once
+ * against the model's `ModelDevice` (`device.ts`): on a GPU the caches (or low-rank states), f̂ and
+ * the next input stay on the device between entries, and the logits are guided and sampled there (the
+ * host still draws the uniforms): only the tokens of each scale, the final f̂ and the image are read
+ * back.
  */
+import type { ModelDevice } from "./device.ts";
 import type { HostTensor, LoadedModel, Tensor } from "./mod.ts";
-import { checkFiniteOutput, Generator, guide, sampleRowsWith } from "./sample.ts";
+import { checkFiniteOutput, Generator } from "./sample.ts";
 
 /** What `generate` needs besides the model. */
 export interface GenerateOptions {
@@ -194,7 +196,7 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
   const idx = new Int32Array(B * meta.tokens);
   const guided: Float32Array[] = [];
   const time = { transformer: 0, sampling: 0, fhat: 0, decode: 0 };
-  const dev = model.resident; // device targets: keep tensors on the device between entries
+  const dev = model.tensors; // host arrays, or device tensors that stay on the device between entries
   let carry: Record<string, Tensor> = {}; // KV caches (or low-rank states) of the earlier scales
   let fhat: Tensor | undefined, words: Tensor | undefined;
   let start = 0;
@@ -204,80 +206,66 @@ export async function generate(model: LoadedModel, o: GenerateOptions): Promise<
     const inputs: Record<string, Tensor> = { labels: labels2, ...carry };
     let doubled: Tensor | undefined;
     if (words) {
-      inputs.x_words = doubled = dev ? await dev.twice(words) : twice(words as HostTensor);
-      if (dev) await dev.release(words);
+      inputs.x_words = doubled = await dev.twice(words);
+      await dev.release(words);
       words = undefined;
     }
     const entry = model.module.info.entries[`step_${s}`]!;
     const taps = (o.taps ?? []).filter((t) => entry.labels.includes(t));
-    const keep = entry.outputs.map((x) => x.name).filter((n) => dev || n !== "logits");
+    const keep = entry.outputs.map((x) => x.name);
     const step = await model.run(`step_${s}`, pick(inputs, entry.inputs), { taps, keep });
     if (o.onTaps) o.onTaps(step.taps);
     const { logits, ...caches } = step.outputs as Record<string, Tensor>;
-    if (dev) await releaseAll(dev, [...Object.values(carry), ...(doubled ? [doubled] : [])], caches);
+    await releaseAll(dev, [...Object.values(carry), ...(doubled ? [doubled] : [])], caches);
     carry = caches;
     const t1 = performance.now();
     const ratio = S === 1 ? 0 : o.cfg * s / (S - 1), keepGuided = s < (o.keepGuided ?? 0);
-    let tokens: Tensor, host: Int32Array; // [B, T]
     // [B·T]: one per sampled token, row b's T from its own generator (per-row seeds) or all B·T from the one
     const uniforms = Float64Array.from(
       { length: B * T },
       (_, i) => gens[o.seeds ? (i / T) | 0 : 0]!.uniform(),
     );
-    if (dev) {
-      const r = await dev.sample(logits!, {
-        B,
-        T,
-        V: vocab,
-        t: ratio,
-        topK: o.topK,
-        topP: o.topP,
-        uniforms,
-        guided: keepGuided,
-      });
-      if (r.guided) guided.push(r.guided);
-      tokens = r.tokens, host = r.host;
-    } else {
-      const g = guide(logits!.data as Float32Array, B, T * vocab, ratio);
-      if (keepGuided) guided.push(g);
-      host = sampleRowsWith(g, vocab, o, uniforms);
-      tokens = { data: host, shape: [B, T] };
-    }
+    const sampled = await dev.sample(logits!, {
+      B,
+      T,
+      V: vocab,
+      t: ratio,
+      topK: o.topK,
+      topP: o.topP,
+      uniforms,
+      guided: keepGuided,
+    });
+    if (sampled.guided) guided.push(sampled.guided);
+    const { tokens, host } = sampled; // [B, T]
     for (let b = 0; b < B; b++) idx.set(host.subarray(b * T, b * T + T), b * meta.tokens + start);
     const t2 = performance.now();
     const f = await model.run(`fhat_${s}`, { idx: tokens, ...(fhat ? { fhat } : {}) }, { keep: ["fhat", "x_words"] });
     const next = f.outputs as Record<string, Tensor>;
-    if (dev) await dev.release(tokens);
-    if (dev && fhat) await releaseAll(dev, [fhat], next);
+    await dev.release(tokens);
+    if (fhat) await releaseAll(dev, [fhat], next);
     fhat = next.fhat!;
     words = next.x_words;
     start += T;
     const t3 = performance.now();
-    if (dev) time.transformer += t3 - t0;
+    // a deferred device runs a step's work at its first read-back (the tokens): one stage
+    if (dev.deferred) time.transformer += t3 - t0;
     else time.transformer += t1 - t0, time.sampling += t2 - t1, time.fhat += t3 - t2;
     o.onScale?.(s, S, t3 - t0);
   }
   const t4 = performance.now();
-  if (dev) await releaseAll(dev, [...Object.values(carry), ...(words ? [words] : [])], { fhat: fhat! });
-  const fhatHost = dev ? await dev.read(fhat!) : fhat as HostTensor;
+  await releaseAll(dev, [...Object.values(carry), ...(words ? [words] : [])], { fhat: fhat! });
+  const fhatHost = await dev.read(fhat!);
   const img = (await model.run("decode", { fhat: fhat! })).outputs.img!;
-  if (dev) await dev.release(fhat!);
+  await dev.release(fhat!);
   time.decode = performance.now() - t4;
   checkFiniteOutput("f_hat", fhatHost.data, fhatHost.shape);
   checkFiniteOutput("img", img.data as Float32Array, img.shape);
   return { idx, fhat: fhatHost, img, guided, timings: time };
 }
 
-/** The same rows twice along the batch axis: both CFG halves get the same next-scale input. */
-function twice(t: HostTensor): HostTensor {
-  const data = new Float32Array(t.data.length * 2);
-  data.set(t.data), data.set(t.data, t.data.length);
-  return { data, shape: [t.shape[0]! * 2, ...t.shape.slice(1)] };
-}
-
 /** Frees device tensors no longer needed, except those still held by `live` (an entry may pass one through). */
 async function releaseAll(
-  dev: NonNullable<LoadedModel["resident"]>,
+  dev: ModelDevice,
   dead: readonly Tensor[],
   live: Readonly<Record<string, Tensor>>,
 ): Promise<void> {

@@ -6,10 +6,10 @@ import type { HostTensor, Tensor } from "./js/exec.ts";
 import { residentBytes } from "./js/wasm/gemm.ts";
 import { readSafetensors, type SafetensorsFile } from "./safetensors.ts";
 import { bindWeights, type ParamSpec } from "./weights.ts";
-import type { Gpu, GpuTensor } from "./webgpu/device.ts";
-import { type DeviceSampleOptions, sampleOnDevice } from "./webgpu/sample.ts";
+import { gpuDevice, hostDevice, type ModelDevice } from "./device.ts";
 
 export type { DeviceData, HostTensor, Tensor } from "./js/exec.ts";
+export type { ModelDevice } from "./device.ts";
 export { generate, type GenerateOptions, type Generation } from "./generate.ts";
 
 type Dims = readonly (number | "B")[];
@@ -102,32 +102,14 @@ export interface LoadedModel {
     options?: RunOptions,
   ): EntryResult | Promise<EntryResult>;
   /**
-   * Device targets: handling of outputs kept on the device (`keep`), which later runs take as inputs
-   * without a round trip through the host. Absent on the JS target.
+   * Where tensors kept between entries live (`keep`): the host for host modules, the GPU for device
+   * modules, whose later runs take them as inputs without a round trip through the host.
    */
-  readonly resident?: ResidentTensors;
+  readonly tensors: ModelDevice;
   /** Heads checked by low-rank guards and heads that fell back to exact attention. */
   guardStats(): Promise<{ checks: number; fallbacks: number }>;
   /** The adapter a device target runs on ("" on the JS target). */
   device(): Promise<string>;
-}
-
-/** Device tensors kept by `run(..., { keep })`: read back, duplicated and freed by their owner. */
-export interface ResidentTensors {
-  /** The host copy of a tensor (a host tensor is returned as it is). */
-  read(t: Tensor): Promise<HostTensor>;
-  /** Its rows twice along the batch axis (`[n, ...]` -> `[2n, ...]`), staying on the device. */
-  twice(t: Tensor): Promise<Tensor>;
-  /** Frees a device tensor (host tensors are left to the garbage collector). */
-  release(t: Tensor): Promise<void>;
-  /**
-   * Guides logits [2B, T, V] and samples one token per row on the device (`runtime/webgpu/sample.ts`),
-   * consuming the logits: the tokens [B, T] stay there (the caller frees them), with their host copy
-   * and, when asked, the guided logits [B, T, V].
-   */
-  sample(logits: Tensor, o: DeviceSampleOptions): Promise<{ tokens: Tensor; host: Int32Array; guided?: Float32Array }>;
-  /** Read-backs from the device so far: `read` calls and bytes (outputs, taps and `read`). */
-  readStats(): Promise<{ reads: number; bytes: number }>;
 }
 
 /**
@@ -156,6 +138,7 @@ export function bindModel(
       run: (name, inputs, options) => entry(name)(weights, inputs, options),
       guardStats: () => Promise.resolve({ ...(module.guardStats ?? { checks: 0, fallbacks: 0 }) }),
       device: () => Promise.resolve(""),
+      tensors: hostDevice,
     };
   }
   // WebGPU: the device is created on first use; each weight is uploaded once, when first read.
@@ -174,34 +157,8 @@ export function bindModel(
     },
     guardStats: async () => await (await gpu()).guardStats(),
     device: async () => (await gpu()).info,
-    resident: {
-      async read(t) {
-        if (isHostData(t.data)) return t as HostTensor;
-        return { data: await (await gpu()).read(t.data as never), shape: t.shape };
-      },
-      async twice(t) {
-        const d = await gpu();
-        const data = isHostData(t.data) ? d.upload(t.data) : t.data;
-        const out = module.twice!(d as never, data as never) as Tensor["data"];
-        if (data !== t.data) d.release(data as never);
-        return { data: out, shape: [t.shape[0]! * 2, ...t.shape.slice(1)] };
-      },
-      async release(t) {
-        if (!isHostData(t.data)) (await gpu()).release(t.data as never);
-      },
-      async sample(t, o) {
-        const d = await gpu();
-        const data = isHostData(t.data) ? d.upload(t.data) : t.data;
-        const r = await sampleOnDevice(d as unknown as Gpu, data as GpuTensor, o);
-        return { ...r, tokens: { data: r.tokens, shape: [o.B, o.T] } };
-      },
-      readStats: async () => ({ ...(await gpu()).readStats }),
-    },
+    tensors: gpuDevice(module, gpu),
   };
-}
-
-function isHostData(x: Tensor["data"]): x is Float32Array | Int32Array {
-  return x instanceof Float32Array || x instanceof Int32Array;
 }
 
 /** Reads the checkpoint files and binds them to the model. */

@@ -224,7 +224,7 @@ async function gpuModel(module: ModelModule, files: Parameters<typeof bindModel>
 
 /** Runs forward and decode, keeping outputs on the device, then reads and releases them. */
 async function forwardAndDecode(model: LoadedModel, meta: { tokens: number; vocab: number }, seed: number) {
-  const dev = model.resident!;
+  const dev = model.tensors;
   const idx = Int32Array.from({ length: 2 * meta.tokens }, (_, i) => (i * 31 + seed * 7) % meta.vocab);
   const inputs = {
     labels: { data: Int32Array.from([seed % 4, 3 - seed % 4]), shape: [2] },

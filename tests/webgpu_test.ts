@@ -109,10 +109,10 @@ Deno.test({
     const o = { labels: [1, 2], cfg: 1.5, topK: 1, topP: 0, seed: 0 };
     const a = await generate(bindModel(js, files), o);
     const gm = bindModel(gpu, files);
-    assert.ok(gm.resident);
-    const before = await gm.resident.readStats();
+    assert.equal(gm.tensors.deferred, true);
+    const before = await gm.tensors.readStats();
     const b = await generate(gm, o);
-    const after = await gm.resident.readStats();
+    const after = await gm.tensors.readStats();
     assert.deepEqual(b.idx, a.idx);
     assertClose("f_hat js vs webgpu", b.fhat.data, a.fhat.data, 1e-4 * Math.max(1, maxAbs(a.fhat.data)));
     // Read back: the sampled tokens of each scale, then the final f̂ and the image; no logits, cache or state.

@@ -348,7 +348,7 @@ async function run(offered: Offered, model: LoadedModel, backend: Backend, o: Se
         const k = Number(entry.slice(5)), pn = meta.schedule[k]!;
         const li = document.createElement("li");
         const fhat = r.outputs.fhat!; // a device tensor when generation keeps values on the GPU
-        const host = model.resident ? await model.resident.read(fhat) : fhat;
+        const host = await model.tensors.read(fhat);
         li.append(latentCanvas(host as HostTensor), `${k + 1}: ${pn}×${pn}`);
         list.append(li);
         await nextFrame();
