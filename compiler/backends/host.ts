@@ -4,6 +4,7 @@
  * their last use. Written with ts-morph's code writer, then bundled by esbuild.
  */
 import { CodeBlockWriter } from "ts-morph";
+import type { KernelName } from "../../runtime/kernels.ts";
 import { entryNodes, type IrModule, type Node, type TensorType } from "../ir/node.ts";
 import { Op, type OpParams } from "../ir/ops.ts";
 import { lastUses } from "../passes/plan_memory.ts";
@@ -15,7 +16,7 @@ export interface HostTarget {
   /** Import and re-export lines at the top of the module. */
   readonly prelude: readonly string[];
   /** Start of a kernel call through the opening of its argument list. */
-  fn(kernel: string): string;
+  fn(kernel: KernelName): string;
   /** A host input (typed array) as a target value. */
   input(expr: string): string;
   /** Extra parameter of every entry function (after options), e.g. the GPU device. */

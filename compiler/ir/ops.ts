@@ -1,4 +1,5 @@
 /** @file Every IR operation, its parameters, and one line of semantics each. */
+import type { BinaryFn, ScalarFn, UnaryFn } from "../../runtime/kernels.ts";
 
 /** Which checkpoint a parameter lives in. */
 export type ParamSource = "var" | "vae";
@@ -70,9 +71,8 @@ export enum Op {
   Upsample = "upsample", // x [B,C,h,w] -> [B,C,f·h,f·w], nearest neighbour
 }
 
-export type UnaryFn = "silu" | "gelu_tanh" | "exp";
-export type BinaryFn = "add" | "sub" | "mul";
-export type ScalarFn = "mul" | "add" | "min" | "max";
+/** Elementwise functions: the kernel contract's (`runtime/kernels.ts`). */
+export type { BinaryFn, ScalarFn, UnaryFn };
 export type DTypeName = "f32" | "i32";
 /** A dimension: a static size, or the batch size known only at run time. */
 export type Dim = number | "B";

@@ -11,6 +11,9 @@
  */
 import { attentionWasm, type QueryGroup } from "./wasm/attention.ts";
 import { allocF32 } from "./pool.ts";
+import type { KeyRanges } from "../kernels.ts";
+
+export type { KeyRanges } from "../kernels.ts";
 import { conv2dWasm } from "./wasm/conv.ts";
 import { gemmNTWasm, WASM_MIN_MACS } from "./wasm/gemm.ts";
 import { BINARY_ROWS, collapseStrides, permuteInt32, unaryJs } from "./loops.ts";
@@ -319,12 +322,6 @@ export function levelIds(schedule: readonly number[]): Int32Array {
   const out: number[] = [];
   schedule.forEach((n, s) => out.push(...new Array<number>(n * n).fill(s)));
   return Int32Array.from(out);
-}
-
-/** Per query token, the half-open key range it may see: [lo[i], hi[i]). */
-export interface KeyRanges {
-  readonly lo: Int32Array;
-  readonly hi: Int32Array;
 }
 
 /** Key ranges of a scale mask: block-causal (window = ∞) or a window of scales. */

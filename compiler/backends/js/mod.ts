@@ -1,9 +1,11 @@
 /** @file The `js` backend: float32 kernels in plain JS, the reference every other target is checked against. */
+import type { KernelName } from "../../../runtime/kernels.ts";
 import type { Backend, Emitted } from "../backend.ts";
 import { bundleModule } from "../bundle.ts";
 import { DTS, generateSource, type HostTarget } from "../host.ts";
 
-const LOWRANK = new Set(["lowrankAttention", "lowrankState", "lowrankRead"]);
+/** Kernels of `runtime/js/lowrank.ts` (the others are in `runtime/js/kernels.ts`). */
+const LOWRANK = new Set<KernelName>(["lowrankAttention", "lowrankState", "lowrankRead"]);
 
 /** Host code for `runtime/js/kernels.ts` and `runtime/js/lowrank.ts`. */
 export const jsTarget: HostTarget = {

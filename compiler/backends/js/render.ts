@@ -5,6 +5,7 @@
  */
 import type { Node, TensorType } from "../../ir/node.ts";
 import { type MaskSpec, Op } from "../../ir/ops.ts";
+import type { KernelName } from "../../../runtime/kernels.ts";
 import { broadcastStrides, prod, shapeLit } from "./dims.ts";
 
 /** Everything a render rule sees: the node, its inputs' types, value names, and hoisting. */
@@ -18,9 +19,10 @@ export interface RenderCtx<O extends Op> {
   hoist(expr: string): string;
   /**
    * The start of a call to kernel `name`, through the argument list's opening: "K.linear(" on the JS
-   * target, "G.linear(gpu, " on WebGPU. Kernels have the same names and arguments on every target.
+   * target, "G.linear(gpu, " on WebGPU. Kernels have the same names and arguments on every target
+   * (`runtime/kernels.ts`, which both runtimes are checked against).
    */
-  fn(name: string): string;
+  fn(name: KernelName): string;
   /** Wraps a host input (a typed array) as the target's tensor value. */
   input(expr: string): string;
 }
