@@ -11,10 +11,10 @@
  * and the products with the total. Both sides of a comparison carry it: TOL = 2·(V + 3R + 6)·2⁻²⁴.
  */
 import assert from "node:assert/strict";
-import { findAdapter } from "../cli/compile.ts";
-import { Generator, guide, sampleRows } from "../runtime/sample.ts";
-import { Gpu } from "../runtime/webgpu/device.ts";
-import { sampleOnDevice } from "../runtime/webgpu/sample.ts";
+import { findAdapter } from "../../cli/compile.ts";
+import { Generator, guide, sampleRows } from "../sample.ts";
+import { Gpu } from "./device.ts";
+import { sampleOnDevice } from "./sample.ts";
 
 const adapter = await findAdapter();
 if (!adapter) console.log("webgpu sampler tests skipped: navigator.gpu gives no adapter on this machine");

@@ -17,11 +17,11 @@
  *   rounding of the division, u·|out̃|.
  */
 import assert from "node:assert/strict";
-import { rng } from "../../tests/_rng.ts";
-import { expPoly } from "../../compiler/lowrank/poly.ts";
-import { features, type FeatureTable, featureTable, SLAB_ROWS } from "./lowrank.ts";
-import { accumulateWasm, lowrankWasmAvailable, readWasm } from "./wasm/lowrank.ts";
-import { READ_BLOCK } from "./wasm/lowrank_module.ts";
+import { rng } from "../../../tests/_rng.ts";
+import { expPoly } from "../../../compiler/lowrank/poly.ts";
+import { features, type FeatureTable, featureTable, SLAB_ROWS } from "../lowrank.ts";
+import { accumulateWasm, lowrankWasmAvailable, readWasm } from "./lowrank.ts";
+import { READ_BLOCK } from "./lowrank_module.ts";
 
 const U = 2 ** -24, U64 = 2 ** -53;
 const gamma = (n: number) => (n * U) / (1 - n * U);

@@ -1,5 +1,5 @@
 /**
- * @file The fused WebAssembly attention (runtime/js/wasm/attention*.ts) and the JS row form against
+ * @file The fused WebAssembly attention (`attention.ts`, `attention_module.ts`) and the JS row form against
  * a float64 reference, and the SIMD exp it uses.
  *
  * Tolerance per query row (u = 2⁻²⁴, n keys, A = max_j Σ_d |q_d k_jd|, ‖v‖∞ over the call):
@@ -23,11 +23,11 @@ import {
   scaleKeyRanges,
   setGemmBackend,
   setGemmThreads,
-} from "../runtime/js/kernels.ts";
-import { attentionWasm, type QueryGroup } from "../runtime/js/wasm/attention.ts";
-import { emitExp, expConsts } from "../runtime/js/wasm/attention_module.ts";
-import { encodeModule, Fn, I32, V128 } from "../runtime/js/wasm/encode.ts";
-import { randomF32 } from "../runtime/random.ts";
+} from "../kernels.ts";
+import { attentionWasm, type QueryGroup } from "./attention.ts";
+import { emitExp, expConsts } from "./attention_module.ts";
+import { encodeModule, Fn, I32, V128 } from "./encode.ts";
+import { randomF32 } from "../../random.ts";
 
 const U = 2 ** -24;
 const EXP_REL = 2 * U;

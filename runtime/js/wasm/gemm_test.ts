@@ -6,13 +6,13 @@
  * plus the lane reduction, K blocks and the bias, so |got − exact| ≤ γ·(Σ_k |a||w| + |b|) with
  * γ = (K + 8)·u and u = 2⁻²⁴ (a loose form of the standard γ_n bound), plus u·|exact| for the final
  * rounding of the float64 reference. The fused WASM attention has its own tests
- * (tests/wasm_attention_test.ts).
+ * (`attention_test.ts`).
  */
 import assert from "node:assert/strict";
-import { gemmBackend, gemmNT, gemmNTJs, gemmThreads, setGemmBackend, setGemmThreads } from "./kernels.ts";
-import { ATTENTION, gemmNTWasm, residentAt, residentBytes, wasmRuntime } from "./wasm/gemm.ts";
-import { gemmModule } from "./wasm/gemm_module.ts";
-import { randomF32 } from "../random.ts";
+import { gemmBackend, gemmNT, gemmNTJs, gemmThreads, setGemmBackend, setGemmThreads } from "../kernels.ts";
+import { ATTENTION, gemmNTWasm, residentAt, residentBytes, wasmRuntime } from "./gemm.ts";
+import { gemmModule } from "./gemm_module.ts";
+import { randomF32 } from "../../random.ts";
 
 const U = 2 ** -24;
 const TILES = { rm: 3, rn: 3, kc: 512, mc: 64, attention: ATTENTION };
