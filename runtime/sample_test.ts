@@ -1,5 +1,5 @@
 /**
- * Tests for the seeded generator, classifier-free guidance and top-k / top-p sampling (the official
+ * Tests for the seeded generator, per-image seeds, classifier-free guidance and top-k / top-p sampling (the official
  * `sample_with_top_k_top_p_` rule), and for the checks on generation settings.
  *
  * Statistical checks use fixed seeds, so they are deterministic; their bounds are 5 standard errors
@@ -7,7 +7,15 @@
  */
 
 import assert from "node:assert/strict";
-import { Generator, guide, type SampleOptions, sampleRows, sortRow } from "./sample.ts";
+import {
+  Generator,
+  guide,
+  imageSeed,
+  NonFiniteLogitsError,
+  type SampleOptions,
+  sampleRows,
+  sortRow,
+} from "./sample.ts";
 import { checkGenerateOptions, GenerateError, type GenerateOptions } from "./generate.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -412,4 +420,23 @@ Deno.test("sortRow: packed (value, index) keys give the comparator's order (ties
     sortRow(row, compared, null);
     assert.deepEqual(packed, compared, `V = ${V}`);
   }
+});
+
+Deno.test("sampleRows: non-finite guided logits are refused with the token and class", () => {
+  const g = new Float32Array(8).fill(0.5);
+  g[6] = NaN;
+  assert.throws(
+    () => sampleRows(g, 4, { topK: 0, topP: 0 }, new Generator(0)),
+    (e: Error) => e instanceof NonFiniteLogitsError && /NaN at token 1, class 2/.test(e.message),
+  );
+  g[6] = Infinity;
+  assert.throws(() => sampleRows(g, 4, { topK: 1, topP: 0 }, new Generator(0)), NonFiniteLogitsError);
+});
+
+Deno.test("imageSeed is SplitMix64 of (run seed, index + 1 steps), cut to 53 bits", () => {
+  // The first outputs of the reference SplitMix64 seeded with 0 (Steele, Lea and Flood; Vigna's C code).
+  const reference = [0xe220a8397b1dcdafn, 0x6e789e6aa1b965f4n, 0x06c45d188009454fn];
+  for (const [i, z] of reference.entries()) assert.equal(imageSeed(0, i), Number(z >> 11n));
+  assert.ok(Number.isSafeInteger(imageSeed(2 ** 53 - 1, 10 ** 9)));
+  assert.notEqual(imageSeed(1, 0), imageSeed(0, 0));
 });

@@ -1,7 +1,7 @@
 /** @file The CLI in-process: exit codes, printed summaries, written files, errors without stack traces. */
 import assert from "node:assert/strict";
 import { main, reportError } from "../cli/varc.ts";
-import { compileCommand, mdCode } from "../cli/compile.ts";
+import { compileCommand } from "../cli/compile.ts";
 import { decode } from "fast-png";
 import { compile } from "../compiler/mod.ts";
 import { importModel } from "../runtime/mod.ts";
@@ -396,11 +396,4 @@ Deno.test("an unexpected exception is an internal error in one line, not a stack
   }
   assert.match(err.join("\n"), /^internal error in "varc compile": RangeError: simulated bug\nThis is a bug in varc/);
   noStackTrace(err.join("\n"));
-});
-
-Deno.test("report.md quotes any spec path as inline code (backticks, line breaks)", () => {
-  assert.equal(mdCode("a.var.ts"), "`a.var.ts`");
-  assert.equal(mdCode("we`ird.var.ts"), "``we`ird.var.ts``");
-  assert.equal(mdCode("`x``"), "``` `x`` ```");
-  assert.equal(mdCode("a\nb"), "`a b`");
 });
