@@ -2,13 +2,13 @@
  * @file Runtime API: load a compiled model module and its checkpoints, run its entries, generate images.
  * @module
  */
-import type { HostTensor, Tensor } from "./js/exec.ts";
+import type { HostTensor, Tensor } from "./exec.ts";
 import { residentBytes } from "./js/wasm/gemm.ts";
 import { readSafetensors, type SafetensorsFile } from "./safetensors.ts";
 import { bindWeights, type ParamSpec } from "./weights.ts";
 import { gpuDevice, hostDevice, type ModelDevice } from "./device.ts";
 
-export type { DeviceData, HostTensor, Tensor } from "./js/exec.ts";
+export type { DeviceData, HostTensor, Tensor } from "./exec.ts";
 export type { ModelDevice } from "./device.ts";
 export { generate, type GenerateOptions, type Generation } from "./generate.ts";
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 /** Runtime files generated code may import, by virtual specifier. */
 const RUNTIME: Readonly<Record<string, string>> = {
   "varc:kernels": fileURLToPath(new URL("../../runtime/js/kernels.ts", import.meta.url)),
-  "varc:exec": fileURLToPath(new URL("../../runtime/js/exec.ts", import.meta.url)),
+  "varc:exec": fileURLToPath(new URL("../../runtime/exec.ts", import.meta.url)),
   "varc:lowrank": fileURLToPath(new URL("../../runtime/js/lowrank.ts", import.meta.url)),
   "varc:webgpu": fileURLToPath(new URL("../../runtime/webgpu/kernels.ts", import.meta.url)),
   "varc:webgpu-device": fileURLToPath(new URL("../../runtime/webgpu/device.ts", import.meta.url)),

@@ -8,7 +8,7 @@ import type { KernelName } from "../../runtime/kernels.ts";
 import { entryNodes, type IrModule, type Node, type TensorType } from "../ir/node.ts";
 import { Op, type OpParams } from "../ir/ops.ts";
 import { lastUses } from "../passes/plan_memory.ts";
-import { type RenderCtx, renderOp } from "./js/render.ts";
+import { type RenderCtx, renderOp } from "./render.ts";
 
 /** What differs between targets in the generated host code. */
 export interface HostTarget {

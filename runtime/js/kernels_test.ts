@@ -288,7 +288,7 @@ Deno.test("binary: add, sub, mul with broadcasting (strides given by hand)", () 
   }
 });
 
-/** Input strides over `out` as the compiler computes them (compiler/backends/js/dims.ts). */
+/** Input strides over `out` as the compiler computes them (compiler/backends/dims.ts). */
 function broadcastStrides(input: readonly number[], out: readonly number[]): number[] {
   const offset = out.length - input.length;
   return out.map((d, i) => {

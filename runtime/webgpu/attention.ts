@@ -11,7 +11,7 @@
  * A per-tile max (logits of the tile in a register array, one rescale per tile) was measured against
  * this form on llvmpipe: no faster there, and its fully unrolled tile took minutes to JIT-compile.
  */
-import type { KeyRanges } from "../js/kernels.ts";
+import type { KeyRanges } from "../kernels.ts";
 import type { Gpu, GpuTensor } from "./device.ts";
 import { type Binding, f32Word, kernelSource, run, source, WG } from "./wgsl.ts";
 

@@ -10,14 +10,16 @@
  * Static sizes (head dims, Dv) are baked into the WGSL of the kernels that keep per-invocation arrays;
  * batch-dependent sizes travel in the parameter block of each dispatch.
  */
-import { type KeyRanges, resampleMatrix } from "../js/kernels.ts";
+import type { KeyRanges } from "../kernels.ts";
+import { resampleMatrix } from "../host_constants.ts";
 import type { FeatureTable } from "../js/lowrank.ts";
 import { attentionInto } from "./attention.ts";
 import { type Gpu, GpuTensor } from "./device.ts";
 import { f32Word, fixup, kernelSource, range, run, source, WG, wordF32 } from "./wgsl.ts";
 
 export { GpuTensor };
-export { fullKeyRanges, type KeyRanges, scaleKeyRanges } from "../js/kernels.ts";
+export { fullKeyRanges, scaleKeyRanges } from "../host_constants.ts";
+export type { KeyRanges } from "../kernels.ts";
 export { type FeatureTable, featureTable } from "../js/lowrank.ts";
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-/** @file Host helpers that generated JS models call: input binding and taps. */
-import { pin } from "./pool.ts";
+/** @file Host helpers that the generated code of every target calls: input binding and taps. */
+import { pin } from "./js/pool.ts";
 
 /** A tensor on the host: flat data and its shape. */
 export interface HostTensor {

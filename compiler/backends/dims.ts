@@ -1,5 +1,5 @@
 /** @file Size expressions of generated JS: static numbers folded, the batch size kept as `B`. */
-import type { Dim } from "../../ir/ops.ts";
+import type { Dim } from "../ir/ops.ts";
 
 /** Product of dims as a JS expression, constants folded: [B, 680, 128] -> "B * 87040". */
 export function prod(dims: readonly Dim[]): string {

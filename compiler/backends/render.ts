@@ -3,9 +3,9 @@
  * serves the JS target (`runtime/js/kernels.ts`, `lowrank.ts`) and WebGPU (`runtime/webgpu/kernels.ts`),
  * whose kernels share names and arguments.
  */
-import type { Node, TensorType } from "../../ir/node.ts";
-import { type MaskSpec, Op } from "../../ir/ops.ts";
-import type { KernelName } from "../../../runtime/kernels.ts";
+import type { Node, TensorType } from "../ir/node.ts";
+import { type MaskSpec, Op } from "../ir/ops.ts";
+import type { KernelName } from "../../runtime/kernels.ts";
 import { broadcastStrides, prod, shapeLit } from "./dims.ts";
 
 /** Everything a render rule sees: the node, its inputs' types, value names, and hoisting. */
