@@ -1,7 +1,7 @@
 /// <reference lib="dom" />
 /**
- * @file The page of `deno task serve` in headless Chromium (Debian's `/usr/bin/chromium`, driven by
- * playwright-core): it loads the bundled glyph models and their checkpoints over HTTP, generates, and the
+ * @file The page of `deno task serve` in headless Chromium (Debian's `/usr/bin/chromium`, driven over the
+ * DevTools protocol by `_chromium.ts`): it loads the bundled glyph models and their checkpoints over HTTP, generates, and the
  * canvas pixels read back must equal the Deno run's image (`generate` on the js target with the same
  * settings, mapped to 8 bits as `toPng` does) within one 8-bit level per channel, with identical tokens.
  * Two runs: the page's own choice (WebGPU when Chromium gives an adapter, SwiftShader here; else its JS
@@ -12,7 +12,6 @@
  * `out/test-artifacts/browser.png`. Skipped, saying why, when `/usr/bin/chromium` is missing.
  */
 import assert from "node:assert/strict";
-import { chromium, type Page } from "playwright-core";
 import { bundleSpec } from "../compiler/esbuild_plugin.ts";
 import { compile } from "../compiler/mod.ts";
 import { servePage } from "../examples/web/serve.ts";
@@ -20,6 +19,7 @@ import type { PageState } from "../examples/web/main.ts";
 import { generate } from "../runtime/generate.ts";
 import { bindModel, importModel, type LoadedModel, loadModel } from "../runtime/mod.ts";
 import { randomCheckpoint } from "../runtime/random.ts";
+import { Chromium, type Page } from "./_chromium.ts";
 import { assertClose } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -55,18 +55,18 @@ interface Settings {
 
 /** Sets the form, clicks Generate, waits; returns the page state and the canvas as RGBA bytes. */
 async function generateOnPage(page: Page, s: Settings): Promise<{ state: PageState; rgba: Uint8Array; ms: number }> {
-  await page.waitForSelector("body[data-state=ready], body[data-state=error]", { timeout: 120_000 });
+  await page.waitForSelector("body[data-state=ready], body[data-state=error]", 120_000);
   if (await page.inputValue("#model") !== s.model) {
-    await page.selectOption("#model", s.model);
-    await page.waitForSelector("body[data-state=ready], body[data-state=error]", { timeout: 120_000 });
+    await page.fill("#model", s.model);
+    await page.waitForSelector("body[data-state=ready], body[data-state=error]", 120_000);
   }
-  await page.selectOption("#label", String(s.label));
+  await page.fill("#label", String(s.label));
   for (const [id, v] of [["seed", s.seed], ["cfg", s.cfg], ["top-k", s.topK], ["top-p", s.topP]] as const) {
     await page.fill(`#${id}`, String(v));
   }
   const t0 = performance.now();
   await page.click("#generate");
-  await page.waitForSelector("body[data-state=done], body[data-state=error]", { timeout: 480_000 });
+  await page.waitForSelector("body[data-state=done], body[data-state=error]", 480_000);
   const ms = performance.now() - t0;
   const state = await page.evaluate(() => (globalThis as unknown as { varcPage: PageState }).varcPage);
   assert.equal(state.state, "done", `the page failed: ${state.error}`);
@@ -116,16 +116,12 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "varc_web_" });
     const profile = await Deno.makeTempDir({ prefix: "varc_chromium_" });
     const server = await servePage({ port: 0, dir });
-    const browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ARGS,
-    });
+    const browser = await Chromium.launch(CHROMIUM, ARGS, profile);
     const logs: string[] = [];
     try {
       const page = await browser.newPage();
-      page.on("console", (m) => logs.push(`console.${m.type()}: ${m.text()}`));
-      page.on("pageerror", (e) => logs.push(`page error: ${e.message}`));
+      page.on("console", (text) => logs.push(text));
+      page.on("pageerror", (text) => logs.push(`page error: ${text}`));
       const glyphs = async (which: string) =>
         await loadModel(
           await importModel((await compile(`examples/glyphs/${which}.var.ts`, { target: "js" })).emitted.bundle),
@@ -154,23 +150,24 @@ Deno.test({
           } in ${(got.ms / 1000).toFixed(1)} s; timings ${JSON.stringify(got.state.last!.timings)}`,
         );
         await Deno.mkdir(ARTIFACTS, { recursive: true });
-        await page.screenshot({ path: `${ARTIFACTS}/browser.png`, fullPage: true });
+        await page.screenshot(`${ARTIFACTS}/browser.png`);
         compare(`canvas (${backend})`, got, await denoImage(models.standard!, s));
       });
 
       await t.step("a browser without navigator.gpu: the JS fallback, sampled", async () => {
         const s = { model: "bounded", label: 17, seed: 5, cfg: 2, topK: 20, topP: 0.9 };
-        const bare = await browser.newPage();
-        bare.on("pageerror", (e) => logs.push(`page error: ${e.message}`));
-        await bare.addInitScript(() => delete (Navigator.prototype as { gpu?: unknown }).gpu);
+        const bare = await browser.newPage(() => delete (Navigator.prototype as { gpu?: unknown }).gpu);
+        bare.on("pageerror", (text) => logs.push(`page error: ${text}`));
         await bare.goto(server.url);
         const got = await generateOnPage(bare, s);
         assert.equal(got.state.backend, "js");
-        assert.match(await bare.textContent("#backend-note") ?? "", /no navigator\.gpu.*JS target/);
+        assert.match(await bare.textContent("#backend-note"), /no navigator\.gpu.*JS target/);
         console.log(`chromium ran the js fallback in ${(got.ms / 1000).toFixed(1)} s`);
-        const option = await bare.$eval("#label", (e) => (e as HTMLSelectElement).selectedOptions[0]!.textContent);
+        const option = await bare.evaluate(() =>
+          (document.getElementById("label") as HTMLSelectElement).selectedOptions[0]!.textContent
+        );
         assert.equal(option, "H", "the class picker names the characters");
-        assert.match(await bare.textContent("#model-line") ?? "", /glyphs_bounded.*4 of 7 attention blocks low-rank/);
+        assert.match(await bare.textContent("#model-line"), /glyphs_bounded.*4 of 7 attention blocks low-rank/);
         compare("canvas (js fallback, bounded model)", got, await denoImage(models.bounded!, s));
       });
 

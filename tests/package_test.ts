@@ -1,7 +1,8 @@
 /**
  * @file The package as a library: `deno.json` names it and exports the compiler, runtime and esbuild plugin
  * APIs, imported here by the package's name through its export map (as a workspace using it would), and
- * they compile, bind and generate with the fixture checkpoints.
+ * they compile, bind and generate with the fixture checkpoints. Its npm dependencies are what the code uses:
+ * Deno installs every package of the lockfile before running anything, so `deno task demo` downloads them all.
  */
 import assert from "node:assert/strict";
 import * as root from "@varc/varc";
@@ -52,4 +53,28 @@ Deno.test("package: the exported APIs compile a spec, load its checkpoints and g
   assert.deepEqual(again.idx, g.idx);
 
   await assert.rejects(() => compiler.compile("examples/bad.var.ts"), compiler.CompileError);
+});
+
+/** npm packages in the lockfile that the demo does not import, and who needs them. */
+const NOT_IN_DEMO: Readonly<Record<string, string>> = {
+  yaml: "tests/cluster_test.ts reads the Kubernetes manifest",
+};
+
+Deno.test("package: the lockfile holds the demo's npm packages and only the listed others", async () => {
+  const lock = JSON.parse(await Deno.readTextFile(new URL("../deno.lock", import.meta.url)));
+  const locked = Object.keys(lock.specifiers ?? {}).filter((s) => s.startsWith("npm:"))
+    .map((s) => s.slice(4).replace(/@[^@]*$/, ""));
+  const info = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "examples/demo.ts"],
+    cwd: new URL("..", import.meta.url),
+    env: { NO_COLOR: "1" },
+  }).output();
+  assert.equal(info.code, 0, new TextDecoder().decode(info.stderr));
+  const graph = JSON.parse(new TextDecoder().decode(info.stdout)) as { modules: { specifier: string }[] };
+  const used = new Set(
+    graph.modules.map((m) => /^npm:\/(.+)@[^@]+$/.exec(m.specifier)?.[1]).filter((n) => n !== undefined),
+  );
+  assert.ok(used.has("esbuild") && used.has("ts-morph"), [...used].join(", "));
+  const extra = locked.filter((name) => !used.has(name)).sort();
+  assert.deepEqual(extra, Object.keys(NOT_IN_DEMO).sort(), "npm packages the demo would download without using");
 });
