@@ -430,19 +430,29 @@ export function readSafetensors(path: string, options: ReadOptions = {}): Promis
   const reason = (err: unknown) => err instanceof Error ? err.message : String(err);
   let file: Deno.FsFile | undefined;
   try {
+    const notRegular = "cannot read file: not a regular file (a directory, device, FIFO or socket)";
     try {
+      // Checked before opening: opening a FIFO waits for a writer.
+      if (!Deno.statSync(path).isFile) fail(notRegular);
       file = Deno.openSync(path);
     } catch (err) {
+      if (err instanceof SafetensorsError) throw err;
       fail(`cannot read file: ${reason(err)}`);
     }
     const info = file!.statSync();
-    if (!info.isFile) fail("cannot read file: not a regular file (a directory, device, FIFO or socket)");
+    if (!info.isFile) fail(notRegular);
     const size = info.size;
-    const bytes = options.alloc?.(size) ?? new Uint8Array(size);
+    let bytes: Uint8Array;
+    try {
+      bytes = options.alloc?.(size) ?? new Uint8Array(size);
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      fail(`cannot read file: its ${size} bytes do not fit in memory`);
+    }
     let at = 0;
     try {
       while (at < size) {
-        const n = file!.readSync(bytes.subarray(at, Math.min(size, at + READ_CHUNK)));
+        const n = file!.readSync(bytes!.subarray(at, Math.min(size, at + READ_CHUNK)));
         if (n === null || n === 0) break;
         at += n;
       }
@@ -450,7 +460,7 @@ export function readSafetensors(path: string, options: ReadOptions = {}): Promis
       fail(`cannot read file: ${reason(err)}`);
     }
     if (at < size) fail(`cannot read file: it ended after ${at} of ${size} bytes (changed while reading?)`);
-    return Promise.resolve(parseSafetensors(bytes, path));
+    return Promise.resolve(parseSafetensors(bytes!, path));
   } catch (err) {
     return Promise.reject(err);
   } finally {
