@@ -171,7 +171,7 @@ export function varcPlugin(options: VarcPluginOptions = {}): esbuild.Plugin {
         const [path, query = ""] = splitQuery(args.path);
         const target = queryTarget(query, defaultTarget), file = resolve(path);
         const entry = await compiled(file, target);
-        const watchFiles = [...entry.files.keys()];
+        const watchFiles = [...entry.files.keys()].filter(watchable);
         if (!entry.compiled) return { errors: messages(entry.error), watchFiles };
         return { contents: wrapper(`${target}:${displayPath(file)}`, entry.compiled), loader: "ts", watchFiles };
       });
@@ -423,6 +423,19 @@ function readText(file: string): string | undefined {
     return typeof text === "string" ? text : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Whether esbuild may watch `file`: it reads watched files whole, so only a missing file or a regular one
+ * within the spec size limit (a device, a FIFO or a huge file would block it or exhaust its memory).
+ */
+function watchable(file: string): boolean {
+  try {
+    const info = Deno.statSync(file);
+    return info.isFile && info.size <= MAX_SPEC_BYTES;
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound;
   }
 }
 
