@@ -37,7 +37,7 @@ ${LOWERING_HELP}
   async run(values, positionals) {
     const spec = specArg(positionals);
     const out = required(values, "out");
-    await prepareOutputDir(out);
+    await prepareOutputDir(out, "--out", ["model.js", "model.d.ts"]);
     const target = values.target ?? "js";
     if (!isTargetName(target)) {
       throw new UsageError(`--target must be ${targetChoices()}, got ${terminalText(String(target))}`);

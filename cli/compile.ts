@@ -99,7 +99,7 @@ ${LOWERING_HELP}
     }
     const spec = specArg(positionals);
     const out = required(values, "out");
-    await prepareOutputDir(out);
+    await prepareOutputDir(out, "--out", ["model.js", "model.d.ts", "model.src.ts", "report.json", "report.md"]);
     const plugins = values.plugin === undefined ? [] : await loadPlugins(values.plugin as string);
     // a plugin's backend is checked by compile() against the backends the plugins registered
     const target = plugins.length && values.target !== undefined && !isTargetName(values.target) &&

@@ -48,7 +48,9 @@ ${LOWERING_HELP}
   async run(values, positionals) {
     const spec = specArg(positionals);
     const [varPath, vaePath, out, labelText] = ["var", "vae", "out", "labels"].map((f) => required(values, f));
-    await prepareOutputDir(out!); // before any work: a bad --out fails in milliseconds, not after the run
+    // Before any work: a bad --out fails in milliseconds, not after the run.
+    const images = labelText!.split(",").map((_, i) => `image_${i}.png`);
+    await prepareOutputDir(out!, "--out", [...images, "outputs.safetensors"]);
     const settings = {
       cfg: numberFlag(values, "cfg", 1.5),
       topK: numberFlag(values, "top-k", -1), // -1: the official 900, or the whole vocabulary if smaller

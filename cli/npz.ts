@@ -130,6 +130,7 @@ export async function writeNpz(
   };
   let f: Deno.FsFile | undefined;
   try {
+    await fs(() => Deno.mkdir(dirname(file), { recursive: true }));
     const out = f = await fs(() => Deno.open(tmp, { write: true, createNew: true }));
     let crc = 0, written = 0, held = 0;
     const pending: Uint8Array[] = [];

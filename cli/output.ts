@@ -21,43 +21,65 @@ function reason(e: unknown): string {
   );
 }
 
-async function statOrNull(path: string, flag: string): Promise<Deno.FileInfo | null> {
+async function statOrNull(path: string, flag: string, given: string): Promise<Deno.FileInfo | null> {
   try {
     return await Deno.stat(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    if (e instanceof Deno.errors.NotADirectory) throw new OutputError(`${flag} ${path}: a part of the path is a file`);
-    throw new OutputError(`${flag} ${path}: ${reason(e)}`);
+    if (e instanceof Deno.errors.NotFound) {
+      // A symbolic link to nothing would fail only when written through, after the work.
+      if (await Deno.lstat(path).then((l) => l.isSymlink, () => false)) {
+        throw new OutputError(
+          `${flag} ${given}: ${path === resolve(given) ? "it" : path} is a symbolic link to a missing target`,
+        );
+      }
+      return null;
+    }
+    if (e instanceof Deno.errors.NotADirectory) throw new OutputError(`${flag} ${given}: a part of the path is a file`);
+    throw new OutputError(`${flag} ${given}: ${reason(e)}`);
   }
 }
 
 /**
  * Proves that `dir` can hold output files without creating anything: an existing folder must take a
- * file; a missing one must be creatable in its nearest existing ancestor. `flag` names the option.
+ * file; a missing one must be creatable in its nearest existing ancestor. `files`, the names the
+ * command will write into it, must be absent or regular files. `flag` names the option; `given`, the
+ * path the user gave (the folder of an output file).
  */
-export async function prepareOutputDir(dir: string, flag = "--out"): Promise<void> {
-  let at = resolve(dir), info = await statOrNull(at, flag);
-  if (info && !info.isDirectory) throw new OutputError(`${flag} ${dir}: exists and is not a folder`);
+export async function prepareOutputDir(
+  dir: string,
+  flag = "--out",
+  files: readonly string[] = [],
+  given = dir,
+): Promise<void> {
+  let at = resolve(dir), info = await statOrNull(at, flag, given);
+  if (info && !info.isDirectory) throw new OutputError(`${flag} ${given}: exists and is not a folder`);
   while (!info) { // the nearest existing ancestor
     at = dirname(at);
-    info = await statOrNull(at, flag);
+    info = await statOrNull(at, flag, given);
   }
-  if (!info.isDirectory) throw new OutputError(`${flag} ${dir}: a part of the path is a file`);
+  if (!info.isDirectory) throw new OutputError(`${flag} ${given}: a part of the path is a file`);
   const probe = join(at, `.varc-probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
   try {
     await Deno.mkdir(probe);
     await Deno.remove(probe);
   } catch (e) {
-    throw new OutputError(`${flag} ${dir}: cannot write in ${at} (${reason(e)})`);
+    throw new OutputError(`${flag} ${given}: cannot write in ${at} (${reason(e)})`);
   }
+  if (at !== resolve(dir)) return; // a new folder holds nothing yet
+  for (const f of files) await checkFile(join(dir, f), flag, join(dir, f));
+}
+
+/** An existing output file must be a regular file (a folder or a FIFO would fail only at the rename). */
+async function checkFile(file: string, flag: string, given: string): Promise<void> {
+  const info = await statOrNull(file, flag, given);
+  if (info && info.isDirectory) throw new OutputError(`${flag} ${given}: is a folder, expected a file name`);
+  if (info && !info.isFile) throw new OutputError(`${flag} ${given}: exists and is not a regular file`);
 }
 
 /** Checks that `file` can be written (its folder is created); an existing folder is not a file. */
 export async function prepareOutputFile(file: string, flag = "--out"): Promise<void> {
-  const info = await statOrNull(file, flag);
-  if (info && info.isDirectory) throw new OutputError(`${flag} ${file}: is a folder, expected a file name`);
-  if (info && !info.isFile) throw new OutputError(`${flag} ${file}: exists and is not a regular file`);
-  await prepareOutputDir(dirname(file), flag);
+  await checkFile(file, flag, file);
+  await prepareOutputDir(dirname(file), flag, [], file);
 }
 
 /**

@@ -140,6 +140,9 @@ ${LOWERING_HELP}
     const plan = batchFlag === undefined ? planBatch(module.info.meta, mine.length) : undefined;
     if (batchFlag !== undefined) checkGenerationMemory(module.info.meta, batchFlag, availableBytes(), "--batch");
     const B = batchFlag ?? plan!.batch;
+    // Before reading checkpoints: a folder where an image or the index goes would fail only when written.
+    const finals = [...mine.map((i) => imageName(i, labels[i]!, labels.length)), indexName(shard.k, shard.n)];
+    await prepareOutputDir(out, "--out", finals);
     const model = await loadModel(module, { var: varPath, vae: vaePath });
     const settings: SampleSettings = {
       seed: flags.seed,
