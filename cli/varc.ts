@@ -17,6 +17,7 @@ import { sampleCommand } from "./sample.ts";
 import { type Command, type Options, terminalText, UsageError } from "./common.ts";
 import { CompileError } from "../compiler/diagnostics.ts";
 import { closest } from "../compiler/dsl/values.ts";
+import { escapeUnprintable } from "../runtime/text.ts";
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   compile: compileCommand,
@@ -115,14 +116,14 @@ export function reportError(e: unknown, name: string, command: Command): number 
     const text = unknown !== undefined
       ? `Unknown option '--${unknown}'${near ? ` (did you mean --${near}?)` : ""}`
       : (e as Error).message;
-    console.error(`error: ${terminalText(text)}\n\n${command.usage}`);
+    console.error(`error: ${oneLine(text)}\n\n${command.usage}`);
   } else if (e instanceof Error && KNOWN_ERRORS.has(e.name)) {
-    console.error(`error: ${terminalText(e.message)}`);
+    // One line (a line break inside a path or name is escaped), but a list of checkpoint problems.
+    console.error(`error: ${e.name === "WeightsError" ? terminalText(e.message) : oneLine(e.message)}`);
   } else {
     // Not a user mistake: say so, in one line, and where to look.
-    const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
     console.error(
-      `internal error in "varc ${name}": ${terminalText(what.split("\n")[0]!)}\n` +
+      `internal error in "varc ${name}": ${terminalText(describe(e).split("\n")[0]!)}\n` +
         `This is a bug in varc, not a problem with your input. Run with VARC_DEBUG=1 for the stack trace, ` +
         `and report it with the command line.`,
     );
@@ -130,6 +131,20 @@ export function reportError(e: unknown, name: string, command: Command): number 
     return 2;
   }
   return 1;
+}
+
+/** `text` as one terminal line: every line break and control character escaped, cut when long. */
+function oneLine(text: string): string {
+  return terminalText(escapeUnprintable(text, "\t"));
+}
+
+/** Any thrown value as text (some have no string form: an object without a prototype). */
+function describe(e: unknown): string {
+  try {
+    return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  } catch {
+    return `a thrown ${typeof e} without a string form`;
+  }
 }
 
 /** User-facing error classes of the runtime (messages name the tensor, flag or input). */
@@ -147,7 +162,8 @@ const KNOWN_ERRORS = new Set([
   "ResourceError",
   "SampleSetError",
   "ShardError",
-  "TypeError",
+  "UnknownPassError",
+  "VarModelError",
 ]);
 
 if (import.meta.main) {

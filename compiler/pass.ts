@@ -5,6 +5,11 @@ import { printModule } from "./ir/print.ts";
 import { verifyModule } from "./ir/verify.ts";
 import type { CompileOptions } from "./options.ts";
 
+/** `printIrAfter` names a pass the pipeline does not have (a TypeError: a bad argument). */
+export class UnknownPassError extends TypeError {
+  override name = "UnknownPassError";
+}
+
 /** A transformation from one IR module to another. Keeps no state between runs. */
 export interface Pass {
   /** Kebab-case id used in pipelines and `--print-ir-after`, e.g. "infer-shapes". */
@@ -39,7 +44,7 @@ export function runPipeline(
   const warnings: Diagnostic[] = [];
   const unknown = (hooks.printIrAfter ?? []).filter((n) => n !== "all" && !passes.some((p) => p.name === n));
   if (unknown.length > 0) {
-    throw new TypeError(
+    throw new UnknownPassError(
       `print-ir-after: no pass named ${unknown.map((n) => JSON.stringify(n)).join(", ")}; the passes are ${
         passes.map((p) => p.name).join(", ")
       } (or "all")`,
