@@ -1,6 +1,7 @@
 /** @file Flags that steer the attention lowering, shared by compile, explain, forward and generate. */
 import type { CompileOptions, WeightLookup } from "../compiler/options.ts";
 import { readSafetensors, type SafetensorsFile } from "../runtime/safetensors.ts";
+import { nonFinite, WeightsError } from "../runtime/weights.ts";
 import { numberFlag, type Options, UsageError } from "./common.ts";
 
 /** parseArgs descriptors of the lowering flags. */
@@ -52,12 +53,15 @@ export function loweringOptions(values: Record<string, unknown>): Partial<Compil
   return out;
 }
 
-/** Checkpoint tensors for the norm-bound analysis, from already-read files. */
+/** Checkpoint tensors for the norm-bound analysis, from already-read files; a non-finite one is refused. */
 export function weightLookup(files: Partial<Record<"var" | "vae", SafetensorsFile>>): WeightLookup {
   return (name, source) => {
     const f = files[source];
     const e = f?.entries.get(name);
-    return e && e.dtype === "F32" ? f!.f32(name) : undefined;
+    if (!e || e.dtype !== "F32") return undefined;
+    const data = f!.f32(name), bad = nonFinite(data, e.shape);
+    if (bad) throw new WeightsError(`${f!.file}: tensor "${name}" ${bad}`);
+    return data;
   };
 }
 

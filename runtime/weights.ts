@@ -8,7 +8,7 @@ export interface ParamSpec {
   readonly source: "var" | "vae";
 }
 
-/** A missing, extra, mis-shaped or mistyped checkpoint tensor. */
+/** A missing, extra, mis-shaped or mistyped checkpoint tensor, or one holding NaN or ±Infinity. */
 export class WeightsError extends Error {
   override name = "WeightsError";
 }
@@ -54,6 +54,27 @@ function dims(shape: readonly number[]): string {
 }
 
 /**
+ * What is wrong with a checkpoint tensor holding NaN or ±Infinity (undefined when all values are finite):
+ * how many, and the first with its index. Every output computed from one would be non-finite or
+ * silently saturated, so such a checkpoint is refused when it is bound.
+ */
+export function nonFinite(data: Float32Array, shape: readonly number[]): string | undefined {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  let count = 0, first = -1;
+  for (let i = 0; i < bits.length; i++) {
+    if ((bits[i]! & 0x7f800000) === 0x7f800000) count++, first = first < 0 ? i : first; // exponent all ones
+  }
+  if (count === 0) return undefined;
+  const at: number[] = [];
+  for (let rest = first, k = shape.length - 1; k >= 0; k--) {
+    at.unshift(rest % shape[k]!), rest = Math.floor(rest / shape[k]!);
+  }
+  return `holds ${count} non-finite value${count === 1 ? "" : "s"} (first: ${data[first]} at [${
+    at.join(", ")
+  }]): the checkpoint is damaged`;
+}
+
+/**
  * Checks the declared params (all, or only `required` ones) against the files and returns a lookup;
  * tensors in a file that the model neither declares nor ignores are errors. Reports all problems at once.
  */
@@ -86,7 +107,11 @@ export function bindWeights(
       problems.push(
         `${file.file}: tensor "${p.name}" has shape ${dims(e.shape)}, expected [${p.shape.join(", ")}]`,
       );
-    } else bound.set(p.name, file.f32(p.name));
+    } else {
+      const data = file.f32(p.name), bad = nonFinite(data, p.shape);
+      if (bad) problems.push(`${file.file}: tensor "${p.name}" ${bad}`);
+      bound.set(p.name, data);
+    }
   }
   for (const [file, list] of missing) {
     problems.push(`${file}: missing ${plural(list.length, "tensor")} ${listed(list)}`);
