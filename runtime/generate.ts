@@ -10,6 +10,7 @@
 import type { ModelDevice } from "./device.ts";
 import type { HostTensor, LoadedModel, Tensor } from "./mod.ts";
 import { checkFiniteOutput, Generator } from "./sample.ts";
+import { checkVarEntries, checkVarMeta, type VarModule } from "./var_model.ts";
 
 /** What `generate` needs besides the model. */
 export interface GenerateOptions {
@@ -79,7 +80,7 @@ export const MAX_CFG = 1e4;
  * built with varModel gets this instead of a JavaScript TypeError from deep inside the loop.
  */
 export function requireVarEntries(
-  module: { readonly info: { readonly meta: unknown }; readonly entries: Readonly<Record<string, unknown>> },
+  module: VarModule & { readonly entries: Readonly<Record<string, unknown>> },
   command: string,
   entries: (schedule: readonly number[]) => string[],
 ): void {
@@ -91,7 +92,9 @@ export function requireVarEntries(
       `${command} needs a VAR model built with varModel: its metadata has no ${noMeta.join(", ")}`,
     );
   }
-  const missing = entries(meta!.schedule!).filter((e) => !(e in module.entries));
+  checkVarMeta(module, command);
+  const needed = entries(meta!.schedule!);
+  const missing = needed.filter((e) => !(e in module.entries));
   if (missing.length > 0) {
     throw new GenerateError(
       `${command} needs a VAR model built with varModel: no entry ${missing.slice(0, 3).join(", ")}${
@@ -99,6 +102,7 @@ export function requireVarEntries(
       } (it has ${Object.keys(module.entries).join(", ") || "none"})`,
     );
   }
+  checkVarEntries(module, command, needed);
 }
 
 /** The entries `generate` runs: every step_s and fhat_s, then decode. */
