@@ -1,7 +1,8 @@
 /**
  * A short deterministic fuzz run (spec mutants through the front end and the pass pipeline,
- * safetensors mutants through the reader and the weight binder) that must end without a failure,
- * and the hostile inputs the full fuzzer found, each pinned to the diagnostic it must produce.
+ * safetensors mutants through the reader and the weight binder, command lines of every class of the
+ * command-line fuzzer) that must end without a failure, and the hostile inputs the full fuzzer found,
+ * each pinned to the diagnostic it must produce (command lines: tests/cli_regressions_test.ts).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -11,12 +12,14 @@ import { formatSummary, FUZZ_LIMITS, runFuzz, withLimits } from "../tools/fuzz_l
 import { caseRng, ROOT } from "./fuzz/common.ts";
 import { loadSpecCorpus, makeSpecMutant } from "./fuzz/spec_fuzz.ts";
 import { loadWeightsCorpus, makeWeightsMutant, rawFile } from "./fuzz/weights_fuzz.ts";
+import { CLI_CLASSES, makeCliMutant } from "./fuzz/cli_fuzz.ts";
 import { parseSafetensors, SafetensorsError } from "../runtime/safetensors.ts";
 
 Deno.test("fuzz: 300 spec and 300 checkpoint mutants end in success or a well-formed error", async () => {
   const summary = await runFuzz({
     spec: 300,
     weights: 300,
+    cli: 0,
     seed: 20_240_601,
     jobs: 0,
     timeoutMs: 10_000,
@@ -31,6 +34,41 @@ Deno.test("fuzz: 300 spec and 300 checkpoint mutants end in success or a well-fo
   assert.ok(summary.weights.outcomes.ok > 10 && summary.weights.outcomes.rejected > 100, formatSummary(summary));
 });
 
+Deno.test("fuzz: command lines of every class end in success or a clean error, in time", async () => {
+  // The first cases of each class for this seed; atomic-writes spawns processes, so few of those.
+  const seed = 20_240_601;
+  const want: Record<string, number> = {
+    "special-files": 10,
+    "output-paths": 10,
+    "atomic-writes": 2,
+    "non-finite": 6,
+    "internal-errors": 10,
+    flags: 8,
+  };
+  const left = { ...want };
+  const only: { kind: "cli"; index: number }[] = [];
+  for (let index = 0; Object.values(left).some((n) => n > 0); index++) {
+    const cls = makeCliMutant(caseRng(seed, "cli", index)).cls;
+    if (left[cls]! > 0) left[cls]!--, only.push({ kind: "cli", index });
+  }
+  const summary = await runFuzz({
+    spec: 0,
+    weights: 0,
+    cli: 0,
+    seed,
+    jobs: 0,
+    timeoutMs: 20_000,
+    outDir: join(ROOT, "out", "fuzz-test"),
+    only,
+  });
+  assert.equal(summary.cli.outcomes.failure, 0, formatSummary(summary));
+  for (const cls of CLI_CLASSES) {
+    const o = summary.cli.byClass[cls]!;
+    assert.equal(o.ok + o.rejected, want[cls], `${cls}: ${formatSummary(summary)}`);
+  }
+  assert.ok(summary.cli.outcomes.ok > 0 && summary.cli.outcomes.rejected > 5, formatSummary(summary));
+});
+
 Deno.test("fuzz: cases are a function of (seed, fuzzer, index)", () => {
   const spec = loadSpecCorpus(join(ROOT, "out", "fuzz-test-tmp"));
   const weights = loadWeightsCorpus();
@@ -43,6 +81,10 @@ Deno.test("fuzz: cases are a function of (seed, fuzzer, index)", () => {
     assert.deepEqual([c.cls, c.seed, c.view.byteOffset, [...c.view]], [d.cls, d.seed, d.view.byteOffset, [...d.view]]);
   }
   assert.notDeepEqual(makeSpecMutant(spec, caseRng(7, "spec", 1)), makeSpecMutant(spec, caseRng(8, "spec", 1)));
+  for (const index of [0, 1, 17, 123]) {
+    assert.deepEqual(makeCliMutant(caseRng(7, "cli", index)), makeCliMutant(caseRng(7, "cli", index)));
+  }
+  assert.notDeepEqual(makeCliMutant(caseRng(7, "cli", 1)), makeCliMutant(caseRng(8, "cli", 1)));
 });
 
 // ── inputs the fuzzer found, with the diagnostic each must produce ─────────

@@ -1,8 +1,8 @@
 /**
- * Fuzzes the spec front end and the checkpoint reader; exits 1 on any failure.
+ * Fuzzes the spec front end, the checkpoint reader and the command line; exits 1 on any failure.
  *
- *     deno run -A tools/fuzz.ts [--spec N] [--weights N] [--seed S] [--jobs J] [--timeout SECONDS]
- *                               [--out DIR] [--only spec:INDEX,weights:INDEX] [--strict] [--quiet]
+ *     deno run -A tools/fuzz.ts [--spec N] [--weights N] [--cli N] [--seed S] [--jobs J] [--timeout SECONDS]
+ *                               [--out DIR] [--only spec:INDEX,weights:INDEX,cli:INDEX] [--strict] [--quiet]
  *
  * Cases are a function of (seed, fuzzer, index), so `--seed S --only spec:123` reproduces one case.
  * Failing mutants are written to `out/fuzz/` with a `.txt` beside each saying what went wrong.
@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { formatSummary, type FuzzKind, runFuzz } from "./fuzz_lib.ts";
 
 const USAGE =
-  "usage: deno run -A tools/fuzz.ts [--spec N] [--weights N] [--seed S] [--jobs J] [--timeout SECONDS] [--out DIR] [--only KIND:INDEX,…] [--strict] [--quiet]";
+  "usage: deno run -A tools/fuzz.ts [--spec N] [--weights N] [--cli N] [--seed S] [--jobs J] [--timeout SECONDS] [--out DIR] [--only KIND:INDEX,…] [--strict] [--quiet]";
 
 function count(v: string | undefined, name: string, fallback: number): number {
   if (v === undefined) return fallback;
@@ -29,6 +29,7 @@ export async function main(args: readonly string[]): Promise<number> {
       options: {
         spec: { type: "string" },
         weights: { type: "string" },
+        cli: { type: "string" },
         seed: { type: "string" },
         jobs: { type: "string" },
         timeout: { type: "string" },
@@ -51,14 +52,15 @@ export async function main(args: readonly string[]): Promise<number> {
   try {
     const only = flags.only?.split(",").map((s) => {
       const [kind, index] = s.split(":");
-      if ((kind !== "spec" && kind !== "weights") || !/^\d+$/.test(index ?? "")) {
-        throw new TypeError(`--only takes spec:INDEX or weights:INDEX, got ${s}`);
+      if ((kind !== "spec" && kind !== "weights" && kind !== "cli") || !/^\d+$/.test(index ?? "")) {
+        throw new TypeError(`--only takes spec:INDEX, weights:INDEX or cli:INDEX, got ${s}`);
       }
       return { kind: kind as FuzzKind, index: Number(index) };
     });
     options = {
       spec: count(flags.spec, "spec", 5000),
       weights: count(flags.weights, "weights", 5000),
+      cli: count(flags.cli, "cli", 5000),
       seed: count(flags.seed, "seed", 1),
       jobs: count(flags.jobs, "jobs", Math.max(1, Math.min(4, navigator.hardwareConcurrency ?? 2))),
       timeoutMs: count(flags.timeout, "timeout", 10) * 1000,
@@ -85,8 +87,9 @@ export async function main(args: readonly string[]): Promise<number> {
     },
   });
   console.log(formatSummary(summary));
-  const failures = summary.spec.outcomes.failure + summary.weights.outcomes.failure;
-  const suspects = summary.spec.outcomes.suspect + summary.weights.outcomes.suspect;
+  const kinds = [summary.spec, summary.weights, summary.cli];
+  const failures = kinds.reduce((n, k) => n + k.outcomes.failure, 0);
+  const suspects = kinds.reduce((n, k) => n + k.outcomes.suspect, 0);
   return failures > 0 || (flags.strict && suspects > 0) ? 1 : 0;
 }
 

@@ -4,8 +4,8 @@
  * class, and keeps every failing mutant under the output directory.
  *
  * The mutators and oracles live in `tests/fuzz/`: `spec_fuzz.ts` (DSL specs through the front end
- * and the pass pipeline) and `weights_fuzz.ts` (safetensors files through the reader and the weight
- * binder).
+ * and the pass pipeline), `weights_fuzz.ts` (safetensors files through the reader and the weight
+ * binder) and `cli_fuzz.ts` (`varc` command lines in hostile situations).
  */
 import { join, resolve } from "node:path";
 import { LIMITS } from "../compiler/dsl/interp.ts";
@@ -27,6 +27,15 @@ import {
   type SpecCorpus,
 } from "../tests/fuzz/spec_fuzz.ts";
 import {
+  CLI_CLASSES,
+  cliArtifact,
+  type CliCorpus,
+  type CliMutant,
+  loadCliCorpus,
+  makeCliMutant,
+  runCliMutant,
+} from "../tests/fuzz/cli_fuzz.ts";
+import {
   loadWeightsCorpus,
   makeWeightsMutant,
   runWeightsMutant,
@@ -40,11 +49,18 @@ export type { CaseResult, FuzzKind, Outcome } from "../tests/fuzz/common.ts";
 /** Evaluation limits while fuzzing (var_d36 needs fewer than 500,000 steps; building one 2^20-element array costs 2^20). */
 export const FUZZ_LIMITS: Partial<typeof LIMITS> = { steps: 4_000_000 };
 
+/**
+ * A command-line case that spawns a process (`atomic-writes`) may take this many times the time bound:
+ * process start and module loading count too. Worker lanes wait as long for any command-line case.
+ */
+export const CLI_SPAWN_FACTOR = 3;
+
 /** Options of a fuzz run. */
 export interface FuzzOptions {
-  /** Number of spec cases and of checkpoint cases. */
+  /** Number of spec cases, of checkpoint cases and of command-line cases. */
   readonly spec: number;
   readonly weights: number;
+  readonly cli: number;
   readonly seed: number;
   /** Worker threads; 0 runs every case in this thread (no way to stop a hang, only to time it). */
   readonly jobs: number;
@@ -62,6 +78,7 @@ export interface FuzzOptions {
 export class FuzzContext {
   #spec?: SpecCorpus;
   #weights?: WeightsCorpus;
+  #cli?: CliCorpus;
   constructor(readonly seed: number, readonly tmpDir: string) {}
 
   get spec(): SpecCorpus {
@@ -72,12 +89,20 @@ export class FuzzContext {
     return this.#weights ??= loadWeightsCorpus();
   }
 
+  get cli(): CliCorpus {
+    return this.#cli ??= loadCliCorpus(this.tmpDir);
+  }
+
   /** The mutant of a case, as a file to keep in `dir`, with its class and seed. */
   mutant(kind: FuzzKind, index: number, dir: string): { cls: string; seed: string; artifact: Artifact } {
     const rng = caseRng(this.seed, kind, index);
     if (kind === "spec") {
       const m = makeSpecMutant(this.spec, rng);
       return { cls: m.cls, seed: m.seed, artifact: specArtifact(m, dir) };
+    }
+    if (kind === "cli") {
+      const m = makeCliMutant(rng);
+      return { cls: m.cls, seed: `${m.seed}: ${m.what}`, artifact: cliArtifact(m) };
     }
     const m = makeWeightsMutant(this.weights, rng, index);
     return { cls: m.cls, seed: m.seed, artifact: weightsArtifact(m) };
@@ -91,12 +116,20 @@ export class FuzzContext {
     try {
       let verdict: { outcome: Outcome; detail: string };
       let keep: () => Artifact;
+      let bound = timeoutMs;
       if (kind === "spec") {
         const m = makeSpecMutant(this.spec, rng);
         [cls, seed] = [m.cls, m.seed];
         t0 = performance.now(); // time the compiler, not the making of the mutant
         verdict = await runSpecMutant(m, this.spec, index);
         keep = () => specArtifact(m, artifactDir);
+      } else if (kind === "cli") {
+        const m: CliMutant = makeCliMutant(rng);
+        [cls, seed] = [m.cls, `${m.seed}: ${m.what}`];
+        if (m.limitKiB !== undefined) bound *= CLI_SPAWN_FACTOR;
+        t0 = performance.now();
+        verdict = await runCliMutant(m, this.cli, index, bound);
+        keep = () => cliArtifact(m);
       } else {
         const m = makeWeightsMutant(this.weights, rng, index);
         [cls, seed] = [m.cls, m.seed];
@@ -105,7 +138,7 @@ export class FuzzContext {
         keep = () => weightsArtifact(m);
       }
       const ms = performance.now() - t0;
-      if (ms > timeoutMs && verdict.outcome !== "failure") {
+      if (ms > bound && verdict.outcome !== "failure") {
         verdict = { outcome: "failure", detail: `hang: took ${(ms / 1000).toFixed(1)} s (${verdict.detail})` };
       }
       const bad = verdict.outcome === "failure" || verdict.outcome === "suspect";
@@ -140,6 +173,8 @@ export interface KindSummary {
   readonly cases: number;
   readonly outcomes: Record<Outcome, number>;
   readonly byClass: Record<string, Record<Outcome, number>>;
+  /** Per mutation class: time in the code under test (ms) and hangs (failures that ran out of time). */
+  readonly classTime: Record<string, { ms: number; hangs: number }>;
   /** ok cases split by detail (`parsed`, `lowered`, `bound`) and rejections by first diagnostic id / error. */
   readonly details: Record<string, number>;
   readonly ms: number;
@@ -152,6 +187,7 @@ export interface FuzzSummary {
   readonly elapsedMs: number;
   readonly spec: KindSummary;
   readonly weights: KindSummary;
+  readonly cli: KindSummary;
   /** Failures and suspects, with where their mutants were written. */
   readonly findings: readonly (CaseResult & { readonly file?: string })[];
   /** The slowest cases. */
@@ -165,22 +201,25 @@ function emptySummary(classes: readonly string[]): KindSummary {
     cases: 0,
     outcomes: zero(),
     byClass: Object.fromEntries(classes.map((c) => [c, zero()])),
+    classTime: {},
     details: {},
     ms: 0,
   };
 }
 
-/** Runs the spec and checkpoint fuzzers and returns their tallies; never throws for a bad case. */
+/** Runs the spec, checkpoint and command-line fuzzers and returns their tallies; never throws for a bad case. */
 export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
   const tasks = options.only ?? [
     ...Array.from({ length: options.spec }, (_, index) => ({ kind: "spec" as const, index })),
     ...Array.from({ length: options.weights }, (_, index) => ({ kind: "weights" as const, index })),
+    ...Array.from({ length: options.cli }, (_, index) => ({ kind: "cli" as const, index })),
   ];
   const outDir = resolve(options.outDir);
   const tmpDir = join(outDir, `tmp-${options.seed}-${Date.now()}`);
   const summary = {
     spec: emptySummary(SPEC_CLASSES),
     weights: emptySummary(WEIGHTS_CLASSES),
+    cli: emptySummary(CLI_CLASSES),
     findings: [] as (CaseResult & { file?: string })[],
     slowest: [] as CaseResult[],
   };
@@ -191,6 +230,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
     (k as { ms: number }).ms += r.ms;
     k.outcomes[r.outcome]++;
     (k.byClass[r.cls] ??= zero())[r.outcome]++;
+    const t = k.classTime[r.cls] ??= { ms: 0, hangs: 0 };
+    t.ms += r.ms;
+    if (r.outcome === "failure" && r.detail.startsWith("hang:")) t.hangs++;
     const key = r.outcome === "ok" ? `ok:${r.detail}` : r.outcome === "rejected" ? r.detail.split(",")[0]! : r.outcome;
     k.details[key] = (k.details[key] ?? 0) + 1;
     if (r.outcome === "failure" || r.outcome === "suspect") {
@@ -290,8 +332,9 @@ async function runInWorkers(
     while (next < tasks.length) {
       const t = tasks[next++]!;
       const t0 = performance.now();
+      const wait = options.timeoutMs * (t.kind === "cli" ? CLI_SPAWN_FACTOR : 1);
       const result = await new Promise<CaseResult | "lost">((done) => {
-        const timer = setTimeout(() => done("lost"), options.timeoutMs);
+        const timer = setTimeout(() => done("lost"), wait);
         slot.worker.onmessage = (e) => {
           clearTimeout(timer);
           done(e.data as CaseResult);
@@ -306,9 +349,7 @@ async function runInWorkers(
       if (result === "lost" || result.outcome === "failure" && result.detail.startsWith("crash:")) {
         slot.worker.terminate();
         record(
-          result === "lost"
-            ? lost(t, `hang: no result after ${options.timeoutMs / 1000} s`, options.timeoutMs)
-            : result,
+          result === "lost" ? lost(t, `hang: no result after ${wait / 1000} s`, wait) : result,
         );
         slot = spawn();
         await slot.ready;
@@ -323,19 +364,26 @@ async function runInWorkers(
 export function formatSummary(s: FuzzSummary): string {
   const out: string[] = [];
   const pct = (n: number, d: number) => (d ? `${((100 * n) / d).toFixed(1)}%` : "-");
-  for (const kind of ["spec", "weights"] as const) {
+  const TITLES = {
+    spec: "spec fuzzing (parseSpec, plus the pass pipeline for a sample)",
+    weights: "weights fuzzing (parseSafetensors, read-back, bindWeights)",
+    cli: "command-line fuzzing (varc main() in-process; atomic-writes in a process under ulimit -f)",
+  };
+  const LABELS = {
+    spec: ["compiled ok", "diagnostics"],
+    weights: ["parsed+bound ok", "named errors"],
+    cli: ["exit 0 ok", "clean errors"],
+  };
+  for (const kind of ["spec", "weights", "cli"] as const) {
     const k = s[kind];
     if (k.cases === 0) continue;
-    const title = kind === "spec"
-      ? "spec fuzzing (parseSpec, plus the pass pipeline for a sample)"
-      : "weights fuzzing (parseSafetensors, read-back, bindWeights)";
+    const title = TITLES[kind];
     out.push(
       `${title}: ${k.cases} cases, ${(k.ms / 1000).toFixed(1)} s in the code under test (${
         (k.ms / k.cases).toFixed(1)
       } ms/case)`,
     );
-    const okLabel = kind === "spec" ? "compiled ok" : "parsed+bound ok";
-    const rejLabel = kind === "spec" ? "diagnostics" : "named errors";
+    const [okLabel, rejLabel] = LABELS[kind];
     out.push(
       `  ${okLabel}: ${k.outcomes.ok} (${pct(k.outcomes.ok, k.cases)}), ${rejLabel}: ${k.outcomes.rejected} (${
         pct(k.outcomes.rejected, k.cases)
@@ -348,19 +396,20 @@ export function formatSummary(s: FuzzSummary): string {
     out.push(
       `  ${"class".padEnd(20)} ${"cases".padStart(6)} ${"ok".padStart(6)} ${rejLabel.padStart(12)} ${
         "suspect".padStart(8)
-      } ${"failure".padStart(8)}`,
+      } ${"failure".padStart(8)} ${"hang".padStart(5)} ${"s".padStart(8)}`,
     );
     for (const [cls, o] of Object.entries(k.byClass).sort()) {
       const n = o.ok + o.rejected + o.suspect + o.failure;
       if (n === 0) continue;
+      const t = k.classTime[cls] ?? { ms: 0, hangs: 0 };
       out.push(
         `  ${cls.padEnd(20)} ${String(n).padStart(6)} ${String(o.ok).padStart(6)} ${String(o.rejected).padStart(12)} ${
           String(o.suspect).padStart(8)
-        } ${String(o.failure).padStart(8)}`,
+        } ${String(o.failure).padStart(8)} ${String(t.hangs).padStart(5)} ${(t.ms / 1000).toFixed(1).padStart(8)}`,
       );
     }
   }
-  const total = s.spec.cases + s.weights.cases;
+  const total = s.spec.cases + s.weights.cases + s.cli.cases;
   out.push(
     `wall time ${(s.elapsedMs / 1000).toFixed(1)} s for ${total} cases (${
       (total / (s.elapsedMs / 1000)).toFixed(1)

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** Which fuzzer a case belongs to. */
-export type FuzzKind = "spec" | "weights";
+export type FuzzKind = "spec" | "weights" | "cli";
 
 /**
  * How one case ended. `ok`: compiled / parsed and bound; `rejected`: a well-formed error (spanned
