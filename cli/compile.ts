@@ -1,26 +1,36 @@
 /** @file `varc compile`: spec -> DIR/model.js, model.d.ts, model.src.ts, report.json, report.md. */
 import { prepareOutputDir, writeAtomic } from "./output.ts";
 import { join } from "node:path";
-import { compile, type Compiled, type CompileReport, explainMarkdown } from "../compiler/mod.ts";
+import { backends, compile, type Compiled, type CompileReport, explainMarkdown } from "../compiler/mod.ts";
 import { analysisOptions } from "./explain.ts";
 import { LOWERING_FLAGS, LOWERING_HELP } from "./lowering.ts";
 import { defaultPipeline } from "../compiler/pipeline.ts";
-import type { Plugin } from "../compiler/plugin.ts";
+import { applyPlugins, type Plugin } from "../compiler/plugin.ts";
+import { resolveOptions } from "../compiler/options.ts";
 import { isTargetName, targetChoices, type TargetName } from "../compiler/targets.ts";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { type Command, grouped, passList, required, specArg, terminalText, UsageError } from "./common.ts";
 
 /** Reads `--target` (a built-in target, or "auto": WebGPU when an adapter exists). */
-export async function targetFlag(v: unknown, hint = ""): Promise<TargetName> {
+export async function targetFlag(v: unknown): Promise<TargetName> {
   const t = v ?? "js";
   if (t !== "auto") {
     if (isTargetName(t)) return t;
-    throw new UsageError(`--target must be ${targetChoices(["auto"])}, got ${terminalText(String(t))}${hint}`);
+    throw new UsageError(`--target must be ${targetChoices(["auto"])}, got ${terminalText(String(t))}`);
   }
   const adapter = await findAdapter();
   console.error(adapter ? `target auto: WebGPU on ${adapter}` : "target auto: no WebGPU adapter found, using js");
   return adapter ? "webgpu" : "js";
+}
+
+/** A `--target` that names no built-in target: a backend one of the plugins registers, else a usage error. */
+function pluginTarget(name: string, plugins: readonly Plugin[]): string {
+  const { backends: table } = applyPlugins(plugins, resolveOptions(), [], backends);
+  if (Object.hasOwn(table, name)) return name;
+  const choices = targetChoices(["auto", ...Object.keys(table).filter((t) => !isTargetName(t))]);
+  const hint = plugins.length ? "" : " (a plugin's backend needs --plugin FILE)";
+  throw new UsageError(`--target must be ${choices}, got ${terminalText(name)}${hint}`);
 }
 
 /** The plugins of `--plugin FILE`: its default export, one plugin or a list. */
@@ -101,11 +111,9 @@ ${LOWERING_HELP}
     const out = required(values, "out");
     await prepareOutputDir(out, "--out", ["model.js", "model.d.ts", "model.src.ts", "report.json", "report.md"]);
     const plugins = values.plugin === undefined ? [] : await loadPlugins(values.plugin as string);
-    // a plugin's backend is checked by compile() against the backends the plugins registered
-    const target = plugins.length && values.target !== undefined && !isTargetName(values.target) &&
-        values.target !== "auto"
-      ? values.target as string
-      : await targetFlag(values.target, " (a plugin's backend needs --plugin FILE)");
+    const target = values.target !== undefined && !isTargetName(values.target) && values.target !== "auto"
+      ? pluginTarget(values.target as string, plugins)
+      : await targetFlag(values.target);
     const analysis = await analysisOptions(spec, values);
     const options = { ...analysis, target, minify: !values["no-minify"] };
     const compiled = await compile(spec, options, {

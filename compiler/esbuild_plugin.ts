@@ -97,7 +97,8 @@ export interface CompiledModel extends ModelModule {
 const SPEC_FILTER = /\.var\.ts(\?[^/\\]*)?$/;
 const SPEC_NS = "varc-spec";
 const MODEL_NS = "varc-model";
-const APP_NS = "varc-app";
+/** The loader API every compiled spec module imports as `varc:app`. */
+const APP_FILE = fileURLToPath(new URL("../runtime/app.ts", import.meta.url));
 const RUNTIME_DIR = fileURLToPath(new URL("../runtime/", import.meta.url));
 
 /** A compile result with the contents of every file it read, to reuse while none changes. */
@@ -163,7 +164,7 @@ export function varcPlugin(options: VarcPluginOptions = {}): esbuild.Plugin {
       // `bundleSpec`'s entry: a spec whatever its file name.
       build.onResolve({ filter: /^varc-spec:/ }, (args) => resolveSpec(args.path.slice(10), args.resolveDir));
       build.onResolve({ filter: /^varc-model:/ }, (args) => ({ path: args.path.slice(11), namespace: MODEL_NS }));
-      build.onResolve({ filter: /^varc:app$/ }, () => ({ path: "app", namespace: APP_NS }));
+      build.onResolve({ filter: /^varc:app$/ }, () => ({ path: APP_FILE }));
       runtimeResolver.setup(build); // varc:kernels, varc:exec, … (as in compiler/backends/bundle.ts)
 
       // The spec module: the loader API around its generated model module.
@@ -183,11 +184,6 @@ export function varcPlugin(options: VarcPluginOptions = {}): esbuild.Plugin {
         if (!entry.compiled) return { errors: messages(entry.error) };
         return { contents: entry.compiled.emitted.source, loader: "ts", resolveDir: RUNTIME_DIR };
       });
-      build.onLoad({ filter: /.*/, namespace: APP_NS }, () => ({
-        contents: APP_SOURCE,
-        loader: "ts",
-        resolveDir: RUNTIME_DIR,
-      }));
     },
   };
 }
@@ -264,50 +260,6 @@ export function load(weights: app.Weights, options?: app.LoadOptions) {
 export default { ...model, report, load, generate: app.generate, fetchBytes: app.fetchBytes, toRgba: app.toRgba };
 `;
 }
-
-/**
- * The loader helpers every compiled spec module imports as `varc:app` (resolved in `runtime/`):
- * checkpoint bytes from URLs with streamed progress, binding, generation, and RGBA conversion.
- */
-const APP_SOURCE = `import { bindModel, type HostTensor, type LoadedModel, type ModelModule } from "./mod.ts";
-import { parseSafetensors, type SafetensorsFile } from "./safetensors.ts";
-import { checkpointBytes, type WeightSource } from "./checkpoint_bytes.ts";
-export { generate } from "./generate.ts";
-export { fetchBytes } from "./checkpoint_bytes.ts";
-
-export type Weights = { var?: WeightSource; vae?: WeightSource };
-export interface LoadOptions {
-  entries?: readonly string[];
-  onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
-}
-
-export async function load(module: ModelModule, weights: Weights, options: LoadOptions = {}): Promise<LoadedModel> {
-  const files: Partial<Record<"var" | "vae", SafetensorsFile>> = {};
-  await Promise.all((["var", "vae"] as const).map(async (which) => {
-    const source = weights[which];
-    if (source === undefined) return;
-    const progress = (loaded: number, total?: number) => options.onProgress?.({ file: which, loaded, total });
-    const bytes = await checkpointBytes(source, progress);
-    const name = typeof source === "string" || source instanceof URL ? String(source) : \`\${which} checkpoint\`;
-    files[which] = parseSafetensors(bytes, name);
-  }));
-  return bindModel(module, files, options.entries);
-}
-
-export function toRgba(img: HostTensor, index = 0): { width: number; height: number; data: Uint8ClampedArray } {
-  const [, c, height, width] = img.shape as [number, number, number, number];
-  if (c !== 3) throw new RangeError(\`Expected 3 colour channels, got \${c}\`);
-  const plane = height * width, base = index * 3 * plane;
-  const data = new Uint8ClampedArray(plane * 4);
-  for (let p = 0; p < plane; p++) {
-    for (let ch = 0; ch < 3; ch++) {
-      data[p * 4 + ch] = Math.round(Math.min(1, Math.max(0, img.data[base + ch * plane + p]!)) * 255);
-    }
-    data[p * 4 + 3] = 255;
-  }
-  return { width, height, data };
-}
-`;
 
 /** Declarations of a `bundleSpec` module (the generated module's, then the loader API's). */
 export function bundleDts(target: BundleTarget): string {

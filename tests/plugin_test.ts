@@ -105,7 +105,7 @@ Deno.test("varc compile --plugin FILE --target NAME selects the plugin's backend
     dir,
   );
   assert.equal(unknown.code, 1);
-  assert.match(unknown.err, /Target "nope" has no backend in this build \(available: js, webgpu, ir-text\)/);
+  assert.match(unknown.err, /--target must be "js", "webgpu", "auto" or "ir-text", got nope/);
   const notPlugin = await runCli(
     "compile",
     SPEC,
