@@ -3,7 +3,8 @@
  * @file Headless Chromium for the browser test, driven over the Chrome DevTools Protocol: one WebSocket to
  * the browser, pages as flattened target sessions, no driver package (so nothing outside the browser test
  * needs one installed). Page helpers wait for selectors, fill forms and evaluate functions in the page;
- * `inputLatency` sends a real input event and times its acknowledgement by the page's main thread.
+ * `inputLatency` sends a real input event and times its acknowledgement by the page's main thread; the
+ * page's Web Workers are attached as sessions of their own (`workers`), which `hold` pauses and resumes.
  */
 
 /** A function serialised into the page (it sees none of the test's variables). */
@@ -23,6 +24,7 @@ export class Chromium {
   #next = 0;
   readonly #pending = new Map<number, { resolve(r: Record<string, unknown>): void; reject(e: Error): void }>();
   readonly #pages = new Map<string, Page>();
+  readonly #waiters: { sessionId: string; method: string; resolve(): void }[] = [];
 
   private constructor(readonly process: Deno.ChildProcess, readonly socket: WebSocket) {
     socket.onmessage = (e) => this.#receive(JSON.parse(e.data as string) as Message);
@@ -58,7 +60,15 @@ export class Chromium {
     });
   }
 
-  /** A new tab, with page and runtime events on; `init` runs before the page's own scripts on every load. */
+  /** Resolves at the next `method` event of a session. */
+  nextEvent(sessionId: string, method: string): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push({ sessionId, method, resolve }));
+  }
+
+  /**
+   * A new tab, with page and runtime events on and its workers attached as they start; `init` runs before
+   * the page's own scripts on every load.
+   */
   async newPage(init?: () => void): Promise<Page> {
     const { targetId } = await this.send("Target.createTarget", { url: "about:blank" });
     const { sessionId } = await this.send("Target.attachToTarget", { targetId, flatten: true });
@@ -66,6 +76,7 @@ export class Chromium {
     this.#pages.set(sessionId as string, page);
     await page.send("Page.enable");
     await page.send("Runtime.enable");
+    await page.send("Target.setAutoAttach", { autoAttach: true, waitForDebuggerOnStart: false, flatten: true });
     if (init) await page.send("Page.addScriptToEvaluateOnNewDocument", { source: `(${init})()` });
     return page;
   }
@@ -90,6 +101,10 @@ export class Chromium {
       else p?.resolve(m.result ?? {});
     } else if (m.method && m.sessionId) {
       this.#pages.get(m.sessionId)?.event(m.method, m.params ?? {});
+      for (let i = this.#waiters.length - 1; i >= 0; i--) {
+        const w = this.#waiters[i]!;
+        if (w.sessionId === m.sessionId && w.method === m.method) this.#waiters.splice(i, 1), w.resolve();
+      }
     }
   }
 }
@@ -129,6 +144,8 @@ export class Page {
     pageerror: [],
   };
   #loaded?: () => void;
+  /** The page's workers attached so far: their DevTools sessions and script URLs. */
+  readonly workers: { sessionId: string; url: string }[] = [];
 
   constructor(readonly browser: Chromium, readonly sessionId: string) {}
 
@@ -144,6 +161,10 @@ export class Page {
   /** @internal Dispatches a DevTools event of this page's session. */
   event(method: string, params: Record<string, unknown>): void {
     if (method === "Page.loadEventFired") this.#loaded?.();
+    if (method === "Target.attachedToTarget") {
+      const info = params.targetInfo as { type: string; url: string };
+      if (info.type === "worker") this.workers.push({ sessionId: params.sessionId as string, url: info.url });
+    }
     if (method === "Runtime.consoleAPICalled") {
       const args = (params.args as { value?: unknown; description?: string }[])
         .map((a) => a.value !== undefined ? String(a.value) : a.description ?? "").join(" ");
@@ -228,6 +249,23 @@ export class Page {
     const t0 = performance.now();
     await this.send("Input.dispatchMouseEvent", { type: "mouseMoved", x, y });
     return performance.now() - t0;
+  }
+
+  /**
+   * Pauses a worker (in the debugger, at the next script it runs: at once when busy, or when its next message
+   * arrives when idle) and returns a function that waits until it has paused and one that resumes it.
+   */
+  async hold(workerSession: string): Promise<{ paused: Promise<void>; resume(): Promise<void> }> {
+    await this.browser.send("Debugger.enable", {}, workerSession);
+    const paused = this.browser.nextEvent(workerSession, "Debugger.paused");
+    await this.browser.send("Debugger.pause", {}, workerSession);
+    return {
+      paused,
+      resume: async () => {
+        await this.browser.send("Debugger.resume", {}, workerSession);
+        await this.browser.send("Debugger.disable", {}, workerSession);
+      },
+    };
   }
 
   /** A PNG of the whole page. */

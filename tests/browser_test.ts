@@ -7,7 +7,9 @@
  * Two runs: the page's own choice (WebGPU when Chromium gives an adapter, SwiftShader here; else its JS
  * fallback, and the test prints which), then a page without `navigator.gpu`, which must fall back to the
  * JS target and say so, on the bounded model (low-rank attention) chosen in the page's model picker, whose
- * class picker names the characters. Then a `varc bundle` module is imported by the page and generates what Deno does.
+ * class picker names the characters. The page must answer mouse input within MAX_INPUT_MS while a generation of
+ * its JS target is in flight, which runs in a Web Worker. Then a `varc bundle` module is imported by the page and
+ * generates what Deno does.
  * A screenshot goes to
  * `out/test-artifacts/browser.png`. Skipped, saying why, when `/usr/bin/chromium` is missing.
  */
@@ -53,8 +55,18 @@ interface Settings {
   topP: number;
 }
 
-/** Sets the form, clicks Generate, waits; returns the page state and the canvas as RGBA bytes. */
-async function generateOnPage(page: Page, s: Settings): Promise<{ state: PageState; rgba: Uint8Array; ms: number }> {
+/** Longest wait for the page to answer an input event while a generation is in flight. */
+const MAX_INPUT_MS = 250;
+
+/**
+ * Sets the form, clicks Generate, waits; returns the page state and the canvas as RGBA bytes. `whileRunning`
+ * runs once the page has started generating (before: `beforeClick`).
+ */
+async function generateOnPage(
+  page: Page,
+  s: Settings,
+  hooks: { beforeClick?(): Promise<void>; whileRunning?(): Promise<void> } = {},
+): Promise<{ state: PageState; rgba: Uint8Array; ms: number }> {
   await page.waitForSelector("body[data-state=ready], body[data-state=error]", 120_000);
   if (await page.inputValue("#model") !== s.model) {
     await page.fill("#model", s.model);
@@ -64,8 +76,10 @@ async function generateOnPage(page: Page, s: Settings): Promise<{ state: PageSta
   for (const [id, v] of [["seed", s.seed], ["cfg", s.cfg], ["top-k", s.topK], ["top-p", s.topP]] as const) {
     await page.fill(`#${id}`, String(v));
   }
+  await hooks.beforeClick?.();
   const t0 = performance.now();
   await page.click("#generate");
+  await hooks.whileRunning?.();
   await page.waitForSelector("body[data-state=done], body[data-state=error]", 480_000);
   const ms = performance.now() - t0;
   const state = await page.evaluate(() => (globalThis as unknown as { varcPage: PageState }).varcPage);
@@ -169,6 +183,45 @@ Deno.test({
         assert.equal(option, "H", "the class picker names the characters");
         assert.match(await bare.textContent("#model-line"), /glyphs_bounded.*4 of 7 attention blocks low-rank/);
         compare("canvas (js fallback, bounded model)", got, await denoImage(models.bounded!, s));
+      });
+
+      await t.step("the page answers input while its JS target generates in a Web Worker", async () => {
+        // The worker is held (paused in DevTools) as its generation starts, so that the input is measured while
+        // a generation is in flight however fast this machine is; on the main thread it would get no answer.
+        const s = { model: "standard", label: 12, seed: 3, cfg: 2, topK: 20, topP: 0.6 };
+        const busy = await browser.newPage(() => delete (Navigator.prototype as { gpu?: unknown }).gpu);
+        busy.on("pageerror", (text) => logs.push(`page error: ${text}`));
+        await busy.goto(server.url);
+        let hold: Awaited<ReturnType<Page["hold"]>> | undefined;
+        const latencies: number[] = [];
+        const got = await generateOnPage(busy, s, {
+          async beforeClick() {
+            const worker = busy.workers.find((w) => w.url.endsWith("/worker.js"));
+            assert.ok(worker, `the JS target runs in no worker.js (workers: ${JSON.stringify(busy.workers)})`);
+            hold = await busy.hold(worker.sessionId);
+          },
+          async whileRunning() {
+            await hold!.paused; // the worker has the generate request
+            for (let i = 0; i < 8; i++) latencies.push(await busy.inputLatency(5 + i, 5));
+            const text = await busy.evaluate(() => [
+              document.body.dataset.state,
+              document.getElementById("scale-text")!.textContent,
+            ]);
+            assert.deepEqual(text, ["running", "starting on js…"]);
+            await hold!.resume();
+          },
+        });
+        assert.equal(got.state.backend, "js");
+        assert.match(await busy.textContent("#backend-line"), /JS \(CPU, in a Web Worker\)/);
+        const ms = latencies.map((x) => x.toFixed(0)).join(", ");
+        console.log(`input answered in ${ms} ms while a generation was in flight`);
+        assert.ok(Math.max(...latencies) < MAX_INPUT_MS, `input waited up to ${ms} ms (limit ${MAX_INPUT_MS})`);
+        assert.equal(
+          await busy.evaluate(() => document.querySelectorAll("#scales li").length),
+          6,
+          "a latent per scale",
+        );
+        compare("canvas (js in a worker, standard model)", got, await denoImage(models.standard!, s));
       });
 
       await t.step("a `varc bundle` module imports and generates in the page", async () => {

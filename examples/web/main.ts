@@ -2,9 +2,10 @@
 /**
  * @file The page of `deno task serve`: the shipped glyph VARs (standard, and bounded-entry with low-rank
  * attention) compiled at bundle time by the esbuild plugin (once per target), the chosen model's
- * checkpoints fetched with a streamed progress bar, generation on WebGPU (the JS
- * target when the browser has no adapter, or when the device fails), the latent f̂ drawn after each
- * scale, then the decoded image, the compile report's attention rows and timings.
+ * checkpoints fetched with a streamed progress bar, generation on WebGPU (the JS target, in a Web Worker
+ * (`worker.ts`) so that the page keeps answering input, when the browser has no adapter or the device
+ * fails), the latent f̂ drawn after each scale, then the decoded image, the compile report's attention rows
+ * and timings.
  *
  * `?backend=js` or `?backend=webgpu` in the page URL forces a target.
  */
@@ -12,6 +13,7 @@ import type { CompiledModel } from "../../compiler/esbuild_plugin.ts";
 import type { AttentionRow } from "../../compiler/report.ts";
 import type { Generation } from "../../runtime/generate.ts";
 import type { HostTensor, LoadedModel } from "../../runtime/mod.ts";
+import type { WorkerReply, WorkerRequest } from "./worker.ts";
 import standardGpu from "../glyphs/standard.var.ts?target=webgpu";
 import standardJs from "../glyphs/standard.var.ts?target=js";
 import boundedGpu from "../glyphs/bounded.var.ts?target=webgpu";
@@ -96,7 +98,7 @@ function showError(message: string): void {
 function showBackend(backend: Backend, device?: string): void {
   $<HTMLParagraphElement>("backend-line").textContent = backend === "webgpu"
     ? `Target: WebGPU${device ? ` on ${device}` : ""}`
-    : "Target: JS (CPU, on the page's main thread)";
+    : "Target: JS (CPU, in a Web Worker)";
 }
 
 function note(message: string): void {
@@ -174,7 +176,7 @@ function latentCanvas(fhat: HostTensor): HTMLCanvasElement {
   return canvas;
 }
 
-/** Lets the browser paint (the JS target computes on the main thread). */
+/** Lets the browser paint (WebGPU generation runs its host code on the main thread). */
 function nextFrame(): Promise<void> {
   return new Promise((done) => {
     const timer = setTimeout(done, 50); // rAF does not run in hidden tabs
@@ -248,16 +250,21 @@ async function main(): Promise<void> {
     page.fallbackReason = picked.reason;
     note(`WebGPU is not used (${picked.reason}): running the JS target on the CPU.`);
   }
-  // Checkpoints per offered model, fetched when first chosen; bound models per (model, target).
+  // Checkpoints per offered model, fetched when first chosen; bound on WebGPU here, on the JS target in the worker.
   const fetched = new Map<string, Awaited<ReturnType<typeof fetchWeights>>>();
-  const models = new Map<string, LoadedModel>();
-  const modelFor = async (key: string, b: Backend) => {
-    const id = `${key}/${b}`;
-    if (!models.has(id)) {
-      const w = fetched.get(key)!;
-      models.set(id, await MODELS[key]!.compiled[b].load({ var: w.var, vae: w.vae }));
+  const gpuModels = new Map<string, LoadedModel>();
+  const inWorker = new Set<string>();
+  let worker: JsWorker | undefined;
+  const modelFor = async (key: string, b: Backend): Promise<LoadedModel | JsWorker> => {
+    const w = fetched.get(key)!;
+    if (b === "js") {
+      worker ??= new JsWorker();
+      if (!inWorker.has(key)) await worker.request({ type: "load", model: key, var: w.var, vae: w.vae });
+      inWorker.add(key);
+      return worker;
     }
-    return models.get(id)!;
+    if (!gpuModels.has(key)) gpuModels.set(key, await MODELS[key]!.compiled.webgpu.load({ var: w.var, vae: w.vae }));
+    return gpuModels.get(key)!;
   };
   let bindMs = 0;
   const choose = async (key: string) => {
@@ -288,14 +295,14 @@ async function main(): Promise<void> {
     try {
       let result: Awaited<ReturnType<typeof run>>;
       try {
-        result = await run(offered, await modelFor(settings.model, backend), backend, settings);
+        result = await run(offered, await modelFor(settings.model, backend), settings);
       } catch (e) {
         if (backend !== "webgpu" || !DEVICE_FAILURES.has((e as Error).name)) throw e;
         page.fallbackReason = `${(e as Error).name}: ${(e as Error).message}`;
         note(`WebGPU failed (${page.fallbackReason}): running the JS target on the CPU.`);
         backend = page.backend = "js";
         showBackend(backend);
-        result = await run(offered, await modelFor(settings.model, backend), backend, settings);
+        result = await run(offered, await modelFor(settings.model, backend), settings);
       }
       const { g, device, perScale, totalMs } = result;
       const t = g.timings;
@@ -329,9 +336,40 @@ async function main(): Promise<void> {
   });
 }
 
-/** One generation: progress and the latent per scale as they arrive, then the image on the canvas. */
-async function run(offered: Offered, model: LoadedModel, backend: Backend, o: Settings) {
-  const meta = metaOf(offered), compiled = offered.compiled;
+/** The JS target in `worker.js`: one request at a time, its replies in order. */
+class JsWorker {
+  readonly #worker = new Worker(new URL("./worker.js", import.meta.url), { type: "module" });
+  #pending = Promise.resolve();
+  #listener: (reply: WorkerReply) => void = () => {};
+
+  constructor() {
+    this.#worker.onmessage = (e: MessageEvent<WorkerReply>) => this.#listener(e.data);
+    this.#worker.onerror = (e) => this.#listener({ type: "error", name: "WorkerError", message: e.message });
+  }
+
+  /** Sends a request; `onReply` sees its progress replies; resolves with its last (`loaded` or `done`). */
+  request(request: WorkerRequest, onReply: (reply: WorkerReply) => void = () => {}): Promise<WorkerReply> {
+    const answer = this.#pending.then(() =>
+      new Promise<WorkerReply>((resolve, reject) => {
+        this.#listener = (r) => {
+          if (r.type === "error") reject(Object.assign(new Error(r.message), { name: r.name }));
+          else if (r.type === "loaded" || r.type === "done") resolve(r);
+          else onReply(r);
+        };
+        this.#worker.postMessage(request);
+      })
+    );
+    this.#pending = answer.then(() => {}, () => {});
+    return answer;
+  }
+}
+
+/**
+ * One generation, on WebGPU here or on the JS target in the worker: progress and the latent per scale as
+ * they arrive, then the image on the canvas.
+ */
+async function run(offered: Offered, model: LoadedModel | JsWorker, o: Settings) {
+  const meta = metaOf(offered), backend: Backend = model instanceof JsWorker ? "js" : "webgpu";
   const list = $<HTMLOListElement>("scales"), bar = $<HTMLProgressElement>("scale-progress");
   const text = $<HTMLSpanElement>("scale-text");
   list.replaceChildren();
@@ -339,38 +377,43 @@ async function run(offered: Offered, model: LoadedModel, backend: Backend, o: Se
   const S = meta.schedule.length, perScale: number[] = [];
   text.textContent = `starting on ${backend}…`;
   await nextFrame();
-  // Watch the f̂ entries the generation loop runs, to draw each scale's latent as it arrives.
-  const observed: LoadedModel = {
-    ...model,
-    async run(entry, inputs, options) {
-      const r = await model.run(entry, inputs, options);
-      if (entry.startsWith("fhat_")) {
-        const k = Number(entry.slice(5)), pn = meta.schedule[k]!;
-        const li = document.createElement("li");
-        const fhat = r.outputs.fhat!; // a device tensor when generation keeps values on the GPU
-        const host = await model.tensors.read(fhat);
-        li.append(latentCanvas(host as HostTensor), `${k + 1}: ${pn}×${pn}`);
-        list.append(li);
-        await nextFrame();
-      }
-      return r;
-    },
+  const latent = (k: number, fhat: HostTensor) => {
+    const li = document.createElement("li"), pn = meta.schedule[k]!;
+    li.append(latentCanvas(fhat), `${k + 1}: ${pn}×${pn}`);
+    list.append(li);
   };
+  const onScale = (k: number, scales: number, ms: number) => {
+    perScale.push(ms);
+    bar.value = (k + 1) / scales;
+    text.textContent = k + 1 === scales ? "decoding…" : `scale ${k + 2}/${S}`;
+  };
+  const options = { labels: [o.label], cfg: o.cfg, topK: o.topK, topP: o.topP, seed: o.seed };
   const t0 = performance.now();
-  const g: Generation = await compiled[backend].generate(observed, {
-    labels: [o.label],
-    cfg: o.cfg,
-    topK: o.topK,
-    topP: o.topP,
-    seed: o.seed,
-    onScale: (k, scales, ms) => {
-      perScale.push(ms);
-      bar.value = (k + 1) / scales;
-      text.textContent = k + 1 === scales ? "decoding…" : `scale ${k + 2}/${S}`;
-    },
-  });
+  let g: Pick<Generation, "idx" | "img" | "timings">;
+  if (model instanceof JsWorker) {
+    const done = await model.request({ type: "generate", model: o.model, options }, (r) => {
+      if (r.type === "latent") latent(r.k, r.fhat);
+      if (r.type === "scale") onScale(r.k, r.scales, r.ms);
+    });
+    g = done as Extract<WorkerReply, { type: "done" }>;
+  } else {
+    // Watch the f̂ entries the generation loop runs, to draw each scale's latent as it arrives.
+    const observed: LoadedModel = {
+      ...model,
+      async run(entry, inputs, options) {
+        const r = await model.run(entry, inputs, options);
+        if (entry.startsWith("fhat_")) {
+          // a device tensor when generation keeps values on the GPU
+          latent(Number(entry.slice(5)), await model.tensors.read(r.outputs.fhat!));
+          await nextFrame();
+        }
+        return r;
+      },
+    };
+    g = await offered.compiled.webgpu.generate(observed, { ...options, onScale });
+  }
   const totalMs = performance.now() - t0;
-  const image = compiled[backend].toRgba(g.img, 0);
+  const image = offered.compiled[backend].toRgba(g.img, 0);
   const canvas = $<HTMLCanvasElement>("image");
   canvas.width = image.width, canvas.height = image.height;
   canvas.getContext("2d", { willReadFrequently: true })!.putImageData(
@@ -379,7 +422,7 @@ async function run(offered: Offered, model: LoadedModel, backend: Backend, o: Se
     0,
   );
   text.textContent = `done in ${s(totalMs)}`;
-  return { g, device: await model.device(), perScale, totalMs };
+  return { g, device: model instanceof JsWorker ? "" : await model.device(), perScale, totalMs };
 }
 
 main().catch((e) => {

@@ -1,7 +1,7 @@
 /**
- * @file `deno task serve [--port 8000] [--hostname 127.0.0.1]`: builds the page (`main.ts` with the
- * varc esbuild plugin, which compiles the shipped glyph specs `examples/glyphs/*.var.ts` for webgpu and
- * js), writes it with their checkpoints (`examples/glyphs/*.safetensors`) to `out/web/`, and serves it.
+ * @file `deno task serve [--port 8000] [--hostname 127.0.0.1]`: builds the page (`main.ts`, and the Web
+ * Worker of its JS target `worker.ts`, with the varc esbuild plugin, which compiles the shipped glyph specs
+ * `examples/glyphs/*.var.ts` for webgpu and js), writes it with their checkpoints (`examples/glyphs/*.safetensors`) to `out/web/`, and serves it.
  */
 import * as esbuild from "esbuild";
 import { parseArgs } from "node:util";
@@ -21,15 +21,15 @@ export interface BuiltPage {
   readonly compiles: readonly CompileEvent[];
 }
 
-/** Bundles `main.ts` (the spec compiled by the plugin) and writes the static site into `dir`. */
+/** Bundles `main.ts` and `worker.ts` (the specs compiled by the plugin) and writes the static site into `dir`. */
 export async function buildPage(dir = join(ROOT, "out/web")): Promise<BuiltPage> {
   const t0 = performance.now();
   const compiles: CompileEvent[] = [];
   await Deno.mkdir(join(dir, "weights"), { recursive: true });
   await withEsbuild(() =>
     esbuild.build({
-      entryPoints: [join(HERE, "main.ts")],
-      outfile: join(dir, "main.js"),
+      entryPoints: { main: join(HERE, "main.ts"), worker: join(HERE, "worker.ts") },
+      outdir: dir,
       bundle: true,
       format: "esm",
       platform: "browser",
@@ -41,7 +41,7 @@ export async function buildPage(dir = join(ROOT, "out/web")): Promise<BuiltPage>
       plugins: [varcPlugin({ onCompile: (e) => compiles.push(e) })],
     })
   );
-  await projectRelativeSources(join(dir, "main.js.map"));
+  for (const f of ["main.js.map", "worker.js.map"]) await projectRelativeSources(join(dir, f));
   for (const f of ["index.html", "style.css"]) await Deno.copyFile(join(HERE, f), join(dir, f));
   for (const f of ["var_standard.safetensors", "var_bounded.safetensors", "vae.safetensors"]) {
     await Deno.copyFile(join(GLYPHS, f), join(dir, "weights", f));
