@@ -5,15 +5,9 @@ import { importModel, type LoadedModel, loadModel, type ModelModule } from "../r
 import { passList } from "./common.ts";
 import { loweringOptions } from "./lowering.ts";
 import { targetFlag } from "./compile.ts";
+import type { VarMeta } from "../runtime/var_model.ts";
 
-/** Model metadata every VAR spec records (see compiler/dsl/lib/var.ts). */
-export interface VarMeta {
-  readonly classes: number;
-  readonly vocab: number;
-  readonly tokens: number;
-  readonly cvae: number;
-  readonly schedule: readonly number[];
-}
+export type { VarMeta } from "../runtime/var_model.ts";
 
 /** Compiles `spec` per the flags and imports the module (no checkpoint is read yet); `command` needs `entries`. */
 export async function compileModel(

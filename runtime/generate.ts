@@ -10,7 +10,7 @@
 import type { ModelDevice } from "./device.ts";
 import type { HostTensor, LoadedModel, Tensor } from "./mod.ts";
 import { checkFiniteOutput, Generator } from "./sample.ts";
-import { checkVarEntries, checkVarMeta, type VarModule } from "./var_model.ts";
+import { checkVarEntries, checkVarMeta, type VarMeta, type VarModule } from "./var_model.ts";
 
 /** What `generate` needs besides the model. */
 export interface GenerateOptions {
@@ -54,14 +54,6 @@ export interface Generation {
     readonly fhat: number;
     readonly decode: number;
   };
-}
-
-/** Model metadata the loop needs (written by `varModel` into the compiled module). */
-interface VarMeta {
-  readonly schedule: readonly number[];
-  readonly classes: number;
-  readonly vocab: number;
-  readonly tokens: number;
 }
 
 /** Generation settings that are out of range. */
@@ -112,7 +104,10 @@ export const GENERATE_ENTRIES = (schedule: readonly number[]) => [
 ];
 
 /** Checks labels and sampling settings against the model, naming the bad flag. */
-export function checkGenerateOptions(o: GenerateOptions, meta: VarMeta): void {
+export function checkGenerateOptions(
+  o: GenerateOptions,
+  meta: Pick<VarMeta, "schedule" | "classes" | "vocab" | "tokens">,
+): void {
   if (o.labels.length === 0) throw new GenerateError("--labels: give at least one class index");
   for (const l of o.labels) {
     if (!Number.isInteger(l) || l < 0 || l >= meta.classes) {

@@ -17,13 +17,17 @@ interface Want {
   readonly shape: readonly (Dim | undefined)[];
 }
 
-/** The VAR metadata fields a command reads (checked by checkVarMeta). */
-interface VarFields {
-  readonly schedule: readonly number[];
+/** Model metadata every VAR spec records (written by `varModel`, compiler/dsl/lib/var.ts). */
+export interface VarMeta {
   readonly classes: number;
   readonly vocab: number;
   readonly tokens: number;
+  readonly cvae: number;
+  readonly schedule: readonly number[];
 }
+
+/** The VAR metadata fields a command reads (checked by checkVarMeta). */
+type VarFields = Pick<VarMeta, "schedule" | "classes" | "vocab" | "tokens">;
 
 const whole = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 1;
 
