@@ -1,6 +1,7 @@
 /** @file The CLI in-process: exit codes, printed summaries, written files, errors without stack traces. */
 import assert from "node:assert/strict";
-import { main, reportError } from "../cli/varc.ts";
+import { reportError } from "../cli/varc.ts";
+import { runCli } from "./_samples.ts";
 import { compileCommand } from "../cli/compile.ts";
 import { decode } from "fast-png";
 import { compile } from "../compiler/mod.ts";
@@ -10,18 +11,8 @@ import { readSafetensors, writeSafetensors } from "../runtime/safetensors.ts";
 import { assertClose, FIXTURE, maxAbs } from "./_helpers.ts";
 
 /** Runs the CLI, capturing what it prints. */
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await main(argv);
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-}
+/** The CLI in this process, capturing what it prints. */
+const run = runCli;
 
 function noStackTrace(text: string): void {
   assert.doesNotMatch(text, /^\s+at .*:\d+:\d+\)?$/m, "printed a stack trace");

@@ -38,6 +38,118 @@ export const WG = {
 /** Scratch bytes per thread: V [16][Ci][TB] and M [16][Cop][TB]. */
 export const winogradScratch = (ci: number, cop: number): number => 16 * (ci + cop) * TB * 4;
 
+/** The locals and control-block reads a band job of F(m×m, 3×3) starts with. */
+interface BandJob {
+  readonly f: Fn;
+  /** (m + 2)²: the points ξ, one GEMM each. */
+  readonly points: number;
+  /** Pushes control-block slot s. */
+  readonly slot: (s: number) => Fn;
+  /** Pushes the bytes of one padded input row, (W + 4)·4. */
+  readonly rowBytes: () => Fn;
+  readonly ci: number;
+  readonly cop: number;
+  readonly co: number;
+  readonly H: number;
+  readonly W: number;
+  /** Tiles per row, tiles in all; this band's tiles [t0, tEnd) and output channels [c0, c1). */
+  readonly tpr: number;
+  readonly total: number;
+  readonly t0: number;
+  readonly tEnd: number;
+  readonly c0: number;
+  readonly c1: number;
+  /** This thread's V [points][Ci][TB] and M [points][Cop][TB]. */
+  readonly vAt: number;
+  readonly mAt: number;
+  // scratch locals of the transforms
+  readonly g: number;
+  readonly p: number;
+  readonly q: number;
+  readonly c: number;
+  readonly xi: number;
+  readonly rowB: number;
+  readonly ty: number;
+  readonly tx: number;
+  readonly k: number;
+}
+
+/**
+ * `name`(job, thread) for tiles of m×m pixels: band job mod BANDS, output channels [c0, c1) with
+ * c0 = ⌊job / BANDS⌋·CO_STEP (c1 = min(c0 + CO_STEP, Cop)), tiles [t0, tEnd) = [band·TB, min(t0 + TB,
+ * total)), and the thread's V and M.
+ */
+function bandJob(name: string, m: 2 | 4): BandJob {
+  const f = new Fn(name, 2);
+  const [job, thread] = [0, 1];
+  const points = (m + 2) ** 2, shift = Math.log2(m);
+  const slot = (s: number) => f.i32_const(0).i32_load(4 * s);
+  const [ci, cop, co, H, W, tpr, total, t0, tEnd, g] = Array.from({ length: 10 }, () => f.local(I32));
+  const [vAt, mAt, p, q, c, xi, rowB, ty, tx, k] = Array.from({ length: 10 }, () => f.local(I32));
+  const [c0, c1, band] = [f.local(I32), f.local(I32), f.local(I32)];
+  slot(WG.CI).local_set(ci), slot(WG.COP).local_set(cop), slot(WG.CO).local_set(co);
+  slot(WG.H).local_set(H), slot(WG.W).local_set(W);
+  f.local_get(W).i32_const(shift).i32_shr_u().local_set(tpr);
+  f.local_get(H).i32_const(shift).i32_shr_u().local_get(tpr).i32_mul().local_set(total);
+  f.local_get(job).i32_const(0).i32_load(4 * WG.BANDS).i32_rem_u().local_set(band);
+  f.local_get(job).i32_const(0).i32_load(4 * WG.BANDS).i32_div_u().i32_const(0).i32_load(4 * WG.CO_STEP).i32_mul()
+    .local_set(c0);
+  f.local_get(c0).i32_const(0).i32_load(4 * WG.CO_STEP).i32_add().local_tee(c1).local_get(cop);
+  f.local_get(c1).local_get(cop).i32_lt_s().select().local_set(c1);
+  f.local_get(band).i32_const(TB).i32_mul().local_set(t0);
+  f.local_get(t0).i32_const(TB).i32_add().local_get(total);
+  f.local_get(t0).i32_const(TB).i32_add().local_get(total).i32_lt_s().select().local_set(tEnd);
+  slot(WG.SCRATCH).local_get(thread).local_get(ci).local_get(cop).i32_add().i32_const(points * TB * 4).i32_mul()
+    .i32_mul().i32_add().local_set(vAt);
+  f.local_get(vAt).local_get(ci).i32_const(points * TB * 4).i32_mul().i32_add().local_set(mAt);
+  const rowBytes = () => f.local_get(W).i32_const(4).i32_add().i32_const(4).i32_mul();
+  return {
+    f,
+    points,
+    slot,
+    rowBytes,
+    ci,
+    cop,
+    co,
+    H,
+    W,
+    tpr,
+    total,
+    t0,
+    tEnd,
+    c0,
+    c1,
+    vAt,
+    mAt,
+    g,
+    p,
+    q,
+    c,
+    xi,
+    rowB,
+    ty,
+    tx,
+    k,
+  };
+}
+
+/** The band's GEMMs: M[ξ] [Cop, TB] = U[ξ] [Cop, Ci] · V[ξ] [Ci, TB] for every point ξ, rows [c0, c1). */
+function bandGemms(j: BandJob, nn: number): void {
+  const { f, slot, xi, cop, c0, c1, ci, vAt, mAt } = j;
+  f.for(xi, () => f.i32_const(0), () => f.i32_const(j.points), 1, () => {
+    // U[ξ] rows from c0: U + (ξ·Cop + c0)·Ci·4; M[ξ] rows from c0: M + (ξ·Cop + c0)·TB·4
+    slot(WG.U).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().local_get(ci).i32_mul().i32_const(4)
+      .i32_mul().i32_add();
+    f.local_get(vAt).local_get(xi).local_get(ci).i32_mul().i32_const(TB * 4).i32_mul().i32_add();
+    f.i32_const(0);
+    f.local_get(mAt).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().i32_const(TB * 4).i32_mul()
+      .i32_add();
+    f.local_get(ci).i32_const(TB * 4).i32_const(TB * 4);
+    f.i32_const(0).local_get(c1).local_get(c0).i32_sub().i32_const(0).i32_const(TB);
+    f.call(nn);
+  });
+}
+
 /**
  * wino(job, thread): band job mod BANDS, output channels [c0, c1) with c0 = ⌊job / BANDS⌋·CO_STEP, of
  * the convolution described in the control block, with the thread's scratch; `nn` is the index of
@@ -45,31 +157,8 @@ export const winogradScratch = (ci: number, cop: number): number => 16 * (ci + c
  * every thread, each reading only its share of U.
  */
 export function winogradJob(nn: number): Fn {
-  const f = new Fn("wino", 2);
-  const [job, thread] = [0, 1];
-  const slot = (s: number) => f.i32_const(0).i32_load(4 * s);
-  const [ci, cop, co, H, W, tpr, total, t0, tEnd, g] = Array.from({ length: 10 }, () => f.local(I32));
-  const [vAt, mAt, p, q, c, xi, rowB, ty, tx, k] = Array.from({ length: 10 }, () => f.local(I32));
-  const [c0, c1, band] = [f.local(I32), f.local(I32), f.local(I32)];
-  slot(WG.CI).local_set(ci), slot(WG.COP).local_set(cop), slot(WG.CO).local_set(co);
-  slot(WG.H).local_set(H), slot(WG.W).local_set(W);
-  f.local_get(W).i32_const(1).i32_shr_u().local_set(tpr); // tiles per row
-  f.local_get(H).i32_const(1).i32_shr_u().local_get(tpr).i32_mul().local_set(total);
-  f.local_get(job).i32_const(0).i32_load(4 * WG.BANDS).i32_rem_u().local_set(band);
-  f.local_get(job).i32_const(0).i32_load(4 * WG.BANDS).i32_div_u().i32_const(0).i32_load(4 * WG.CO_STEP).i32_mul()
-    .local_set(c0);
-  // c1 = min(c0 + CO_STEP, Cop)
-  f.local_get(c0).i32_const(0).i32_load(4 * WG.CO_STEP).i32_add().local_tee(c1).local_get(cop);
-  f.local_get(c1).local_get(cop).i32_lt_s().select().local_set(c1);
-  f.local_get(band).i32_const(TB).i32_mul().local_set(t0);
-  // tEnd = min(t0 + TB, total)
-  f.local_get(t0).i32_const(TB).i32_add().local_get(total);
-  f.local_get(t0).i32_const(TB).i32_add().local_get(total).i32_lt_s().select().local_set(tEnd);
-  // this thread's V and M
-  slot(WG.SCRATCH).local_get(thread).local_get(ci).local_get(cop).i32_add().i32_const(16 * TB * 4).i32_mul().i32_mul()
-    .i32_add().local_set(vAt);
-  f.local_get(vAt).local_get(ci).i32_const(16 * TB * 4).i32_mul().i32_add().local_set(mAt);
-  const rowBytes = () => f.local_get(W).i32_const(4).i32_add().i32_const(4).i32_mul(); // padded row, bytes
+  const j = bandJob("wino", 2);
+  const { f, slot, ci, cop, co, H, W, tpr, t0, tEnd, g, vAt, mAt, p, q, c, xi, rowB, ty, tx, k, c0, c1, rowBytes } = j;
 
   // --- input transform: groups of 4 tiles g = t0, t0 + 4, … < tEnd
   const d = Array.from({ length: 16 }, () => f.local(V128)); // d[4i + c], then e = d·B in place
@@ -122,19 +211,7 @@ export function winogradJob(nn: number): Fn {
     });
   });
 
-  // --- 16 GEMMs: M[ξ] [Cop, TB] = U[ξ] [Cop, Ci] · V[ξ] [Ci, TB]
-  f.for(xi, () => f.i32_const(0), () => f.i32_const(16), 1, () => {
-    // U[ξ] rows from c0: U + (ξ·Cop + c0)·Ci·4; M[ξ] rows from c0: M + (ξ·Cop + c0)·TB·4
-    slot(WG.U).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().local_get(ci).i32_mul().i32_const(4)
-      .i32_mul().i32_add();
-    f.local_get(vAt).local_get(xi).local_get(ci).i32_mul().i32_const(TB * 4).i32_mul().i32_add();
-    f.i32_const(0);
-    f.local_get(mAt).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().i32_const(TB * 4).i32_mul()
-      .i32_add();
-    f.local_get(ci).i32_const(TB * 4).i32_const(TB * 4);
-    f.i32_const(0).local_get(c1).local_get(c0).i32_sub().i32_const(0).i32_const(TB);
-    f.call(nn);
-  });
+  bandGemms(j, nn);
 
   // --- output transform: out[co][2ty + r][2tx .. 2tx + 8) for each group of 4 tiles
   const m = Array.from({ length: 16 }, () => f.local(V128));
@@ -237,30 +314,8 @@ export function winogradWeights(mr: number): Fn {
  * [Ci][H + 2][W + 4]. Control-block slots as `winogradJob`; scratch `winograd4Scratch`.
  */
 export function winograd4Job(nn: number): Fn {
-  const f = new Fn("wino4", 2);
-  const [job, thread] = [0, 1];
-  const slot = (s: number) => f.i32_const(0).i32_load(4 * s);
-  const [ci, cop, co, H, W, tpr, total, t0, tEnd, g] = Array.from({ length: 10 }, () => f.local(I32));
-  const [vAt, mAt, p, q, c, xi, rowB, ty, tx, k] = Array.from({ length: 10 }, () => f.local(I32));
-  const [c0, c1, band] = [f.local(I32), f.local(I32), f.local(I32)];
-  slot(WG.CI).local_set(ci), slot(WG.COP).local_set(cop), slot(WG.CO).local_set(co);
-  slot(WG.H).local_set(H), slot(WG.W).local_set(W);
-  f.local_get(W).i32_const(2).i32_shr_u().local_set(tpr); // tiles per row
-  f.local_get(H).i32_const(2).i32_shr_u().local_get(tpr).i32_mul().local_set(total);
-  f.local_get(job).i32_const(0).i32_load(4 * WG.BANDS).i32_rem_u().local_set(band);
-  f.local_get(job).i32_const(0).i32_load(4 * WG.BANDS).i32_div_u().i32_const(0).i32_load(4 * WG.CO_STEP).i32_mul()
-    .local_set(c0);
-  // c1 = min(c0 + CO_STEP, Cop); tEnd = min(t0 + TB, total)
-  f.local_get(c0).i32_const(0).i32_load(4 * WG.CO_STEP).i32_add().local_tee(c1).local_get(cop);
-  f.local_get(c1).local_get(cop).i32_lt_s().select().local_set(c1);
-  f.local_get(band).i32_const(TB).i32_mul().local_set(t0);
-  f.local_get(t0).i32_const(TB).i32_add().local_get(total);
-  f.local_get(t0).i32_const(TB).i32_add().local_get(total).i32_lt_s().select().local_set(tEnd);
-  // this thread's V [36][Ci][TB] and M [36][Cop][TB]
-  slot(WG.SCRATCH).local_get(thread).local_get(ci).local_get(cop).i32_add().i32_const(36 * TB * 4).i32_mul().i32_mul()
-    .i32_add().local_set(vAt);
-  f.local_get(vAt).local_get(ci).i32_const(36 * TB * 4).i32_mul().i32_add().local_set(mAt);
-  const rowBytes = () => f.local_get(W).i32_const(4).i32_add().i32_const(4).i32_mul(); // padded row, bytes
+  const j = bandJob("wino4", 4);
+  const { f, slot, ci, cop, co, H, W, tpr, t0, tEnd, g, vAt, mAt, p, q, c, xi, rowB, ty, tx, k, c0, c1, rowBytes } = j;
   const v = () => f.local(V128);
   const t = Array.from({ length: 4 }, v);
   /** out[0..5] = Bᵀ·d for six vectors (each of the two levels rounds every term at most twice). */
@@ -328,18 +383,7 @@ export function winograd4Job(nn: number): Fn {
     });
   });
 
-  // --- 36 GEMMs: M[ξ] [Cop, TB] = U[ξ] [Cop, Ci] · V[ξ] [Ci, TB]
-  f.for(xi, () => f.i32_const(0), () => f.i32_const(36), 1, () => {
-    slot(WG.U).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().local_get(ci).i32_mul().i32_const(4)
-      .i32_mul().i32_add();
-    f.local_get(vAt).local_get(xi).local_get(ci).i32_mul().i32_const(TB * 4).i32_mul().i32_add();
-    f.i32_const(0);
-    f.local_get(mAt).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().i32_const(TB * 4).i32_mul()
-      .i32_add();
-    f.local_get(ci).i32_const(TB * 4).i32_const(TB * 4);
-    f.i32_const(0).local_get(c1).local_get(c0).i32_sub().i32_const(0).i32_const(TB);
-    f.call(nn);
-  });
+  bandGemms(j, nn);
 
   // --- output transform: out[co][4ty + r][4tx .. 4tx + 16) for each group of 4 tiles
   const m = Array.from({ length: 36 }, v);
