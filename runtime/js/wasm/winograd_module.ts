@@ -47,6 +47,11 @@ interface BandJob {
   readonly slot: (s: number) => Fn;
   /** Pushes the bytes of one padded input row, (W + 4)·4. */
   readonly rowBytes: () => Fn;
+  /**
+   * For each group of 4 tiles g = t0, t0 + 4, … < tEnd (lane j: tile g + j): ty, tx, rowB, p (the
+   * group's padded input, channel 0) and q (its column of V) set, then `body`.
+   */
+  readonly inputGroups: (body: () => void) => void;
   readonly ci: number;
   readonly cop: number;
   readonly co: number;
@@ -103,11 +108,23 @@ function bandJob(name: string, m: 2 | 4): BandJob {
     .i32_mul().i32_add().local_set(vAt);
   f.local_get(vAt).local_get(ci).i32_const(points * TB * 4).i32_mul().i32_add().local_set(mAt);
   const rowBytes = () => f.local_get(W).i32_const(4).i32_add().i32_const(4).i32_mul();
+  const inputGroups = (body: () => void) =>
+    f.for(g, () => f.local_get(t0), () => f.local_get(tEnd), 4, () => {
+      f.local_get(g).local_get(tpr).i32_div_u().local_set(ty);
+      f.local_get(g).local_get(tpr).i32_rem_u().local_set(tx);
+      rowBytes().local_set(rowB);
+      // p = x + ((m·ty)·(W + 4) + m·tx)·4 for channel 0; q = V + (g − t0)·4
+      slot(WG.X).local_get(ty).i32_const(shift).i32_shl().local_get(rowB).i32_mul().i32_add();
+      f.local_get(tx).i32_const(4 * m).i32_mul().i32_add().local_set(p);
+      f.local_get(vAt).local_get(g).local_get(t0).i32_sub().i32_const(4).i32_mul().i32_add().local_set(q);
+      body();
+    });
   return {
     f,
     points,
     slot,
     rowBytes,
+    inputGroups,
     ci,
     cop,
     co,
@@ -158,20 +175,13 @@ function bandGemms(j: BandJob, nn: number): void {
  */
 export function winogradJob(nn: number): Fn {
   const j = bandJob("wino", 2);
-  const { f, slot, ci, cop, co, H, W, tpr, t0, tEnd, g, vAt, mAt, p, q, c, xi, rowB, ty, tx, k, c0, c1, rowBytes } = j;
+  const { f, slot, ci, cop, co, H, W, tpr, t0, tEnd, g, mAt, p, q, c, xi, rowB, ty, tx, k, c0, c1 } = j;
 
   // --- input transform: groups of 4 tiles g = t0, t0 + 4, … < tEnd
   const d = Array.from({ length: 16 }, () => f.local(V128)); // d[4i + c], then e = d·B in place
   const L = [f.local(V128), f.local(V128), f.local(V128)];
   const T = f.local(V128);
-  f.for(g, () => f.local_get(t0), () => f.local_get(tEnd), 4, () => {
-    f.local_get(g).local_get(tpr).i32_div_u().local_set(ty);
-    f.local_get(g).local_get(tpr).i32_rem_u().local_set(tx);
-    rowBytes().local_set(rowB);
-    // p = x + ((2·ty)·(W + 4) + 2·tx)·4 for channel 0; q = V + (g − t0)·4
-    slot(WG.X).local_get(ty).i32_const(1).i32_shl().local_get(rowB).i32_mul().i32_add();
-    f.local_get(tx).i32_const(8).i32_mul().i32_add().local_set(p);
-    f.local_get(vAt).local_get(g).local_get(t0).i32_sub().i32_const(4).i32_mul().i32_add().local_set(q);
+  j.inputGroups(() => {
     f.for(c, () => f.i32_const(0), () => f.local_get(ci), 1, () => {
       for (let i = 0; i < 4; i++) {
         // floats 0..11 of padded row 2ty + i from column 2tx: tile j reads columns 2j .. 2j + 3
@@ -315,7 +325,7 @@ export function winogradWeights(mr: number): Fn {
  */
 export function winograd4Job(nn: number): Fn {
   const j = bandJob("wino4", 4);
-  const { f, slot, ci, cop, co, H, W, tpr, t0, tEnd, g, vAt, mAt, p, q, c, xi, rowB, ty, tx, k, c0, c1, rowBytes } = j;
+  const { f, slot, ci, cop, co, H, W, tpr, t0, tEnd, g, mAt, p, q, c, xi, rowB, ty, tx, k, c0, c1 } = j;
   const v = () => f.local(V128);
   const t = Array.from({ length: 4 }, v);
   /** out[0..5] = Bᵀ·d for six vectors (each of the two levels rounds every term at most twice). */
@@ -344,14 +354,7 @@ export function winograd4Job(nn: number): Fn {
   const L = Array.from({ length: 5 }, v);
   const d = Array.from({ length: 6 }, v);
   const col = Array.from({ length: 6 }, v);
-  f.for(g, () => f.local_get(t0), () => f.local_get(tEnd), 4, () => {
-    f.local_get(g).local_get(tpr).i32_div_u().local_set(ty);
-    f.local_get(g).local_get(tpr).i32_rem_u().local_set(tx);
-    rowBytes().local_set(rowB);
-    // p = x + ((4·ty)·(W + 4) + 4·tx)·4 for channel 0; q = V + (g − t0)·4
-    slot(WG.X).local_get(ty).i32_const(2).i32_shl().local_get(rowB).i32_mul().i32_add();
-    f.local_get(tx).i32_const(16).i32_mul().i32_add().local_set(p);
-    f.local_get(vAt).local_get(g).local_get(t0).i32_sub().i32_const(4).i32_mul().i32_add().local_set(q);
+  j.inputGroups(() => {
     f.for(c, () => f.i32_const(0), () => f.local_get(ci), 1, () => {
       for (let i = 0; i < 6; i++) {
         // floats 0..19 of padded row 4ty + i from column 4tx: tile j reads columns 4j .. 4j + 5
