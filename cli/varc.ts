@@ -70,11 +70,23 @@ export async function main(argv: readonly string[]): Promise<number> {
       console.log(command.usage);
       return 0;
     }
-    await command.run(parsed.values as Record<string, unknown>, parsed.positionals);
+    // what a command prints on success names paths and labels the user or a file gave: control characters escaped
+    const log = console.log;
+    console.log = (...parts: unknown[]) => log(...parts.map((p) => typeof p === "string" ? printable(p) : p));
+    try {
+      await command.run(parsed.values as Record<string, unknown>, parsed.positionals);
+    } finally {
+      console.log = log;
+    }
     return 0;
   } catch (e) {
     return reportError(e, name, command);
   }
+}
+
+/** Text with line breaks kept and every other control character escaped (`\u001b` …). */
+function printable(text: string): string {
+  return text.split("\n").map((line) => escapeUnprintable(line, "\t")).join("\n");
 }
 
 /** `--top-k -1` -> `--top-k=-1`: a negative number after a string flag is its value (the range check names it). */

@@ -393,3 +393,14 @@ Deno.test("an unexpected exception is an internal error in one line, not a stack
   assert.match(err.join("\n"), /^internal error in "varc compile": RangeError: simulated bug\nThis is a bug in varc/);
   noStackTrace(err.join("\n"));
 });
+
+Deno.test("success lines escape control characters of the paths they print (an --out name cannot recolour or forge lines)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "varc_print_" });
+  const out = `${dir}/a\u001b[31mred\rb`;
+  const r = await run("compile", "examples/var_tiny_a.var.ts", "--out", out);
+  assert.equal(r.code, 0, r.err);
+  // deno-lint-ignore no-control-regex -- the test looks for raw control characters
+  assert.doesNotMatch(r.out, /[\u0000-\u0008\u000b-\u001f\u007f]/);
+  assert.match(r.out, /wrote .*a\\u001b\[31mred\\u000db\/model\.js/);
+  await Deno.remove(dir, { recursive: true });
+});
