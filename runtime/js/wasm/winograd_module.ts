@@ -45,30 +45,27 @@ interface BandJob {
   readonly points: number;
   /** Pushes control-block slot s. */
   readonly slot: (s: number) => Fn;
-  /** Pushes the bytes of one padded input row, (W + 4)·4. */
-  readonly rowBytes: () => Fn;
   /**
    * For each group of 4 tiles g = t0, t0 + 4, … < tEnd (lane j: tile g + j): ty, tx, rowB, p (the
    * group's padded input, channel 0) and q (its column of V) set, then `body`.
    */
   readonly inputGroups: (body: () => void) => void;
+  /**
+   * For each output channel k of [c0, min(c1, Co)) (`bias` splat) and each group of 4 tiles: ty, tx and q
+   * (the group's column of M, channel k) set and the points' products loaded into `m`, then `body`.
+   */
+  readonly outputGroups: (m: readonly number[], bias: number, body: () => void) => void;
   readonly ci: number;
   readonly cop: number;
-  readonly co: number;
   readonly H: number;
   readonly W: number;
-  /** Tiles per row, tiles in all; this band's tiles [t0, tEnd) and output channels [c0, c1). */
-  readonly tpr: number;
-  readonly total: number;
-  readonly t0: number;
-  readonly tEnd: number;
+  /** This band's output channels [c0, c1). */
   readonly c0: number;
   readonly c1: number;
   /** This thread's V [points][Ci][TB] and M [points][Cop][TB]. */
   readonly vAt: number;
   readonly mAt: number;
   // scratch locals of the transforms
-  readonly g: number;
   readonly p: number;
   readonly q: number;
   readonly c: number;
@@ -119,26 +116,38 @@ function bandJob(name: string, m: 2 | 4): BandJob {
       f.local_get(vAt).local_get(g).local_get(t0).i32_sub().i32_const(4).i32_mul().i32_add().local_set(q);
       body();
     });
+  const outputGroups = (m: readonly number[], bias: number, body: () => void) => {
+    // channels [c0, min(c1, Co))
+    f.local_get(c1).local_get(co).local_get(c1).local_get(co).i32_lt_s().select().local_set(c1);
+    f.for(k, () => f.local_get(c0), () => f.local_get(c1), 1, () => {
+      slot(WG.BIAS).local_get(k).i32_const(4).i32_mul().i32_add().v128_load32_splat().local_set(bias);
+      f.for(g, () => f.local_get(t0), () => f.local_get(tEnd), 4, () => {
+        f.local_get(g).local_get(tpr).i32_div_u().local_set(ty);
+        f.local_get(g).local_get(tpr).i32_rem_u().local_set(tx);
+        // q = M + (k·TB + g − t0)·4; ξ slices are Cop·TB·4 bytes apart
+        f.local_get(mAt).local_get(k).i32_const(TB).i32_mul().local_get(g).i32_add().local_get(t0).i32_sub()
+          .i32_const(4).i32_mul().i32_add().local_set(q);
+        m.forEach((l, x) => {
+          f.local_get(q).local_get(cop).i32_const(x * TB * 4).i32_mul().i32_add().v128_load().local_set(l);
+        });
+        body();
+      });
+    });
+  };
   return {
     f,
     points,
     slot,
-    rowBytes,
     inputGroups,
+    outputGroups,
     ci,
     cop,
-    co,
     H,
     W,
-    tpr,
-    total,
-    t0,
-    tEnd,
     c0,
     c1,
     vAt,
     mAt,
-    g,
     p,
     q,
     c,
@@ -175,7 +184,7 @@ function bandGemms(j: BandJob, nn: number): void {
  */
 export function winogradJob(nn: number): Fn {
   const j = bandJob("wino", 2);
-  const { f, slot, ci, cop, co, H, W, tpr, t0, tEnd, g, mAt, p, q, c, xi, rowB, ty, tx, k, c0, c1 } = j;
+  const { f, slot, ci, H, W, p, q, c, xi, rowB, ty, tx, k } = j;
 
   // --- input transform: groups of 4 tiles g = t0, t0 + 4, … < tEnd
   const d = Array.from({ length: 16 }, () => f.local(V128)); // d[4i + c], then e = d·B in place
@@ -227,42 +236,29 @@ export function winogradJob(nn: number): Fn {
   const m = Array.from({ length: 16 }, () => f.local(V128));
   const s = Array.from({ length: 8 }, () => f.local(V128));
   const bias = f.local(V128), y = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
-  // channels [c0, min(c1, Co))
-  f.local_get(c1).local_get(co).local_get(c1).local_get(co).i32_lt_s().select().local_set(c1);
-  f.for(k, () => f.local_get(c0), () => f.local_get(c1), 1, () => {
-    slot(WG.BIAS).local_get(k).i32_const(4).i32_mul().i32_add().v128_load32_splat().local_set(bias);
-    f.for(g, () => f.local_get(t0), () => f.local_get(tEnd), 4, () => {
-      f.local_get(g).local_get(tpr).i32_div_u().local_set(ty);
-      f.local_get(g).local_get(tpr).i32_rem_u().local_set(tx);
-      // q = M + (k·TB + g − t0)·4; ξ slices are Cop·TB·4 bytes apart
-      f.local_get(mAt).local_get(k).i32_const(TB).i32_mul().local_get(g).i32_add().local_get(t0).i32_sub()
-        .i32_const(4).i32_mul().i32_add().local_set(q);
-      m.forEach((l, x) => {
-        f.local_get(q).local_get(cop).i32_const(x * TB * 4).i32_mul().i32_add().v128_load().local_set(l);
-      });
-      // s0[j] = m0j + m1j + m2j, s1[j] = m1j − m2j − m3j (rows of Aᵀ M)
-      for (let j = 0; j < 4; j++) {
-        f.local_get(m[j]!).local_get(m[4 + j]!).f32x4_add().local_get(m[8 + j]!).f32x4_add().local_set(s[j]!);
-        f.local_get(m[4 + j]!).local_get(m[8 + j]!).f32x4_sub().local_get(m[12 + j]!).f32x4_sub().local_set(s[4 + j]!);
-      }
-      // y[2r] = s_r0 + s_r1 + s_r2 + b, y[2r + 1] = s_r1 − s_r2 − s_r3 + b
-      for (let r = 0; r < 2; r++) {
-        const [a0, a1, a2, a3] = [0, 1, 2, 3].map((j) => s[4 * r + j]!);
-        f.local_get(a0!).local_get(a1!).f32x4_add().local_get(a2!).f32x4_add().local_get(bias).f32x4_add();
-        f.local_set(y[2 * r]!);
-        f.local_get(a1!).local_get(a2!).f32x4_sub().local_get(a3!).f32x4_sub().local_get(bias).f32x4_add();
-        f.local_set(y[2 * r + 1]!);
-      }
-      // p = out + ((k·H + 2ty)·W + 2tx)·4; each row stores (y0 y1 interleaved) as two vectors
-      slot(WG.OUT).local_get(k).local_get(H).i32_mul().local_get(ty).i32_const(1).i32_shl().i32_add()
-        .local_get(W).i32_mul().local_get(tx).i32_const(1).i32_shl().i32_add().i32_const(4).i32_mul().i32_add()
-        .local_set(p);
-      for (let r = 0; r < 2; r++) {
-        f.local_get(p).local_get(W).i32_const(4 * r).i32_mul().i32_add().local_set(xi);
-        f.local_get(xi).local_get(y[2 * r]!).local_get(y[2 * r + 1]!).f32x4_shuffle(0, 4, 1, 5).v128_store();
-        f.local_get(xi).local_get(y[2 * r]!).local_get(y[2 * r + 1]!).f32x4_shuffle(2, 6, 3, 7).v128_store(16);
-      }
-    });
+  j.outputGroups(m, bias, () => {
+    // s0[j] = m0j + m1j + m2j, s1[j] = m1j − m2j − m3j (rows of Aᵀ M)
+    for (let j = 0; j < 4; j++) {
+      f.local_get(m[j]!).local_get(m[4 + j]!).f32x4_add().local_get(m[8 + j]!).f32x4_add().local_set(s[j]!);
+      f.local_get(m[4 + j]!).local_get(m[8 + j]!).f32x4_sub().local_get(m[12 + j]!).f32x4_sub().local_set(s[4 + j]!);
+    }
+    // y[2r] = s_r0 + s_r1 + s_r2 + b, y[2r + 1] = s_r1 − s_r2 − s_r3 + b
+    for (let r = 0; r < 2; r++) {
+      const [a0, a1, a2, a3] = [0, 1, 2, 3].map((j) => s[4 * r + j]!);
+      f.local_get(a0!).local_get(a1!).f32x4_add().local_get(a2!).f32x4_add().local_get(bias).f32x4_add();
+      f.local_set(y[2 * r]!);
+      f.local_get(a1!).local_get(a2!).f32x4_sub().local_get(a3!).f32x4_sub().local_get(bias).f32x4_add();
+      f.local_set(y[2 * r + 1]!);
+    }
+    // p = out + ((k·H + 2ty)·W + 2tx)·4; each row stores (y0 y1 interleaved) as two vectors
+    slot(WG.OUT).local_get(k).local_get(H).i32_mul().local_get(ty).i32_const(1).i32_shl().i32_add()
+      .local_get(W).i32_mul().local_get(tx).i32_const(1).i32_shl().i32_add().i32_const(4).i32_mul().i32_add()
+      .local_set(p);
+    for (let r = 0; r < 2; r++) {
+      f.local_get(p).local_get(W).i32_const(4 * r).i32_mul().i32_add().local_set(xi);
+      f.local_get(xi).local_get(y[2 * r]!).local_get(y[2 * r + 1]!).f32x4_shuffle(0, 4, 1, 5).v128_store();
+      f.local_get(xi).local_get(y[2 * r]!).local_get(y[2 * r + 1]!).f32x4_shuffle(2, 6, 3, 7).v128_store(16);
+    }
   });
   return f;
 }
@@ -325,7 +321,7 @@ export function winogradWeights(mr: number): Fn {
  */
 export function winograd4Job(nn: number): Fn {
   const j = bandJob("wino4", 4);
-  const { f, slot, ci, cop, co, H, W, tpr, t0, tEnd, g, mAt, p, q, c, xi, rowB, ty, tx, k, c0, c1 } = j;
+  const { f, slot, ci, H, W, p, q, c, xi, rowB, ty, tx, k } = j;
   const v = () => f.local(V128);
   const t = Array.from({ length: 4 }, v);
   /** out[0..5] = Bᵀ·d for six vectors (each of the two levels rounds every term at most twice). */
@@ -408,44 +404,31 @@ export function winograd4Job(nn: number): Fn {
     f.local_get(bb).local_get(dd).f32x4_const(8).f32x4_mul().f32x4_add().local_get(x5).f32x4_add(), plusBias();
     f.local_set(out[3]!);
   };
-  // channels [c0, min(c1, Co))
-  f.local_get(c1).local_get(co).local_get(c1).local_get(co).i32_lt_s().select().local_set(c1);
-  f.for(k, () => f.local_get(c0), () => f.local_get(c1), 1, () => {
-    slot(WG.BIAS).local_get(k).i32_const(4).i32_mul().i32_add().v128_load32_splat().local_set(bias);
-    f.for(g, () => f.local_get(t0), () => f.local_get(tEnd), 4, () => {
-      f.local_get(g).local_get(tpr).i32_div_u().local_set(ty);
-      f.local_get(g).local_get(tpr).i32_rem_u().local_set(tx);
-      // q = M + (k·TB + g − t0)·4; ξ slices are Cop·TB·4 bytes apart
-      f.local_get(mAt).local_get(k).i32_const(TB).i32_mul().local_get(g).i32_add().local_get(t0).i32_sub()
-        .i32_const(4).i32_mul().i32_add().local_set(q);
-      m.forEach((l, x) => {
-        f.local_get(q).local_get(cop).i32_const(x * TB * 4).i32_mul().i32_add().v128_load().local_set(l);
-      });
-      for (let j = 0; j < 6; j++) {
-        at(
-          [0, 1, 2, 3, 4, 5].map((i) => m[6 * i + j]!),
-          [0, 1, 2, 3].map((r) => s[6 * r + j]!),
-        );
-      }
-      // p = out + ((k·H + 4ty)·W + 4tx)·4
-      slot(WG.OUT).local_get(k).local_get(H).i32_mul().local_get(ty).i32_const(2).i32_shl().i32_add()
-        .local_get(W).i32_mul().local_get(tx).i32_const(2).i32_shl().i32_add().i32_const(4).i32_mul().i32_add()
-        .local_set(p);
-      for (let r = 0; r < 4; r++) {
-        at(s.slice(6 * r, 6 * r + 6), y, bias); // y[c'] lane j: pixel (4ty + r, 4(tx + j) + c')
-        // transpose: store tile j's 4 pixels of row r at p + r·W·4 + 16j
-        const [A, B, C, D] = [m[0]!, m[1]!, m[2]!, m[3]!]; // m is free once s is formed
-        f.local_get(y[0]!).local_get(y[1]!).f32x4_shuffle(0, 4, 1, 5).local_set(A);
-        f.local_get(y[2]!).local_get(y[3]!).f32x4_shuffle(0, 4, 1, 5).local_set(B);
-        f.local_get(y[0]!).local_get(y[1]!).f32x4_shuffle(2, 6, 3, 7).local_set(C);
-        f.local_get(y[2]!).local_get(y[3]!).f32x4_shuffle(2, 6, 3, 7).local_set(D);
-        f.local_get(p).local_get(W).i32_const(4 * r).i32_mul().i32_add().local_set(xi);
-        f.local_get(xi).local_get(A).local_get(B).f32x4_shuffle(0, 1, 4, 5).v128_store();
-        f.local_get(xi).local_get(A).local_get(B).f32x4_shuffle(2, 3, 6, 7).v128_store(16);
-        f.local_get(xi).local_get(C).local_get(D).f32x4_shuffle(0, 1, 4, 5).v128_store(32);
-        f.local_get(xi).local_get(C).local_get(D).f32x4_shuffle(2, 3, 6, 7).v128_store(48);
-      }
-    });
+  j.outputGroups(m, bias, () => {
+    for (let j = 0; j < 6; j++) {
+      at(
+        [0, 1, 2, 3, 4, 5].map((i) => m[6 * i + j]!),
+        [0, 1, 2, 3].map((r) => s[6 * r + j]!),
+      );
+    }
+    // p = out + ((k·H + 4ty)·W + 4tx)·4
+    slot(WG.OUT).local_get(k).local_get(H).i32_mul().local_get(ty).i32_const(2).i32_shl().i32_add()
+      .local_get(W).i32_mul().local_get(tx).i32_const(2).i32_shl().i32_add().i32_const(4).i32_mul().i32_add()
+      .local_set(p);
+    for (let r = 0; r < 4; r++) {
+      at(s.slice(6 * r, 6 * r + 6), y, bias); // y[c'] lane j: pixel (4ty + r, 4(tx + j) + c')
+      // transpose: store tile j's 4 pixels of row r at p + r·W·4 + 16j
+      const [A, B, C, D] = [m[0]!, m[1]!, m[2]!, m[3]!]; // m is free once s is formed
+      f.local_get(y[0]!).local_get(y[1]!).f32x4_shuffle(0, 4, 1, 5).local_set(A);
+      f.local_get(y[2]!).local_get(y[3]!).f32x4_shuffle(0, 4, 1, 5).local_set(B);
+      f.local_get(y[0]!).local_get(y[1]!).f32x4_shuffle(2, 6, 3, 7).local_set(C);
+      f.local_get(y[2]!).local_get(y[3]!).f32x4_shuffle(2, 6, 3, 7).local_set(D);
+      f.local_get(p).local_get(W).i32_const(4 * r).i32_mul().i32_add().local_set(xi);
+      f.local_get(xi).local_get(A).local_get(B).f32x4_shuffle(0, 1, 4, 5).v128_store();
+      f.local_get(xi).local_get(A).local_get(B).f32x4_shuffle(2, 3, 6, 7).v128_store(16);
+      f.local_get(xi).local_get(C).local_get(D).f32x4_shuffle(0, 1, 4, 5).v128_store(32);
+      f.local_get(xi).local_get(C).local_get(D).f32x4_shuffle(2, 3, 6, 7).v128_store(48);
+    }
   });
   return f;
 }
