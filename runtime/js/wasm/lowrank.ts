@@ -10,7 +10,7 @@
  * float64 here, so each float32 sum inside the kernel covers at most one slab (KB rows).
  */
 import type { FeatureTable } from "../lowrank.ts";
-import { gemmThreads } from "./gemm.ts";
+import { align, gemmThreads } from "./gemm.ts";
 import { growMemory, nextJob, runJob, startWorkers, workerThreads } from "./threads.ts";
 import { ACC_TILES, JOB_BYTES, KB, LCTL, lowrankModule, READ_TILES } from "./lowrank_module.ts";
 
@@ -97,8 +97,6 @@ function reserve(rt: Runtime, bytes: number): boolean {
   }
   return true;
 }
-
-const align = (bytes: number) => Math.ceil(bytes / 64) * 64; // addresses reach 4 GiB, past int32
 
 /** Runs `total` job records of the kind in the control block on `threads` threads. */
 function runJobs(rt: Runtime, threads: number, total: number, read: boolean): void {
