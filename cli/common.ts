@@ -97,8 +97,12 @@ export const MAX_LINE = 400;
  * the message itself stay), and each line is cut at MAX_LINE characters with its full length noted.
  */
 export function terminalText(message: string): string {
-  return message.split("\n").map((line) => {
-    const escaped = escapeUnprintable(line, "\t");
-    return escaped.length > MAX_LINE ? `${escaped.slice(0, MAX_LINE)}… (${escaped.length} characters)` : escaped;
-  }).join("\n");
+  return printable(message).split("\n").map((line) =>
+    line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}… (${line.length} characters)` : line
+  ).join("\n");
+}
+
+/** Text with line breaks and tabs kept and every other control character escaped (`\u001b` …), nothing cut. */
+export function printable(text: string): string {
+  return text.split("\n").map((line) => escapeUnprintable(line, "\t")).join("\n");
 }

@@ -14,7 +14,7 @@ import { forwardCommand } from "./forward.ts";
 import { generateCommand } from "./generate.ts";
 import { packCommand } from "./pack.ts";
 import { sampleCommand } from "./sample.ts";
-import { type Command, type Options, terminalText, UsageError } from "./common.ts";
+import { type Command, type Options, printable, terminalText, UsageError } from "./common.ts";
 import { CompileError } from "../compiler/diagnostics.ts";
 import { closest } from "../compiler/dsl/values.ts";
 import { escapeUnprintable } from "../runtime/text.ts";
@@ -82,11 +82,6 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (e) {
     return reportError(e, name, command);
   }
-}
-
-/** Text with line breaks kept and every other control character escaped (`\u001b` …). */
-function printable(text: string): string {
-  return text.split("\n").map((line) => escapeUnprintable(line, "\t")).join("\n");
 }
 
 /** `--top-k -1` -> `--top-k=-1`: a negative number after a string flag is its value (the range check names it). */
