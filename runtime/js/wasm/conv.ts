@@ -48,7 +48,7 @@ export function conv2dWasm(
   const rt = wasmRuntime();
   if (!rt) return false;
   if (kh === 3 && kw === 3 && pad === 1) {
-    const v = WINOGRAD.find((v) => v.fits(H, W));
+    const v = winogradVariant(H, W);
     if (v) return winograd(rt, v, x, B, Ci, H, W, w, Co, b, out);
   }
   const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1, P = Ho * Wo, K = Ci * kh * kw;
@@ -170,7 +170,10 @@ const WINOGRAD: readonly Winograd[] = [
 ];
 
 /** The Winograd tile side m that a 3×3, padding-1 convolution over H×W takes (0: none, im2col). */
-export const winogradTile = (H: number, W: number): number => WINOGRAD.find((v) => v.fits(H, W))?.m ?? 0;
+export const winogradTile = (H: number, W: number): number => winogradVariant(H, W)?.m ?? 0;
+
+/** The first variant whose size rules an H×W image meets. */
+const winogradVariant = (H: number, W: number): Winograd | undefined => WINOGRAD.find((v) => v.fits(H, W));
 
 /** G of F(4×4, 3×3) [6, 3], row-major. */
 const G4 = Float64Array.of(
