@@ -2,8 +2,9 @@
  * @file Host side of the WebAssembly SIMD128 GEMM: feature detection, one memory per process, the
  * copy of operands into it, and the optional worker pool that splits large products across cores.
  *
- * Operands are copied into the module's memory (rows of a and w padded to a multiple of 4 floats
- * with zeros), the kernel runs, and the result is copied out; the memory grows as needed and is
+ * Operands are copied into the module's memory (for the dot-product tiles, rows of a and w padded
+ * to a multiple of 4 floats with zeros; for the broadcast tiles, a packed into panels of 8 rows),
+ * checkpoint weights already there are read in place, the kernel runs, and the result is copied out; the memory grows as needed and is
  * kept for later calls. With worker threads (Deno and Node, through `node:worker_threads`, when
  * SharedArrayBuffer exists) the memory is shared: the caller publishes a job in the control block,
  * wakes the workers, computes chunks itself, and blocks in `Atomics.wait` until the last chunk is
@@ -11,7 +12,7 @@
  *
  * Bundled copies of this file (one per compiled model) share one runtime through a global symbol.
  */
-import { CTL, type GemmConfig, gemmModule, NN } from "./gemm_module.ts";
+import { CTL, type GemmConfig, gemmModule, NN, NT } from "./gemm_module.ts";
 import { growMemory, nextJob, runJob, startWorkers, workerThreads } from "./threads.ts";
 
 /** Which GEMM implementation `gemmNT` uses: "auto" (WASM when available and large enough) or "js". */
@@ -39,6 +40,8 @@ export interface Runtime {
   readonly relaxed: boolean;
   readonly memory: WebAssembly.Memory;
   readonly gemm: (...args: number[]) => void;
+  /** nt(w, apack, bias, out, t, Mp, N, K, m0, m1, n0, n1): the broadcast NT GEMM on the calling thread. */
+  readonly nt: (...args: number[]) => void;
   /** nn(apack, b, bias, out, K, ldb, ldo, m0, m1, n0, n1): the NN GEMM on the calling thread. */
   readonly nn: (...args: number[]) => void;
   /** wino(job, thread): one Winograd band on the calling thread. */
@@ -129,6 +132,7 @@ function init(): Runtime | null {
       memory,
       bytes,
       gemm: ex.gemm,
+      nt: ex.nt,
       nn: ex.nn,
       wino: ex.wino,
       wino4: ex.wino4,
@@ -256,6 +260,7 @@ export function gemmNTWasm(
 ): boolean {
   const rt = wasmRuntime();
   if (!rt) return false;
+  if (M >= NT_MIN_ROWS) return ntWasm(rt, a, M, K, w, N, bias, out);
   const Kp = (K + 3) & ~3;
   // a checkpoint tensor already in the memory (rows contiguous, K a multiple of 4) is read in place
   const wIn = K === Kp ? residentAt(rt, w) : -1;
@@ -273,6 +278,60 @@ export function gemmNTWasm(
   if (threads <= 1) rt.gemm(aAt, wAt, biasAt, oAt, M, N, Kp, 0, M, 0, N);
   else parallel(rt, threads, aAt, wAt, biasAt, oAt, M, N, Kp);
   out.set(f32.subarray(oAt / 4, oAt / 4 + M * N));
+  return true;
+}
+
+/**
+ * Rows of a from which `gemmNTWasm` takes the broadcast kernel (`nt`): below, padding a to whole
+ * panels of 8 rows costs more than the dot-product tiles lose.
+ */
+export const NT_MIN_ROWS = 16;
+
+/**
+ * The broadcast NT GEMM: a packed as panels of 8 rows, w read in place (resident) or copied as is,
+ * out [Mp, Nq] copied back row by row when Nq > N.
+ */
+function ntWasm(
+  rt: Runtime,
+  a: Float32Array,
+  M: number,
+  K: number,
+  w: Float32Array,
+  N: number,
+  bias: Float32Array | null,
+  out: Float32Array,
+): boolean {
+  const { mr, nr, kc } = NT;
+  const Mp = Math.ceil(M / nr) * nr, Nq = Math.ceil(N / mr) * mr;
+  const wIn = residentAt(rt, w);
+  const aAt = scratchBase(rt), wAt = wIn >= 0 ? wIn : align(aAt + Mp * K * 4);
+  const bAt = align(wIn >= 0 ? aAt + Mp * K * 4 : wAt + N * K * 4);
+  const oAt = align(bAt + Nq * 4), tAt = align(oAt + Mp * Nq * 4);
+  const end = K > kc ? tAt + Nq * Mp * 4 : tAt;
+  if (!reserve(rt, end)) return false;
+  const f32 = rt.f32;
+  packPanels(f32, aAt / 4, a, M, K, nr);
+  if (wIn < 0) f32.set(w.subarray(0, N * K), wAt / 4);
+  if (bias) f32.set(bias.subarray(0, N), bAt / 4), f32.fill(0, bAt / 4 + N, bAt / 4 + Nq);
+  const biasAt = bias ? bAt : 0;
+  const threads = M * N * K >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
+  if (threads <= 1) rt.nt(wAt, aAt, biasAt, oAt, tAt, Mp, N, K, 0, Mp, 0, N);
+  else {
+    // chunks: about 4 per thread, over panels of w rows when there are enough, else over panels of a
+    const want = 4 * threads;
+    let mStep = Mp, nStep = Nq;
+    if (Nq >= want * mr) nStep = Math.ceil(Nq / want / mr) * mr;
+    else mStep = Math.max(nr, Math.ceil(Mp / want / nr) * nr);
+    const mCount = Math.ceil(Mp / mStep), total = mCount * Math.ceil(N / nStep);
+    const ctl = rt.i32;
+    ctl[CTL.KIND] = 5, ctl[CTL.A] = wAt, ctl[CTL.W] = aAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
+    ctl[CTL.LDB] = tAt, ctl[CTL.M] = Mp, ctl[CTL.N] = N, ctl[CTL.KP] = K;
+    ctl[CTL.M_STEP] = mStep, ctl[CTL.N_STEP] = nStep, ctl[CTL.M_COUNT] = mCount;
+    runShared(rt, total);
+  }
+  const o = oAt / 4;
+  if (Nq === N) out.set(f32.subarray(o, o + M * N));
+  else for (let m = 0; m < M; m++) out.set(f32.subarray(o + m * Nq, o + m * Nq + N), m * N);
   return true;
 }
 
@@ -321,19 +380,33 @@ const panelCache = new WeakMap<Float32Array, Uint8Array>();
 export const panelRows = (M: number): number => Math.ceil(M / NN.mr) * NN.mr;
 
 /**
- * a [M, K] as the NN kernel's panels [⌈M/MR⌉][K][MR] (rows past M are zeros), written at float
- * index `at` of `dst`.
+ * a [M, K] as panels [⌈M/mr⌉][K][mr] (rows past M are zeros), written at float index `at` of `dst`:
+ * the NN kernel's A (mr = MR) and the broadcast NT kernel's a (mr = 8).
  */
-export function packPanels(dst: Float32Array, at: number, a: Float32Array, M: number, K: number): void {
-  const mr = NN.mr;
-  for (let m = 0; m < panelRows(M); m++) {
-    const base = at + Math.floor(m / mr) * K * mr + (m % mr);
-    if (m >= M) {
-      for (let k = 0; k < K; k++) dst[base + k * mr] = 0;
+export function packPanels(
+  dst: Float32Array,
+  at: number,
+  a: Float32Array,
+  M: number,
+  K: number,
+  mr: number = NN.mr,
+): void {
+  // writes in order (one panel after another), reading mr rows of a side by side
+  for (let p = 0; p * mr < M; p++) {
+    const rows = Math.min(mr, M - p * mr), base = at + p * K * mr, src = p * mr * K;
+    if (rows < mr) dst.fill(0, base, base + K * mr);
+    if (rows === 8) {
+      // the broadcast kernel's full panels, unrolled (a generic inner loop runs at half the speed)
+      for (let k = 0, d = base, s = src; k < K; k++, d += 8, s++) {
+        dst[d] = a[s]!, dst[d + 1] = a[s + K]!, dst[d + 2] = a[s + 2 * K]!, dst[d + 3] = a[s + 3 * K]!;
+        dst[d + 4] = a[s + 4 * K]!, dst[d + 5] = a[s + 5 * K]!, dst[d + 6] = a[s + 6 * K]!, dst[d + 7] = a[s + 7 * K]!;
+      }
       continue;
     }
-    const row = a.subarray(m * K, m * K + K);
-    for (let k = 0; k < K; k++) dst[base + k * mr] = row[k]!;
+    for (let k = 0; k < K; k++) {
+      const d = base + k * mr;
+      for (let j = 0, s = src + k; j < rows; j++, s += K) dst[d + j] = a[s]!;
+    }
   }
 }
 

@@ -6,7 +6,9 @@
  * sums each), so every vector loaded from a feeds RN multiply-adds and every vector of w feeds RM;
  * the four lanes are summed once per K block. K is cut into blocks of KC (the RN rows of w stay in
  * L1 while the RM-row tiles of an MC-row block of a stream from L2); partial sums of later K blocks
- * are added to `out`. Edge tiles use 1-row / 1-column variants.
+ * are added to `out`. Edge tiles use 1-row / 1-column variants. From NT_MIN_ROWS rows of a
+ * (`gemm.ts`) the broadcast kernel `nt` runs instead: a packed into panels of 8 rows, 6 × 8 outputs
+ * per tile with no horizontal sums (see `ntTile`).
  *
  * `run(thread)` is the thread-pool entry: it claims chunks of the job in the control block with
  * compare-and-swap until none are left, so the calling thread and any workers share one job with
@@ -152,6 +154,143 @@ function tile(rm: number, rn: number, relaxed: boolean): Fn {
       f.local_get(base).f32_add().f32_store();
     }
   }
+  return f;
+}
+
+/**
+ * Broadcast NT GEMM tiles: MR rows of w × NR = 8 rows of a (one packed panel of a), K blocks of KC.
+ * 6 × 2 f32x4 accumulators, two vectors of a and one splat of w live at once: 15 of the 16 vector
+ * registers of x64 (the engine keeps one as scratch).
+ */
+export const NT = { mr: 6, nr: 8, kc: 256 } as const;
+
+/**
+ * The broadcast NT micro-kernel nt_tile(pw, ldw, rows, pa, pt, ldt, po, ldo, pbias, kl, flags):
+ * outᵀ[MR, 8] (+)= w[MR, kl] · a-panelᵀ, i.e. out[8 rows of a, MR columns]. Row r of w is read
+ * at pw + min(r, rows − 1)·ldw (rows past the end repeat the last one; their columns land in the
+ * padding of out); the panel of a is [kl][8] (8 rows of a interleaved). Each k splats one float
+ * of each w row against two vectors of a: MR·2 multiply-adds per MR + 2 loads, no horizontal sums.
+ * flags bit 0 (first K block): start from bias[r] (pbias ≠ 0) or 0, else from the partial sums
+ * outᵀ at pt (rows ldt bytes apart); bit 1 (last K block): store to out transposed (rows of a ldo
+ * bytes apart), else the partial sums back to pt.
+ */
+function ntTile(relaxed: boolean): Fn {
+  const { mr } = NT;
+  const f = new Fn("nt_tile", 11);
+  const [pw, ldw, rows, pa, pt, ldt, po, ldo, pbias, kl, flags] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const k = f.local(I32), kU = f.local(I32);
+  const wr = Array.from({ length: mr }, () => f.local(I32));
+  const acc = Array.from({ length: 2 * mr }, () => f.local(V128));
+  const va = [f.local(V128), f.local(V128)];
+  const vw = f.local(V128);
+  // wr[r] = pw + min(r, rows − 1)·ldw
+  wr.forEach((l, r) => {
+    f.local_get(pw).i32_const(r).local_get(rows).i32_const(1).i32_sub();
+    f.i32_const(r).local_get(rows).i32_lt_s().select().local_get(ldw).i32_mul().i32_add().local_set(l);
+  });
+  const partial = (r: number) => f.local_get(pt).local_get(ldt).i32_const(r).i32_mul().i32_add();
+  f.local_get(flags).i32_const(1).i32_and().if(
+    () => {
+      for (let r = 0; r < mr; r++) {
+        f.local_get(pbias).if(
+          () => f.local_get(pbias).v128_load32_splat(4 * r).local_set(acc[2 * r]!),
+          () => f.f32x4_const(0).local_set(acc[2 * r]!),
+        );
+        f.local_get(acc[2 * r]!).local_set(acc[2 * r + 1]!);
+      }
+    },
+    () => acc.forEach((s, i) => partial(i >> 1).v128_load(16 * (i & 1)).local_set(s)),
+  );
+  const step = (u: number) => {
+    for (let c = 0; c < 2; c++) f.local_get(pa).v128_load(16 * (2 * u + c)).local_set(va[c]!);
+    for (let r = 0; r < mr; r++) {
+      f.local_get(wr[r]!).v128_load32_splat(4 * u).local_set(vw);
+      for (let c = 0; c < 2; c++) {
+        const s = acc[2 * r + c]!;
+        if (relaxed) f.local_get(vw).local_get(va[c]!).local_get(s).f32x4_relaxed_madd().local_set(s);
+        else f.local_get(s).local_get(vw).local_get(va[c]!).f32x4_mul().f32x4_add().local_set(s);
+      }
+    }
+  };
+  const advance = (ks: number) => {
+    f.local_get(pa).i32_const(32 * ks).i32_add().local_set(pa);
+    for (const l of wr) f.local_get(l).i32_const(4 * ks).i32_add().local_set(l);
+    f.local_get(k).i32_const(ks).i32_add().local_set(k);
+  };
+  f.local_get(kl).i32_const(UNROLL - 1).i32_sub().local_set(kU);
+  f.i32_const(0).local_set(k);
+  f.block(() =>
+    f.loop(() => {
+      f.local_get(k).local_get(kU).i32_ge_s().br_if(1);
+      for (let u = 0; u < UNROLL; u++) step(u);
+      advance(UNROLL);
+      f.br(0);
+    })
+  );
+  f.block(() =>
+    f.loop(() => {
+      f.local_get(k).local_get(kl).i32_ge_s().br_if(1);
+      step(0);
+      advance(1);
+      f.br(0);
+    })
+  );
+  f.local_get(flags).i32_const(2).i32_and().if(
+    () => {
+      // out[row 4c + l of the panel, column r] = lane l of acc[r][c]
+      for (let c = 0; c < 2; c++) {
+        for (let l = 0; l < 4; l++) {
+          for (let r = 0; r < mr; r++) {
+            f.local_get(po).local_get(ldo).i32_const(4 * c + l).i32_mul().i32_add();
+            f.local_get(acc[2 * r + c]!).f32x4_extract_lane(l).f32_store(4 * r);
+          }
+        }
+      }
+    },
+    () => acc.forEach((s, i) => partial(i >> 1).local_get(s).v128_store(16 * (i & 1))),
+  );
+  return f;
+}
+
+/**
+ * nt(w, apack, bias, out, t, Mp, N, K, m0, m1, n0, n1): rows [m0, m1) of a (multiples of 8) ×
+ * columns [n0, n1) of out = a · wᵀ (+ bias), with w [N, K] rows in place, a packed as panels
+ * [Mp/8][K][8], bias padded to Nq = ⌈N/MR⌉·MR floats (0: none), out [Mp, Nq] and the partial sums
+ * t [Nq, Mp] (read only when K > KC). Per K block, MR rows of w (MR·KC floats) stay in L1 while
+ * the panels of a stream from L2.
+ */
+function ntDriver(at: (name: string) => number): Fn {
+  const { mr, kc } = NT;
+  const f = new Fn("nt", 12);
+  const [w, a, bias, out, t, Mp, N, K, m0, m1, n0, n1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const kc0 = f.local(I32), kl = f.local(I32), n = f.local(I32), m = f.local(I32), ldo = f.local(I32);
+  const rows = f.local(I32), flags = f.local(I32);
+  // ldo = ⌈N/MR⌉·MR·4
+  f.local_get(N).i32_const(mr - 1).i32_add().i32_const(mr).i32_div_u().i32_const(4 * mr).i32_mul().local_set(ldo);
+  f.for(kc0, () => f.i32_const(0), () => f.local_get(K), kc, () => {
+    // kl = min(KC, K − kc0); flags = (kc0 = 0) | (kc0 + KC ≥ K) << 1
+    f.i32_const(kc).local_get(K).local_get(kc0).i32_sub().local_tee(kl);
+    f.i32_const(kc).local_get(kl).i32_lt_s().select().local_set(kl);
+    f.local_get(kc0).i32_eqz().local_get(kc0).i32_const(kc).i32_add().local_get(K).i32_ge_s().i32_const(1).i32_shl();
+    f.i32_add().local_set(flags);
+    f.for(n, () => f.local_get(n0), () => f.local_get(n1), mr, () => {
+      // rows = min(MR, N − n)
+      f.i32_const(mr).local_get(N).local_get(n).i32_sub().local_tee(rows);
+      f.i32_const(mr).local_get(rows).i32_lt_s().select().local_set(rows);
+      f.for(m, () => f.local_get(m0), () => f.local_get(m1), NT.nr, () => {
+        f.local_get(w).local_get(n).local_get(K).i32_mul().local_get(kc0).i32_add().i32_const(4).i32_mul().i32_add();
+        f.local_get(K).i32_const(4).i32_mul().local_get(rows);
+        f.local_get(a).local_get(m).local_get(K).i32_mul().local_get(kc0).i32_const(NT.nr).i32_mul().i32_add();
+        f.i32_const(4).i32_mul().i32_add();
+        f.local_get(t).local_get(n).local_get(Mp).i32_mul().local_get(m).i32_add().i32_const(4).i32_mul().i32_add();
+        f.local_get(Mp).i32_const(4).i32_mul();
+        f.local_get(out).local_get(m).local_get(ldo).i32_mul().i32_add().local_get(n).i32_const(4).i32_mul().i32_add();
+        f.local_get(ldo);
+        f.local_get(bias).local_get(n).i32_const(4).i32_mul().i32_add().i32_const(0).local_get(bias).select();
+        f.local_get(kl).local_get(flags).call(at("nt_tile"));
+      });
+    });
+  });
   return f;
 }
 
@@ -327,6 +466,7 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
   };
   const gemmChunk = gemmChunkOf("gemm", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.M, CTL.N, CTL.KP]);
   const nnChunk = gemmChunkOf("nn", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.KP, CTL.LDB, CTL.LDO]);
+  const ntChunk = gemmChunkOf("nt", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.LDB, CTL.M, CTL.N, CTL.KP]);
   const winogradChunk = () => f.local_get(idx).local_get(0).call(at("wino"));
   const winograd4Chunk = () => f.local_get(idx).local_get(0).call(at("wino4"));
   const attentionChunk = () => {
@@ -343,12 +483,15 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
       // claim chunk idx; on a race, read the claim word again
       f.i32_const(0).local_get(c).local_get(c).i32_const(1).i32_add().i32_atomic_rmw_cmpxchg(4 * CTL.CLAIM);
       f.local_get(c).i32_ne().br_if(0);
-      // KIND 0: NT GEMM, 1: attention, 2: NN GEMM, 3: Winograd F(2×2) band, 4: Winograd F(4×4) band
+      // KIND 0: NT GEMM, 1: attention, 2: NN GEMM, 3: Winograd F(2×2) band, 4: Winograd F(4×4) band,
+      // 5: broadcast NT GEMM
       const kind = (k: number, then: () => void, otherwise: () => void) =>
         slot(CTL.KIND).i32_const(k).i32_eq().if(then, otherwise);
       kind(1, attentionChunk, () =>
         kind(2, nnChunk, () =>
-          kind(3, winogradChunk, () => kind(4, winograd4Chunk, gemmChunk))));
+          kind(3, winogradChunk, () =>
+            kind(4, winograd4Chunk, () =>
+              kind(5, ntChunk, gemmChunk)))));
       // done += 1; the last chunk wakes the waiting caller
       f.i32_const(0).i32_const(1).i32_atomic_rmw_add(4 * CTL.DONE).i32_const(1).i32_add().local_get(total).i32_eq();
       f.if(() =>
@@ -376,6 +519,8 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     "wino",
     "wino_u",
     "wino4",
+    "nt_tile",
+    "nt",
     ...attentionNames(cfg.attention),
     "run",
   ];
@@ -389,6 +534,8 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     winogradJob(at("nn_m")),
     winogradWeights(NN.mr),
     winograd4Job(at("nn_m")),
+    ntTile(relaxed),
+    ntDriver(at),
   ];
   fns.push(...attentionFns(cfg.attention, relaxed, CTL, at));
   if (cfg.shared) fns.push(runner(cfg, at));

@@ -2,15 +2,16 @@
  * @file The WebAssembly SIMD GEMM against a float64 reference (odd and even shapes, with and without
  * bias, one and two threads), and the forced JS fallback.
  *
- * Tolerance per output: the sum is a float32 recursive summation of at most K/4 + 4 terms per lane
- * plus the lane reduction, K blocks and the bias, so |got − exact| ≤ γ·(Σ_k |a||w| + |b|) with
- * γ = (K + 8)·u and u = 2⁻²⁴ (a loose form of the standard γ_n bound), plus u·|exact| for the final
- * rounding of the float64 reference. The fused WASM attention has its own tests
+ * Tolerance per output: the dot-product tiles sum at most K/4 + 4 terms per lane plus the lane
+ * reduction, K blocks and the bias; the broadcast tiles sum the bias and then all K products in one
+ * lane (partial sums between K blocks are stored exactly). Either way |got − exact| ≤
+ * γ·(Σ_k |a||w| + |b|) with γ = (K + 8)·u and u = 2⁻²⁴ (a loose form of the standard γ_n bound),
+ * plus u·|exact| for the final rounding of the float64 reference. The fused WASM attention has its own tests
  * (`attention_test.ts`).
  */
 import assert from "node:assert/strict";
 import { gemmBackend, gemmNT, gemmNTJs, gemmThreads, setGemmBackend, setGemmThreads } from "../kernels.ts";
-import { ATTENTION, gemmNTWasm, residentAt, residentBytes, wasmRuntime } from "./gemm.ts";
+import { ATTENTION, gemmNTWasm, NT_MIN_ROWS, residentAt, residentBytes, wasmRuntime } from "./gemm.ts";
 import { gemmModule } from "./gemm_module.ts";
 import { randomF32 } from "../../random.ts";
 
@@ -80,22 +81,27 @@ Deno.test("WASM GEMM matches a float64 reference on odd and even shapes, with an
 });
 
 Deno.test("WASM GEMM gives the same bits on one thread and on several", () => {
-  const M = 200, N = 301, K = 257;
-  const a = randomF32(M * K, 1), w = randomF32(N * K, 2), b = randomF32(N, 3);
-  const one = new Float32Array(M * N), two = new Float32Array(M * N), cols = new Float32Array(8 * N);
+  // both kernels (dot-product tiles below NT_MIN_ROWS rows of a, broadcast from there), and both
+  // ways of splitting a job (by rows of w when there are many, else by rows of a)
+  const cases: [number, number, number, string][] = [
+    [200, 301, 257, "broadcast, split by rows of w"],
+    [200, 30, 520, "broadcast, split by rows of a"],
+    [NT_MIN_ROWS - 1, 301, 257, "dot-product tiles, split by columns"],
+  ];
   try {
-    setGemmThreads(1);
-    assert.equal(gemmThreads(), 1);
-    gemmNT(a, M, K, w, N, b, one);
-    setGemmThreads(2);
-    const threads = gemmThreads();
-    assert.equal(threads, Math.min(2, navigator.hardwareConcurrency), "worker threads start");
-    gemmNT(a, M, K, w, N, b, two);
-    assert.deepEqual(two, one, `${threads} threads`);
-    check("threads", a, M, K, w, N, b, two);
-    // few rows: the job is split by columns
-    gemmNT(a, 8, K, w, N, b, cols);
-    assert.deepEqual(cols, one.subarray(0, 8 * N));
+    for (const [M, N, K, what] of cases) {
+      const a = randomF32(M * K, M), w = randomF32(N * K, N), b = randomF32(N, K);
+      const one = new Float32Array(M * N), two = new Float32Array(M * N);
+      setGemmThreads(1);
+      assert.equal(gemmThreads(), 1);
+      gemmNT(a, M, K, w, N, b, one);
+      setGemmThreads(2);
+      const threads = gemmThreads();
+      assert.equal(threads, Math.min(2, navigator.hardwareConcurrency), "worker threads start");
+      gemmNT(a, M, K, w, N, b, two);
+      assert.deepEqual(two, one, `${what}: ${threads} threads`);
+      check(what, a, M, K, w, N, b, two);
+    }
   } finally {
     setGemmThreads(undefined);
   }
