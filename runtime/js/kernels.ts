@@ -19,6 +19,7 @@ export type { KeyRanges } from "../kernels.ts";
 export { fullKeyRanges, resampleMatrix, scaleKeyRanges } from "../host_constants.ts";
 import { conv2dWasm } from "./wasm/conv.ts";
 import { gemmNTWasm, WASM_MIN_MACS } from "./wasm/gemm.ts";
+import { groupNormWasm } from "./wasm/norm.ts";
 import { BINARY_ROWS, collapseStrides, permuteInt32, unaryJs } from "./loops.ts";
 import { UNARY_WASM_MIN, unaryWasm } from "./wasm/elementwise.ts";
 
@@ -513,7 +514,9 @@ export function interpolate(
  * values. Each channel's S values are summed, then centred on their own mean while still in cache
  * (256 KiB at 256×256); the group's Σ(x − mean)² is Σ_c M2_c + S·Σ_c (mean_c − mean)² (the exact
  * parallel-variance identity), so a group is read twice from memory, not three times, with the
- * accuracy of the two-pass variance. Sums in float64, two accumulators each.
+ * accuracy of the two-pass variance. Sums in float64, two accumulators each. Where S is a multiple
+ * of 16 the same computation runs in WebAssembly on all threads (`./wasm/norm.ts`; the
+ * normalisation in float32 there).
  */
 export function groupNorm(
   x: Float32Array,
@@ -526,6 +529,7 @@ export function groupNorm(
   eps: number,
 ): Float32Array {
   const out = allocF32(x.length);
+  if (groupNormWasm(x, w, b, B, C, S, groups, eps, false, out)) return out;
   const cg = C / groups, n = cg * S, means = new Float64Array(cg);
   for (let bi = 0; bi < B; bi++) {
     for (let g = 0; g < groups; g++) {

@@ -33,7 +33,7 @@ const EXP_LO = -104, EXP_HI = 89;
 const G1 = 2 * Math.sqrt(2 / Math.PI), G2 = G1 * 0.044715;
 
 /** v128 locals holding the constants of `emitExp`, set once before the loop. */
-interface Consts {
+export interface Consts {
   readonly lo: number;
   readonly hi: number;
   readonly log2e: number;
@@ -46,7 +46,7 @@ interface Consts {
   readonly bias: number;
 }
 
-function consts(f: Fn): Consts {
+export function consts(f: Fn): Consts {
   const set = (x: number) => {
     const l = f.local(V128);
     f.f32x4_const(x).local_set(l);
@@ -72,9 +72,9 @@ function consts(f: Fn): Consts {
 }
 
 /** One v128 local per vector of an unrolled iteration. */
-type Vec = readonly number[];
+export type Vec = readonly number[];
 
-function vec(f: Fn, u: number): Vec {
+export function vec(f: Fn, u: number): Vec {
   return Array.from({ length: u }, () => f.local(V128));
 }
 
@@ -145,7 +145,7 @@ function kernel(name: ElementwiseFn, body: (f: Fn, k: Consts, x: Vec, y: Vec, s:
 }
 
 /** y = x / (1 + exp(m)) for m = −z in locals `m` (reused as scratch); s[0..3) are scratch. */
-function emitOverOnePlusExp(f: Fn, k: Consts, x: Vec, m: Vec, y: Vec, s: readonly Vec[]): void {
+export function emitOverOnePlusExp(f: Fn, k: Consts, x: Vec, m: Vec, y: Vec, s: readonly Vec[]): void {
   const [e, t, r] = s as [Vec, Vec, Vec];
   emitExp(f, k, m, e, t, r, m);
   x.forEach((l, u) => f.local_get(l).local_get(e[u]!).local_get(k.one).f32x4_add().f32x4_div().local_set(y[u]!));

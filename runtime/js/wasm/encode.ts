@@ -9,8 +9,8 @@
  */
 
 /** Value types of locals. */
-export const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
-type ValType = typeof I32 | typeof F32 | typeof V128;
+export const I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
+type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
 /** Unsigned LEB128. */
 export function uleb(n: number, out: number[]): void {
@@ -351,7 +351,7 @@ export class Fn {
   i32x4_shl(): this {
     return this.simd(0xab);
   }
-  /** a·b + c (relaxed SIMD: fused or not, as the hardware prefers). */
+  /** min(a, b) = b < a ? b : a (one instruction on x86; a NaN b is dropped). */
   f32x4_pmin(): this {
     return this.simd(0xea);
   }
@@ -384,6 +384,24 @@ export class Fn {
   f64x2_add(): this {
     return this.simd(0xf0);
   }
+  f64x2_sub(): this {
+    return this.simd(0xf1);
+  }
+  f64x2_mul(): this {
+    return this.simd(0xf2);
+  }
+  f64x2_splat(): this {
+    return this.simd(0x14);
+  }
+  f64x2_extract_lane(lane: number): this {
+    this.simd(0x21);
+    this.code.push(lane);
+    return this;
+  }
+  f64_div(): this {
+    return this.code.push(0xa3), this;
+  }
+  /** a·b + c (relaxed SIMD: fused or not, as the hardware prefers). */
   f32x4_relaxed_madd(): this {
     return this.simd(0x105);
   }

@@ -50,6 +50,9 @@ export interface Runtime {
   readonly wino4: (job: number, thread: number) => void;
   /** wino_u(w, Co, Ci, cop, dst): Winograd-transformed 3×3 weights (winograd_module.ts). */
   readonly winoU: (w: number, Co: number, Ci: number, cop: number, dst: number) => void;
+  /** gn_stats(x, S, stats, ch) and gn_apply(x, S, affine, ch, silu): norm_module.ts. */
+  readonly gnStats: (x: number, S: number, stats: number, ch: number) => void;
+  readonly gnApply: (x: number, S: number, affine: number, ch: number, silu: number) => void;
   /** attn_job(job, scratch): one attention job record on the calling thread. */
   readonly attnJob: (job: number, scratch: number) => void;
   /** run(thread): the pool entry (shared memory only). */
@@ -137,6 +140,8 @@ function init(): Runtime | null {
       wino: ex.wino,
       wino4: ex.wino4,
       winoU: ex.wino_u,
+      gnStats: ex.gn_stats,
+      gnApply: ex.gn_apply,
       attnJob: ex.attn_job,
       run: ex.run ?? null,
       workers: [],

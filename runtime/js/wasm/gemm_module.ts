@@ -17,6 +17,7 @@
  */
 import { type AttentionConfig, attentionFns, attentionNames, JOB_BYTES, scratchBytes } from "./attention_module.ts";
 import { encodeModule, F32, Fn, I32, V128 } from "./encode.ts";
+import { gnApply, gnStats } from "./norm_module.ts";
 import { winograd4Job, winogradJob, winogradWeights } from "./winograd_module.ts";
 
 /** Tile and blocking parameters, and which instructions to use. */
@@ -469,6 +470,10 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
   const ntChunk = gemmChunkOf("nt", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.LDB, CTL.M, CTL.N, CTL.KP]);
   const winogradChunk = () => f.local_get(idx).local_get(0).call(at("wino"));
   const winograd4Chunk = () => f.local_get(idx).local_get(0).call(at("wino4"));
+  // GroupNorm: chunk = channel; A = x, M = floats per channel, W = stats or affine, KP = silu
+  const normArgs = () => (slot(CTL.A), slot(CTL.M), slot(CTL.W), f.local_get(idx));
+  const statsChunk = () => (normArgs(), f.call(at("gn_stats")));
+  const applyChunk = () => (normArgs(), slot(CTL.KP), f.call(at("gn_apply")));
   const attentionChunk = () => {
     slot(CTL.JOBS).local_get(idx).i32_const(JOB_BYTES).i32_mul().i32_add();
     slot(CTL.SCRATCH).local_get(0).i32_const(scratchBytes(cfg.attention)).i32_mul().i32_add();
@@ -484,14 +489,16 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
       f.i32_const(0).local_get(c).local_get(c).i32_const(1).i32_add().i32_atomic_rmw_cmpxchg(4 * CTL.CLAIM);
       f.local_get(c).i32_ne().br_if(0);
       // KIND 0: NT GEMM, 1: attention, 2: NN GEMM, 3: Winograd F(2×2) band, 4: Winograd F(4×4) band,
-      // 5: broadcast NT GEMM
+      // 5: broadcast NT GEMM, 6: GroupNorm statistics, 7: GroupNorm (+ SiLU) applied
       const kind = (k: number, then: () => void, otherwise: () => void) =>
         slot(CTL.KIND).i32_const(k).i32_eq().if(then, otherwise);
       kind(1, attentionChunk, () =>
         kind(2, nnChunk, () =>
           kind(3, winogradChunk, () =>
             kind(4, winograd4Chunk, () =>
-              kind(5, ntChunk, gemmChunk)))));
+              kind(5, ntChunk, () =>
+                kind(6, statsChunk, () =>
+                  kind(7, applyChunk, gemmChunk)))))));
       // done += 1; the last chunk wakes the waiting caller
       f.i32_const(0).i32_const(1).i32_atomic_rmw_add(4 * CTL.DONE).i32_const(1).i32_add().local_get(total).i32_eq();
       f.if(() =>
@@ -521,6 +528,8 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     "wino4",
     "nt_tile",
     "nt",
+    "gn_stats",
+    "gn_apply",
     ...attentionNames(cfg.attention),
     "run",
   ];
@@ -536,6 +545,8 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     winograd4Job(at("nn_m")),
     ntTile(relaxed),
     ntDriver(at),
+    gnStats(),
+    gnApply(),
   ];
   fns.push(...attentionFns(cfg.attention, relaxed, CTL, at));
   if (cfg.shared) fns.push(runner(cfg, at));

@@ -1,0 +1,61 @@
+/**
+ * @file Host side of the WebAssembly GroupNorm (norm_module.ts): x is copied into the GEMM module's
+ * memory, per-channel statistics run on all threads, the host combines them per group in float64
+ * and writes each channel's scale and shift, the normalisation (+ SiLU) runs in place on all
+ * threads, and the result is copied out.
+ */
+import { CTL } from "./gemm_module.ts";
+import { align, ensureWorkers, PARALLEL_MIN_MACS, reserve, runShared, scratchBase, wasmRuntime } from "./gemm.ts";
+import { NORM_S_MULTIPLE } from "./norm_module.ts";
+
+/**
+ * out = GroupNorm(x [B, C, S]; w, b [C]; groups, eps), then SiLU when `silu`; false (nothing
+ * written) when the WASM path is off, S is not a multiple of NORM_S_MULTIPLE, or x does not fit.
+ */
+export function groupNormWasm(
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  B: number,
+  C: number,
+  S: number,
+  groups: number,
+  eps: number,
+  silu: boolean,
+  out: Float32Array,
+): boolean {
+  const rt = wasmRuntime();
+  if (!rt || S % NORM_S_MULTIPLE !== 0) return false;
+  const channels = B * C, n = channels * S;
+  const xAt = scratchBase(rt), statsAt = align(xAt + n * 4), affineAt = align(statsAt + channels * 16);
+  if (!reserve(rt, affineAt + channels * 8)) return false;
+  rt.f32.set(x.subarray(0, n), xAt / 4);
+  const threads = n >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
+  const run = (kind: 6 | 7, at: number) => {
+    if (threads > 1) {
+      const ctl = rt.i32;
+      ctl[CTL.KIND] = kind, ctl[CTL.A] = xAt, ctl[CTL.M] = S, ctl[CTL.W] = at, ctl[CTL.KP] = silu ? 1 : 0;
+      runShared(rt, channels);
+    } else if (kind === 6) { for (let ch = 0; ch < channels; ch++) rt.gnStats(xAt, S, at, ch); }
+    else for (let ch = 0; ch < channels; ch++) rt.gnApply(xAt, S, at, ch, silu ? 1 : 0);
+  };
+  run(6, statsAt);
+  // per group: mean of the channel means, M2 = Σ channel M2 + S·Σ (channel mean − mean)²
+  const stats = new Float64Array(rt.memory.buffer, statsAt, 2 * channels);
+  const affine = new Float32Array(rt.memory.buffer, affineAt, 2 * channels);
+  const cg = C / groups;
+  for (let g0 = 0; g0 < channels; g0 += cg) {
+    let total = 0, m2 = 0;
+    for (let c = g0; c < g0 + cg; c++) total += stats[2 * c]!, m2 += stats[2 * c + 1]!;
+    const mean = total / cg;
+    for (let c = g0; c < g0 + cg; c++) m2 += S * (stats[2 * c]! - mean) ** 2;
+    const inv = 1 / Math.sqrt(m2 / (cg * S) + eps);
+    for (let c = g0; c < g0 + cg; c++) {
+      const scale = w[c % C]! * inv;
+      affine[2 * c] = scale, affine[2 * c + 1] = b[c % C]! - mean * scale;
+    }
+  }
+  run(7, affineAt);
+  out.set(rt.f32.subarray(xAt / 4, xAt / 4 + n));
+  return true;
+}
