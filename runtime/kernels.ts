@@ -30,8 +30,8 @@ export interface Kernels<T> {
   linear(x: T, M: number, K: number, w: T, N: number, b: T | null): T;
   /** Over the last axis of C, no affine. */
   layerNorm(x: T, C: number, eps: number): T;
-  /** x [B, C, S] with weight and bias [C], statistics per (batch, group). */
-  groupNorm(x: T, w: T, b: T, B: number, C: number, S: number, groups: number, eps: number): T;
+  /** x [B, C, S] with weight and bias [C], statistics per (batch, group); then SiLU when `silu`. */
+  groupNorm(x: T, w: T, b: T, B: number, C: number, S: number, groups: number, eps: number, silu: boolean): T;
   /** x / max(‖x‖₂, eps) over the last axis of D. */
   l2Normalize(x: T, D: number, eps: number): T;
   unary(x: T, fn: UnaryFn): T;

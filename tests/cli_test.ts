@@ -177,7 +177,10 @@ Deno.test("--print-ir-after prints the IR after the named pass; --list-passes li
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /\/\/ IR after infer-shapes\nmodule "tiny_golden" \{/);
   const l = await run("compile", "--list-passes");
-  assert.match(l.out, /^infer-shapes .*\nmerge-params .*\nnorm-bounds .*\nlower-attention .*\neliminate-dead-code /m);
+  assert.match(
+    l.out,
+    /^infer-shapes .*\nmerge-params .*\nnorm-bounds .*\nlower-attention .*\nfuse-norm-silu .*\neliminate-dead-code /m,
+  );
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -75,7 +75,7 @@ async function partialWrites(g: Gpu): Promise<(Float32Array | Int32Array)[]> {
   outs.push(st1, st2, G.lowrankRead(g, gk, st2, BH, L, D, Dv, scale, table, 1e9, 1e-9, "r"));
   const x = up(randomF32(2 * 3 * 7 * 5, 4));
   outs.push(G.conv2d(g, x, 2, 3, 7, 5, up(randomF32(9 * 3 * 3 * 3, 5)), 9, 3, 3, up(randomF32(9, 6)), 1));
-  outs.push(G.groupNorm(g, x, up(randomF32(6, 7)), up(randomF32(6, 8)), 1, 6, 35, 3, 1e-5));
+  outs.push(G.groupNorm(g, x, up(randomF32(6, 7)), up(randomF32(6, 8)), 1, 6, 35, 3, 1e-5, false));
   outs.push(G.interpolate(g, x, 6, 7, 5, 9, "bicubic"));
   outs.push(G.linear(g, x, 30, 7, up(randomF32(13 * 7, 9)), 13, null));
   const sl = G.slice(g, x, 6, 35, 1, 3, 20);

@@ -55,10 +55,10 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
     `${c.fn("layerNorm")}${c.arg(0)}, ${at("C", c.out.shape.at(-1))}, ${at("eps", c.node.params.eps)})`,
   [Op.GroupNorm]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
-    const { groups, eps } = c.node.params;
+    const { groups, eps, silu } = c.node.params;
     return `${c.fn("groupNorm")}${c.arg(0)}, ${c.arg(1)}, ${c.arg(2)}, ${at("B", b)}, ${at("C", ch)}, ${
       at("S", prod([h!, w!]))
-    }, ${at("groups", groups)}, ${at("eps", eps)})`;
+    }, ${at("groups", groups)}, ${at("eps", eps)}, ${at("silu", silu)})`;
   },
   [Op.L2Normalize]: (c) =>
     `${c.fn("l2Normalize")}${c.arg(0)}, ${at("D", c.out.shape.at(-1))}, ${at("eps", c.node.params.eps)})`,

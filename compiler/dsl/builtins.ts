@@ -222,7 +222,7 @@ export function makeBuiltins(g: GraphBuilder): Table {
     }),
     groupNorm: def("groupNorm", (a, at) => {
       const ins = [0, 1, 2].map((i) => tensorArg(a, i, "groupNorm", at));
-      const params = { groups: intArg(a, 3, "groupNorm", at, 1), eps: positive(a, 4, "groupNorm", at) };
+      const params = { groups: intArg(a, 3, "groupNorm", at, 1), eps: positive(a, 4, "groupNorm", at), silu: false };
       return g.add(Op.GroupNorm, params, ins, at.span);
     }),
     upsampleNearest: def(

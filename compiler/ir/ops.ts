@@ -52,7 +52,7 @@ export enum Op {
   Gather = "gather", // table [N, C], idx [...] -> [..., C]
   Linear = "linear", // x [..., K] @ w[N, K]ᵀ (+ b [N]) -> [..., N]
   LayerNorm = "layer_norm", // over the last axis, no affine
-  GroupNorm = "group_norm", // x [B,C,H,W], weight/bias [C]: normalise each of `groups` channel groups over (C/groups, H, W)
+  GroupNorm = "group_norm", // x [B,C,H,W], weight/bias [C]: normalise each of `groups` channel groups over (C/groups, H, W), then SiLU if `silu`
   L2Normalize = "l2_normalize", // x / max(‖x‖₂, eps) over the last axis
   Unary = "unary", // elementwise fn(x)
   Binary = "binary", // elementwise fn(a, b) with numpy broadcasting
@@ -85,7 +85,7 @@ export interface OpParams {
   [Op.Gather]: Record<never, never>;
   [Op.Linear]: { readonly bias: boolean };
   [Op.LayerNorm]: { readonly eps: number };
-  [Op.GroupNorm]: { readonly groups: number; readonly eps: number };
+  [Op.GroupNorm]: { readonly groups: number; readonly eps: number; readonly silu: boolean };
   [Op.L2Normalize]: { readonly eps: number };
   [Op.Unary]: { readonly fn: UnaryFn };
   [Op.Binary]: { readonly fn: BinaryFn };

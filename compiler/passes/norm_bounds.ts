@@ -62,7 +62,8 @@ export const boundRules: { readonly [O in Op]: BoundRule<O> } = {
   [Op.GroupNorm]: (n, [, w, b]) => {
     const [, ch, h, wd] = n.type!.shape as number[];
     const size = (ch! / n.params.groups) * h! * wd!; // values per group; a normalised entry is ≤ √(size − 1)
-    return fromAbs(Math.sqrt(size - 1) * absMax(w!) + absMax(b!), n.type!);
+    const v = fromAbs(Math.sqrt(size - 1) * absMax(w!) + absMax(b!), n.type!);
+    return n.params.silu ? { ...v, lo: Math.max(v.lo, -0.2785) } : v; // silu(x) ≥ max(x, −0.2785)
   },
   [Op.L2Normalize]: () => sym(1, 1),
   [Op.Unary]: (n, [x]) => {

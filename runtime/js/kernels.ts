@@ -516,7 +516,7 @@ export function interpolate(
  * parallel-variance identity), so a group is read twice from memory, not three times, with the
  * accuracy of the two-pass variance. Sums in float64, two accumulators each. Where S is a multiple
  * of 16 the same computation runs in WebAssembly on all threads (`./wasm/norm.ts`; the
- * normalisation in float32 there).
+ * normalisation in float32 there), with SiLU (`silu`) fused into its single write.
  */
 export function groupNorm(
   x: Float32Array,
@@ -527,9 +527,10 @@ export function groupNorm(
   S: number,
   groups: number,
   eps: number,
+  silu: boolean,
 ): Float32Array {
   const out = allocF32(x.length);
-  if (groupNormWasm(x, w, b, B, C, S, groups, eps, false, out)) return out;
+  if (groupNormWasm(x, w, b, B, C, S, groups, eps, silu, out)) return out;
   const cg = C / groups, n = cg * S, means = new Float64Array(cg);
   for (let bi = 0; bi < B; bi++) {
     for (let g = 0; g < groups; g++) {
@@ -559,6 +560,7 @@ export function groupNorm(
       }
     }
   }
+  if (silu) unaryJs(out, "silu", out);
   return out;
 }
 

@@ -830,7 +830,13 @@ Deno.test("interpolate bicubic 4x4 and 4x6 -> 16 against PyTorch's formula", () 
 
 Deno.test("groupNorm: two-pass float64 reference; odd sizes, one and several groups, far from zero", () => {
   // [B, C, S, groups]
-  const cases: [number, number, number, number][] = [[2, 6, 7, 3], [1, 4, 5, 1], [2, 6, 1, 6], [1, 8, 33, 2]];
+  // S = 32: the WebAssembly path (S a multiple of 16), the others the JS loops
+  const cases: [number, number, number, number][] = [[2, 6, 7, 3], [1, 4, 5, 1], [2, 6, 1, 6], [1, 8, 33, 2], [
+    2,
+    4,
+    32,
+    2,
+  ]];
   let seed = 170;
   for (const [B, C, S, groups] of cases) {
     const x = randomF32(B * C * S, seed++), w = randomF32(C, seed++), b = randomF32(C, seed++);
@@ -848,6 +854,12 @@ Deno.test("groupNorm: two-pass float64 reference; odd sizes, one and several gro
         }
       }
     }
-    assertClose(groupNorm(x, w, b, B, C, S, groups, 1e-6), ref, `groupNorm B=${B} C=${C} S=${S} groups=${groups}`);
+    assertClose(
+      groupNorm(x, w, b, B, C, S, groups, 1e-6, false),
+      ref,
+      `groupNorm B=${B} C=${C} S=${S} groups=${groups}`,
+    );
+    const silu = ref.map((y) => y / (1 + Math.exp(-y)));
+    assertClose(groupNorm(x, w, b, B, C, S, groups, 1e-6, true), silu, `groupNorm + silu B=${B} C=${C} S=${S}`);
   }
 });

@@ -141,6 +141,7 @@ export function groupNorm(
   S: number,
   groups: number,
   eps: number,
+  silu: boolean,
 ): GpuTensor {
   const stats = source("groupNormStats", () =>
     kernelSource(
@@ -189,13 +190,14 @@ export function groupNorm(
   let inv = G[2u * g + 1u];
   let sc = Wt[ch] * inv;
   let sh = Bs[ch] - G[2u * g] * sc;
-  O[gid] = X[gid] * sc + sh;`,
+  let y = X[gid] * sc + sh;
+  O[gid] = select(y, y / (1.0 + exp(-y)), pu(5u) == 1u); // SiLU as unary(silu)`,
     ));
   const cg = C / groups, n = cg * S, G = B * groups, nc = Math.max(1, Math.ceil(n / GN_CHUNK));
   const st = gpu.tensor(2 * G * nc), g = gpu.tensor(2 * G), out = gpu.tensor(x.length);
   run(gpu, "groupNormStats", stats, [G, n, GN_CHUNK, nc], [x, st], G * nc);
   run(gpu, "groupNormMerge", merge, [G, n, GN_CHUNK, nc, f32Word(eps)], [st, g], G);
-  run(gpu, "groupNormApply", apply, [x.length, S, C, cg, groups], [x, g, w, b, out], x.length);
+  run(gpu, "groupNormApply", apply, [x.length, S, C, cg, groups, silu ? 1 : 0], [x, g, w, b, out], x.length);
   gpu.release(st);
   gpu.release(g);
   return out;

@@ -290,8 +290,8 @@ Deno.test({
     // affine step out = x·(w·inv) + (b − mean·w·inv) adds u of each of its three terms.
     for (const [B, C, S, groups] of [[2, 4, 1600, 2], [1, 6, 9, 3]] as const) {
       const x = randomF32(B * C * S, 42 + S).map((v) => 3 + v * 2), w = randomF32(C, 43), b = randomF32(C, 44);
-      const ref = JS.groupNorm(x, w, b, B, C, S, groups, 1e-5);
-      const got = await readF32(G.groupNorm(g, up(x), up(w), up(b), B, C, S, groups, 1e-5));
+      const ref = JS.groupNorm(x, w, b, B, C, S, groups, 1e-5, false);
+      const got = await readF32(G.groupNorm(g, up(x), up(w), up(b), B, C, S, groups, 1e-5, false));
       const n = (C / groups) * S;
       const stats = Array.from({ length: B * groups }, (_, grp) => {
         const vals = x.subarray(grp * n, grp * n + n);
@@ -306,6 +306,13 @@ Deno.test({
         return (n + 10) * U * (maxAbs * sc + Math.abs(x[i]! * sc) + Math.abs(mean * sc) + Math.abs(b[ch]!) +
           Math.abs(ref[i]!));
       });
+      // with SiLU fused: the same normalised value through the same WGSL expression as unary(silu)
+      const plain = G.groupNorm(g, up(x), up(w), up(b), B, C, S, groups, 1e-5, false);
+      assert.deepEqual(
+        await readF32(G.groupNorm(g, up(x), up(w), up(b), B, C, S, groups, 1e-5, true)),
+        await readF32(G.unary(g, plain, "silu")),
+        `groupNorm + silu S=${S}`,
+      );
     }
   },
 });

@@ -398,6 +398,10 @@ export class Fn {
     this.code.push(lane);
     return this;
   }
+  /** [f64x2 a, b] -> f32x4 [a, b, 0, 0], each rounded to nearest. */
+  f32x4_demote_f64x2_zero(): this {
+    return this.simd(0x5e);
+  }
   f64_div(): this {
     return this.code.push(0xa3), this;
   }

@@ -1,7 +1,7 @@
 /**
  * @file Host side of the WebAssembly GroupNorm (norm_module.ts): x is copied into the GEMM module's
  * memory, per-channel statistics run on all threads, the host combines them per group in float64
- * and writes each channel's scale and shift, the normalisation (+ SiLU) runs in place on all
+ * and writes each channel's scale and shift (float64), the normalisation (+ SiLU) runs in place on all
  * threads, and the result is copied out.
  */
 import { CTL } from "./gemm_module.ts";
@@ -28,7 +28,7 @@ export function groupNormWasm(
   if (!rt || S % NORM_S_MULTIPLE !== 0) return false;
   const channels = B * C, n = channels * S;
   const xAt = scratchBase(rt), statsAt = align(xAt + n * 4), affineAt = align(statsAt + channels * 16);
-  if (!reserve(rt, affineAt + channels * 8)) return false;
+  if (!reserve(rt, affineAt + channels * 16)) return false;
   rt.f32.set(x.subarray(0, n), xAt / 4);
   const threads = n >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
   const run = (kind: 6 | 7, at: number) => {
@@ -42,7 +42,7 @@ export function groupNormWasm(
   run(6, statsAt);
   // per group: mean of the channel means, M2 = Σ channel M2 + S·Σ (channel mean − mean)²
   const stats = new Float64Array(rt.memory.buffer, statsAt, 2 * channels);
-  const affine = new Float32Array(rt.memory.buffer, affineAt, 2 * channels);
+  const affine = new Float64Array(rt.memory.buffer, affineAt, 2 * channels);
   const cg = C / groups;
   for (let g0 = 0; g0 < channels; g0 += cg) {
     let total = 0, m2 = 0;

@@ -8,8 +8,11 @@
  * for the second), stored as two f64 at stats + 16·ch. The host combines channels into groups
  * (Chan et al.'s parallel variance) and writes each channel's f32 scale and shift.
  *
- * `gn_apply(x, S, affine, ch, silu)`: y = x·scale + shift in float32 (scale, shift at affine +
- * 8·ch), then silu(y) when `silu` is 1 (elementwise_module.ts's SiLU), in place.
+ * `gn_apply(x, S, affine, ch, silu)`: y = x·scale + shift in float64 (scale, shift: two f64 at
+ * affine + 16·ch), rounded once to float32 (the JS loop's arithmetic: the same bits for the same
+ * scale and shift; in float32 the two roundings lose the digits that x·scale and shift cancel in a
+ * channel far from its group's mean), then silu(y) when `silu` is 1 (elementwise_module.ts's
+ * SiLU), in place.
  *
  * S must be a multiple of 16 (four vectors per unrolled iteration).
  */
@@ -63,13 +66,17 @@ export function gnApply(): Fn {
   const k = consts(f);
   f.local_get(x).local_get(ch).local_get(S).i32_mul().i32_const(4).i32_mul().i32_add().local_tee(p);
   f.local_get(S).i32_const(4).i32_mul().i32_add().local_set(end);
-  f.local_get(affine).local_get(ch).i32_const(8).i32_mul().i32_add().v128_load32_splat(0).local_set(scale);
-  f.local_get(affine).local_get(ch).i32_const(8).i32_mul().i32_add().v128_load32_splat(4).local_set(shift);
+  f.local_get(affine).local_get(ch).i32_const(16).i32_mul().i32_add().f64_load(0).f64x2_splat().local_set(scale);
+  f.local_get(affine).local_get(ch).i32_const(16).i32_mul().i32_add().f64_load(8).f64x2_splat().local_set(shift);
+  /** The low two lanes of the vector on the stack, x·scale + shift in float64, rounded: [y0, y1, 0, 0]. */
+  const affine2 = () => f.f64x2_promote_low_f32x4().local_get(scale).f64x2_mul().local_get(shift).f64x2_add();
   const loop = (act: boolean) =>
     f.for(i, () => f.local_get(p), () => f.local_get(end), 16 * UNROLL, () => {
       const out = act ? ys : xs;
       xs.forEach((l, u) => {
-        f.local_get(i).v128_load(16 * u).local_get(scale).f32x4_mul().local_get(shift).f32x4_add().local_set(l);
+        f.local_get(i).v128_load(16 * u).local_tee(l), affine2(), f.f32x4_demote_f64x2_zero();
+        f.local_get(l).local_get(l).f32x4_shuffle(2, 3, 0, 1), affine2(), f.f32x4_demote_f64x2_zero();
+        f.f32x4_shuffle(0, 1, 4, 5).local_set(l);
       });
       if (act) {
         // silu(y) = y / (1 + exp(−y)), −y as 0 − y
