@@ -32,8 +32,8 @@ console.log("\n| GEMM n | js GFLOP/s | webgpu GFLOP/s | webgpu / js |\n|---|---|
 for (const n of [256, 512, 1024]) {
   const a = randomF32(n * n, 1), b = randomF32(n * n, 2);
   const ga = gpu.upload(a), gb = gpu.upload(b);
-  const js = await median(3, () => linear(a, n, n, b, n, null));
-  const wg = await median(3, async () => await gpu.read(G.linear(gpu, ga, n, n, gb, n, null)));
+  const js = await median(3, () => linear(a, n, n, b, n, null, "none"));
+  const wg = await median(3, async () => await gpu.read(G.linear(gpu, ga, n, n, gb, n, null, "none")));
   const gf = (ms: number) => (2 * n ** 3) / ms / 1e6;
   console.log(`| ${n} | ${gf(js).toFixed(2)} | ${gf(wg).toFixed(2)} | ${(js / wg).toFixed(2)}× |`);
 }

@@ -19,6 +19,8 @@ export type { FeatureTable };
 export type UnaryFn = "silu" | "gelu_tanh" | "exp";
 export type BinaryFn = "add" | "sub" | "mul";
 export type ScalarFn = "mul" | "add" | "min" | "max";
+/** What `linear` applies to its outputs: nothing, or a `unary` function fused into the GEMM. */
+export type LinearAct = "none" | "silu" | "gelu_tanh";
 
 /** The kernels, by name; shapes are static numbers except `B` (the batch), known when the entry runs. */
 export interface Kernels<T> {
@@ -26,8 +28,8 @@ export interface Kernels<T> {
   levelIds(schedule: readonly number[]): T;
   /** table [N, C], idx [...] (i32; out-of-range indices are an error naming `what`) -> [..., C]. */
   gather(table: T, N: number, C: number, idx: T, what: string): T;
-  /** x [M, K] · w [N, K]ᵀ (+ b [N]) -> [M, N]. */
-  linear(x: T, M: number, K: number, w: T, N: number, b: T | null): T;
+  /** act(x [M, K] · w [N, K]ᵀ (+ b [N])) -> [M, N]; act as `unary` computes it. */
+  linear(x: T, M: number, K: number, w: T, N: number, b: T | null, act: LinearAct): T;
   /** Over the last axis of C, no affine. */
   layerNorm(x: T, C: number, eps: number): T;
   /** x [B, C, S] with weight and bias [C], statistics per (batch, group); then SiLU when `silu`. */

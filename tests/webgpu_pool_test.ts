@@ -77,7 +77,7 @@ async function partialWrites(g: Gpu): Promise<(Float32Array | Int32Array)[]> {
   outs.push(G.conv2d(g, x, 2, 3, 7, 5, up(randomF32(9 * 3 * 3 * 3, 5)), 9, 3, 3, up(randomF32(9, 6)), 1));
   outs.push(G.groupNorm(g, x, up(randomF32(6, 7)), up(randomF32(6, 8)), 1, 6, 35, 3, 1e-5, false));
   outs.push(G.interpolate(g, x, 6, 7, 5, 9, "bicubic"));
-  outs.push(G.linear(g, x, 30, 7, up(randomF32(13 * 7, 9)), 13, null));
+  outs.push(G.linear(g, x, 30, 7, up(randomF32(13 * 7, 9)), 13, null, "none"));
   const sl = G.slice(g, x, 6, 35, 1, 3, 20);
   outs.push(sl, G.concat(g, [x, sl, x], 6, [35, 17, 35], 1));
   outs.push(G.gather(g, x, 30, 7, up(Int32Array.from([3, 0, 29, 7, 7])), "g"));

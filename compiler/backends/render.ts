@@ -49,7 +49,7 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
     const [n, k] = c.ins[1]!.shape;
     return `${c.fn("linear")}${c.arg(0)}, ${at("M", prod(x.slice(0, -1)))}, ${at("K", k)}, ${c.arg(1)}, ${
       at("N", n)
-    }, ${c.node.params.bias ? c.arg(2) : "null"})`;
+    }, ${c.node.params.bias ? c.arg(2) : "null"}, ${at("act", lit(c.node.params.act))})`;
   },
   [Op.LayerNorm]: (c) =>
     `${c.fn("layerNorm")}${c.arg(0)}, ${at("C", c.out.shape.at(-1))}, ${at("eps", c.node.params.eps)})`,

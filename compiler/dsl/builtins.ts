@@ -189,7 +189,7 @@ export function makeBuiltins(g: GraphBuilder): Table {
     linear: def("linear", (a, at) => {
       const ins = [tensorArg(a, 0, "linear", at), tensorArg(a, 1, "linear", at)];
       if (a[2] !== undefined) ins.push(tensorArg(a, 2, "linear", at));
-      return g.add(Op.Linear, { bias: ins.length === 3 }, ins, at.span);
+      return g.add(Op.Linear, { bias: ins.length === 3, act: "none" }, ins, at.span);
     }),
     layerNorm: def(
       "layerNorm",

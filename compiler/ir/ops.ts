@@ -1,5 +1,5 @@
 /** @file Every IR operation, its parameters, and one line of semantics each. */
-import type { BinaryFn, ScalarFn, UnaryFn } from "../../runtime/kernels.ts";
+import type { BinaryFn, LinearAct, ScalarFn, UnaryFn } from "../../runtime/kernels.ts";
 
 /** Which checkpoint a parameter lives in. */
 export type ParamSource = "var" | "vae";
@@ -50,7 +50,7 @@ export enum Op {
   Param = "param", // checkpoint tensor, by state-dict name
   LevelIds = "level_ids", // [L] i32: the scale index of every token of a schedule
   Gather = "gather", // table [N, C], idx [...] -> [..., C]
-  Linear = "linear", // x [..., K] @ w[N, K]ᵀ (+ b [N]) -> [..., N]
+  Linear = "linear", // act(x [..., K] @ w[N, K]ᵀ (+ b [N])) -> [..., N]
   LayerNorm = "layer_norm", // over the last axis, no affine
   GroupNorm = "group_norm", // x [B,C,H,W], weight/bias [C]: normalise each of `groups` channel groups over (C/groups, H, W), then SiLU if `silu`
   L2Normalize = "l2_normalize", // x / max(‖x‖₂, eps) over the last axis
@@ -72,7 +72,7 @@ export enum Op {
 }
 
 /** Elementwise functions: the kernel contract's (`runtime/kernels.ts`). */
-export type { BinaryFn, ScalarFn, UnaryFn };
+export type { BinaryFn, LinearAct, ScalarFn, UnaryFn };
 export type DTypeName = "f32" | "i32";
 /** A dimension: a static size, or the batch size known only at run time. */
 export type Dim = number | "B";
@@ -83,7 +83,7 @@ export interface OpParams {
   [Op.Param]: { readonly name: string; readonly shape: readonly number[]; readonly source: ParamSource };
   [Op.LevelIds]: { readonly schedule: readonly number[] };
   [Op.Gather]: Record<never, never>;
-  [Op.Linear]: { readonly bias: boolean };
+  [Op.Linear]: { readonly bias: boolean; readonly act: LinearAct };
   [Op.LayerNorm]: { readonly eps: number };
   [Op.GroupNorm]: { readonly groups: number; readonly eps: number; readonly silu: boolean };
   [Op.L2Normalize]: { readonly eps: number };

@@ -56,7 +56,10 @@ export const boundRules: { readonly [O in Op]: BoundRule<O> } = {
     const bNorm = b ? b.row : 0, bMax = b ? absMax(b) : 0;
     const row = wn.spectral * x!.row + bNorm;
     const entry = wn.maxRow * x!.row + bMax;
-    return { lo: -entry, hi: entry, row: Math.min(row, entry * Math.sqrt(wn.rows)) };
+    const fact = { lo: -entry, hi: entry, row: Math.min(row, entry * Math.sqrt(wn.rows)) };
+    // a fused silu or gelu: |act(x)| ≤ |x|, act(x) ≥ −0.2785 (silu), −0.1701 (gelu)
+    if (n.params.act === "none") return fact;
+    return { ...fact, lo: Math.max(fact.lo, n.params.act === "silu" ? -0.2785 : -0.1701) };
   },
   [Op.LayerNorm]: (n) => sym(Math.sqrt(last(n.type!) - 1), Math.sqrt(last(n.type!))),
   [Op.GroupNorm]: (n, [, w, b]) => {

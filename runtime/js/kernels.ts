@@ -11,7 +11,7 @@
  */
 import { attentionWasm, type QueryGroup } from "./wasm/attention.ts";
 import { allocF32 } from "./pool.ts";
-import type { KeyRanges } from "../kernels.ts";
+import type { KeyRanges, LinearAct } from "../kernels.ts";
 import { resampleMatrix } from "../host_constants.ts";
 
 export type { KeyRanges } from "../kernels.ts";
@@ -58,7 +58,7 @@ export function gather(table: Float32Array, N: number, C: number, idx: Int32Arra
   return out;
 }
 
-/** x [M, K] @ w[N, K]ᵀ (+ b [N]) -> [M, N]. */
+/** act(x [M, K] @ w[N, K]ᵀ (+ b [N])) -> [M, N]. */
 export function linear(
   x: Float32Array,
   M: number,
@@ -66,9 +66,10 @@ export function linear(
   w: Float32Array,
   N: number,
   b: Float32Array | null,
+  act: LinearAct,
 ): Float32Array {
   const out = allocF32(M * N);
-  gemmNT(x, M, K, w, N, b, out);
+  gemmNT(x, M, K, w, N, b, out, act);
   return out;
 }
 
@@ -76,6 +77,8 @@ export function linear(
  * out[M, N] = a[M, K] @ w[N, K]ᵀ (+ bias): both operands are contiguous along K. Large products go
  * to the WebAssembly SIMD kernel (split across worker threads when large enough); the rest, and all
  * of them where WebAssembly SIMD is unavailable or `setGemmBackend("js")` is set, to `gemmNTJs`.
+ * `act` is applied to the finished outputs: in the broadcast WASM kernel's epilogue when that ran,
+ * else as `unary` would (the same bits either way).
  */
 export function gemmNT(
   a: Float32Array,
@@ -85,9 +88,11 @@ export function gemmNT(
   N: number,
   bias: Float32Array | null,
   out: Float32Array,
+  act: LinearAct = "none",
 ): void {
-  if (M * N * K >= WASM_MIN_MACS && gemmNTWasm(a, M, K, w, N, bias, out)) return;
-  gemmNTJs(a, M, K, w, N, bias, out);
+  const done = M * N * K >= WASM_MIN_MACS ? gemmNTWasm(a, M, K, w, N, bias, out, act) : false;
+  if (!done) gemmNTJs(a, M, K, w, N, bias, out);
+  if (act !== "none" && done !== "fused") activate(out, act, out);
 }
 
 /**
@@ -205,9 +210,13 @@ export const UNARY = {
  */
 export function unary(x: Float32Array, fn: keyof typeof UNARY): Float32Array {
   const out = allocF32(x.length);
-  if (x.length >= UNARY_WASM_MIN && unaryWasm(x, fn, out)) return out;
-  unaryJs(x, fn, out);
+  activate(x, fn, out);
   return out;
+}
+
+/** out = fn(x) as `unary` computes it (out may be x). */
+function activate(x: Float32Array, fn: keyof typeof UNARY, out: Float32Array): void {
+  if (!(x.length >= UNARY_WASM_MIN && unaryWasm(x, fn, out))) unaryJs(x, fn, out);
 }
 
 /** Elementwise functions of `scalar`. */

@@ -134,7 +134,7 @@ Deno.test("linear: M multiple of 4 or not, with and without bias", () => {
       const x = randomF32(M * K, seed++), w = randomF32(N * K, seed++, 0.5);
       const b = withBias ? randomF32(N, seed++) : null;
       assertClose(
-        linear(x, M, K, w, N, b),
+        linear(x, M, K, w, N, b, "none"),
         linearRef(x, M, K, w, N, b),
         `linear M=${M} K=${K} N=${N} bias=${withBias}`,
       );

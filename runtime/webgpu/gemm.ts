@@ -200,18 +200,3 @@ export function gemmNT(
     gpu.dispatch(`linear${vec ? "4" : "1"}r${tm}`, registerSource(vec, tm, RN), words, [a, w, b, out], gx * rowBlocks);
   }
 }
-
-/** x [M, K] @ w [N, K]ᵀ (+ b [N]) -> [M, N]. */
-export function linear(
-  gpu: Gpu,
-  x: GpuTensor,
-  M: number,
-  K: number,
-  w: GpuTensor,
-  N: number,
-  b: GpuTensor | null,
-): GpuTensor {
-  const out = gpu.tensor(M * N);
-  gemmNT(gpu, x, M, K, w, N, b, out);
-  return out;
-}

@@ -10,7 +10,8 @@
  * Static sizes (head dims, Dv) are baked into the WGSL of the kernels that keep per-invocation arrays;
  * batch-dependent sizes travel in the parameter block of each dispatch.
  */
-import type { KeyRanges } from "../kernels.ts";
+import type { KeyRanges, LinearAct } from "../kernels.ts";
+import { gemmNT } from "./gemm.ts";
 import { resampleMatrix } from "../host_constants.ts";
 import type { FeatureTable } from "../js/lowrank.ts";
 import { attentionInto } from "./attention.ts";
@@ -77,7 +78,26 @@ export function gather(gpu: Gpu, table: GpuTensor, N: number, C: number, idx: Gp
 // ---------------------------------------------------------------------------------------------
 // GEMM
 
-export { gemmNT, linear } from "./gemm.ts";
+export { gemmNT };
+
+/** act(x [M, K] @ w [N, K]ᵀ (+ b [N])) -> [M, N]; the activation as its own `unary` dispatch. */
+export function linear(
+  gpu: Gpu,
+  x: GpuTensor,
+  M: number,
+  K: number,
+  w: GpuTensor,
+  N: number,
+  b: GpuTensor | null,
+  act: LinearAct,
+): GpuTensor {
+  const out = gpu.tensor(M * N);
+  gemmNT(gpu, x, M, K, w, N, b, out);
+  if (act === "none") return out;
+  const y = unary(gpu, out, act);
+  gpu.release(out);
+  return y;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Normalisation

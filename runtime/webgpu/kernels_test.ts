@@ -238,8 +238,8 @@ Deno.test({
     ];
     for (const [M, K, N, bias, seed] of shapes) {
       const x = randomF32(M * K, 10 + seed), w = randomF32(N * K, 20 + seed), b = bias ? randomF32(N, 30 + seed) : null;
-      const ref = JS.linear(x, M, K, w, N, b);
-      const got = await readF32(G.linear(g, up(x), M, K, up(w), N, b && up(b)));
+      const ref = JS.linear(x, M, K, w, N, b, "none");
+      const got = await readF32(G.linear(g, up(x), M, K, up(w), N, b && up(b), "none"));
       // Σ|terms| per output: float32 accumulation of K products (vec4 dots or scalar) plus the bias.
       assertWithin(`linear M=${M} K=${K} N=${N}`, got, ref, (i) => {
         const m = Math.floor(i / N), n = i % N;
@@ -247,6 +247,13 @@ Deno.test({
         for (let k = 0; k < K; k++) s += Math.abs(x[m * K + k]! * w[n * K + k]!);
         return (K + 3) * U * s + U * Math.abs(ref[i]!);
       });
+      // with an activation: the GEMM's output through the unary kernel
+      const plain = G.linear(g, up(x), M, K, up(w), N, b && up(b), "none");
+      assert.deepEqual(
+        await readF32(G.linear(g, up(x), M, K, up(w), N, b && up(b), "gelu_tanh")),
+        await readF32(G.unary(g, plain, "gelu_tanh")),
+        `linear + gelu_tanh M=${M}`,
+      );
     }
     // gemmNT writes into an existing tensor.
     const x = randomF32(5 * 8, 5), w = randomF32(3 * 8, 6), out = g.tensor(15);

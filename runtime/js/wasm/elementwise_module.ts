@@ -151,24 +151,30 @@ export function emitOverOnePlusExp(f: Fn, k: Consts, x: Vec, m: Vec, y: Vec, s: 
   x.forEach((l, u) => f.local_get(l).local_get(e[u]!).local_get(k.one).f32x4_add().f32x4_div().local_set(y[u]!));
 }
 
+/** y = silu(x) for the vectors in locals x (kept); s: four scratch vectors each. */
+export function emitSilu(f: Fn, k: Consts, x: Vec, y: Vec, s: readonly Vec[]): void {
+  // −x as 0 − x (one instruction; exp(±0) is 1 either way)
+  const m = s[3]!;
+  x.forEach((l, u) => f.f32x4_const(0).local_get(l).f32x4_sub().local_set(m[u]!));
+  emitOverOnePlusExp(f, k, x, m, y, s);
+}
+
+/** y = gelu_tanh(x) for the vectors in locals x (kept); s: four scratch vectors each. */
+export function emitGelu(f: Fn, k: Consts, x: Vec, y: Vec, s: readonly Vec[]): void {
+  // −z = x·(−G2·x² − G1), the same roundings as z
+  const m = s[3]!;
+  x.forEach((l, u) => {
+    f.local_get(l).local_get(l).f32x4_mul().f32x4_const(-G2).f32x4_mul().f32x4_const(-G1).f32x4_add();
+    f.local_get(l).f32x4_mul().local_set(m[u]!);
+  });
+  emitOverOnePlusExp(f, k, x, m, y, s);
+}
+
 /** The module's functions, in the order of `ELEMENTWISE_FNS`. */
 export function elementwiseFns(): Fn[] {
   return [
-    kernel("silu", (f, k, x, y, s) => {
-      // −x as 0 − x (one instruction; exp(±0) is 1 either way)
-      const m = s[3]!;
-      x.forEach((l, u) => f.f32x4_const(0).local_get(l).f32x4_sub().local_set(m[u]!));
-      emitOverOnePlusExp(f, k, x, m, y, s);
-    }),
-    kernel("gelu_tanh", (f, k, x, y, s) => {
-      // −z = x·(−G2·x² − G1), the same roundings as z
-      const m = s[3]!;
-      x.forEach((l, u) => {
-        f.local_get(l).local_get(l).f32x4_mul().f32x4_const(-G2).f32x4_mul().f32x4_const(-G1).f32x4_add();
-        f.local_get(l).f32x4_mul().local_set(m[u]!);
-      });
-      emitOverOnePlusExp(f, k, x, m, y, s);
-    }),
+    kernel("silu", emitSilu),
+    kernel("gelu_tanh", emitGelu),
     kernel("exp", (f, k, x, y, s) => emitExp(f, k, x, y, s[0]!, s[1]!, s[2]!)),
   ];
 }

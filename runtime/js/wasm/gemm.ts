@@ -12,7 +12,7 @@
  *
  * Bundled copies of this file (one per compiled model) share one runtime through a global symbol.
  */
-import { CTL, type GemmConfig, gemmModule, NN, NT } from "./gemm_module.ts";
+import { CTL, type GemmConfig, gemmModule, NN, NT, NT_ACT } from "./gemm_module.ts";
 import { growMemory, nextJob, runJob, startWorkers, workerThreads } from "./threads.ts";
 
 /** Which GEMM implementation `gemmNT` uses: "auto" (WASM when available and large enough) or "js". */
@@ -40,7 +40,7 @@ export interface Runtime {
   readonly relaxed: boolean;
   readonly memory: WebAssembly.Memory;
   readonly gemm: (...args: number[]) => void;
-  /** nt(w, apack, bias, out, t, Mp, N, K, m0, m1, n0, n1): the broadcast NT GEMM on the calling thread. */
+  /** nt(w, apack, bias, out, t, Mp, N, K, act, m0, m1, n0, n1): the broadcast NT GEMM on the calling thread. */
   readonly nt: (...args: number[]) => void;
   /** nn(apack, b, bias, out, K, ldb, ldo, m0, m1, n0, n1): the NN GEMM on the calling thread. */
   readonly nn: (...args: number[]) => void;
@@ -250,9 +250,13 @@ export function wasmRuntime(): Runtime | null {
   return state.backend === "auto" ? init() : null;
 }
 
+/** An activation a GEMM may apply to its finished outputs. */
+export type GemmAct = keyof typeof NT_ACT;
+
 /**
- * out[M, N] = a[M, K] · w[N, K]ᵀ (+ bias) in WebAssembly; false (nothing written) when the WASM
- * path is off, unavailable or the operands do not fit its memory.
+ * out[M, N] = a[M, K] · w[N, K]ᵀ (+ bias) in WebAssembly: "fused" when `act` was applied too (the
+ * broadcast kernel's epilogue), "plain" when it was not (the caller applies it), false (nothing
+ * written) when the WASM path is off, unavailable or the operands do not fit its memory.
  */
 export function gemmNTWasm(
   a: Float32Array,
@@ -262,10 +266,11 @@ export function gemmNTWasm(
   N: number,
   bias: Float32Array | null,
   out: Float32Array,
-): boolean {
+  act: GemmAct = "none",
+): "fused" | "plain" | false {
   const rt = wasmRuntime();
   if (!rt) return false;
-  if (M >= NT_MIN_ROWS) return ntWasm(rt, a, M, K, w, N, bias, out);
+  if (M >= NT_MIN_ROWS) return ntWasm(rt, a, M, K, w, N, bias, out, NT_ACT[act]) && "fused";
   const Kp = (K + 3) & ~3;
   // a checkpoint tensor already in the memory (rows contiguous, K a multiple of 4) is read in place
   const wIn = K === Kp ? residentAt(rt, w) : -1;
@@ -283,7 +288,7 @@ export function gemmNTWasm(
   if (threads <= 1) rt.gemm(aAt, wAt, biasAt, oAt, M, N, Kp, 0, M, 0, N);
   else parallel(rt, threads, aAt, wAt, biasAt, oAt, M, N, Kp);
   out.set(f32.subarray(oAt / 4, oAt / 4 + M * N));
-  return true;
+  return "plain";
 }
 
 /**
@@ -305,6 +310,7 @@ function ntWasm(
   N: number,
   bias: Float32Array | null,
   out: Float32Array,
+  act: number,
 ): boolean {
   const { mr, nr, kc } = NT;
   const Mp = Math.ceil(M / nr) * nr, Nq = Math.ceil(N / mr) * mr;
@@ -320,7 +326,7 @@ function ntWasm(
   if (bias) f32.set(bias.subarray(0, N), bAt / 4), f32.fill(0, bAt / 4 + N, bAt / 4 + Nq);
   const biasAt = bias ? bAt : 0;
   const threads = M * N * K >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
-  if (threads <= 1) rt.nt(wAt, aAt, biasAt, oAt, tAt, Mp, N, K, 0, Mp, 0, N);
+  if (threads <= 1) rt.nt(wAt, aAt, biasAt, oAt, tAt, Mp, N, K, act, 0, Mp, 0, N);
   else {
     // chunks: about 4 per thread, over panels of w rows when there are enough, else over panels of a
     const want = 4 * threads;
@@ -330,7 +336,7 @@ function ntWasm(
     const mCount = Math.ceil(Mp / mStep), total = mCount * Math.ceil(N / nStep);
     const ctl = rt.i32;
     ctl[CTL.KIND] = 5, ctl[CTL.A] = wAt, ctl[CTL.W] = aAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
-    ctl[CTL.LDB] = tAt, ctl[CTL.M] = Mp, ctl[CTL.N] = N, ctl[CTL.KP] = K;
+    ctl[CTL.LDB] = tAt, ctl[CTL.M] = Mp, ctl[CTL.N] = N, ctl[CTL.KP] = K, ctl[CTL.LDO] = act;
     ctl[CTL.M_STEP] = mStep, ctl[CTL.N_STEP] = nStep, ctl[CTL.M_COUNT] = mCount;
     runShared(rt, total);
   }

@@ -18,6 +18,7 @@
 import { type AttentionConfig, attentionFns, attentionNames, JOB_BYTES, scratchBytes } from "./attention_module.ts";
 import { encodeModule, F32, Fn, I32, V128 } from "./encode.ts";
 import { gnApply, gnStats } from "./norm_module.ts";
+import { consts, emitGelu, emitSilu, vec } from "./elementwise_module.ts";
 import { winograd4Job, winogradJob, winogradWeights } from "./winograd_module.ts";
 
 /** Tile and blocking parameters, and which instructions to use. */
@@ -165,6 +166,9 @@ function tile(rm: number, rn: number, relaxed: boolean): Fn {
  */
 export const NT = { mr: 6, nr: 8, kc: 256 } as const;
 
+/** Activation codes of the broadcast NT kernel's epilogue (flags bits 2–3). */
+export const NT_ACT = { none: 0, silu: 1, gelu_tanh: 2 } as const;
+
 /**
  * The broadcast NT micro-kernel nt_tile(pw, ldw, rows, pa, pt, ldt, po, ldo, pbias, kl, flags):
  * outᵀ[MR, 8] (+)= w[MR, kl] · a-panelᵀ, i.e. out[8 rows of a, MR columns]. Row r of w is read
@@ -173,7 +177,9 @@ export const NT = { mr: 6, nr: 8, kc: 256 } as const;
  * of each w row against two vectors of a: MR·2 multiply-adds per MR + 2 loads, no horizontal sums.
  * flags bit 0 (first K block): start from bias[r] (pbias ≠ 0) or 0, else from the partial sums
  * outᵀ at pt (rows ldt bytes apart); bit 1 (last K block): store to out transposed (rows of a ldo
- * bytes apart), else the partial sums back to pt.
+ * bytes apart), else the partial sums back to pt; bits 2–3 (`NT_ACT`): on the last K block, the
+ * activation applied to the finished float32 sums before they are stored (elementwise_module.ts's
+ * arithmetic, so the bits are those of the GEMM followed by `unary`).
  */
 function ntTile(relaxed: boolean): Fn {
   const { mr } = NT;
@@ -236,8 +242,18 @@ function ntTile(relaxed: boolean): Fn {
       f.br(0);
     })
   );
+  const scratch = Array.from({ length: 4 }, () => vec(f, 4));
+  const act = (emit: typeof emitSilu) => {
+    const k = consts(f);
+    for (let g = 0; g < acc.length; g += 4) emit(f, k, acc.slice(g, g + 4), acc.slice(g, g + 4), scratch);
+  };
   f.local_get(flags).i32_const(2).i32_and().if(
     () => {
+      const code = () => f.local_get(flags).i32_const(2).i32_shr_u();
+      code().i32_const(NT_ACT.silu).i32_eq().if(
+        () => act(emitSilu),
+        () => code().i32_const(NT_ACT.gelu_tanh).i32_eq().if(() => act(emitGelu)),
+      );
       // out[row 4c + l of the panel, column r] = lane l of acc[r][c]
       for (let c = 0; c < 2; c++) {
         for (let l = 0; l < 4; l++) {
@@ -254,26 +270,26 @@ function ntTile(relaxed: boolean): Fn {
 }
 
 /**
- * nt(w, apack, bias, out, t, Mp, N, K, m0, m1, n0, n1): rows [m0, m1) of a (multiples of 8) ×
- * columns [n0, n1) of out = a · wᵀ (+ bias), with w [N, K] rows in place, a packed as panels
+ * nt(w, apack, bias, out, t, Mp, N, K, act, m0, m1, n0, n1): rows [m0, m1) of a (multiples of 8) ×
+ * columns [n0, n1) of out = act(a · wᵀ (+ bias)) (act: an `NT_ACT` code), with w [N, K] rows in place, a packed as panels
  * [Mp/8][K][8], bias padded to Nq = ⌈N/MR⌉·MR floats (0: none), out [Mp, Nq] and the partial sums
  * t [Nq, Mp] (read only when K > KC). Per K block, MR rows of w (MR·KC floats) stay in L1 while
  * the panels of a stream from L2.
  */
 function ntDriver(at: (name: string) => number): Fn {
   const { mr, kc } = NT;
-  const f = new Fn("nt", 12);
-  const [w, a, bias, out, t, Mp, N, K, m0, m1, n0, n1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const f = new Fn("nt", 13);
+  const [w, a, bias, out, t, Mp, N, K, act, m0, m1, n0, n1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
   const kc0 = f.local(I32), kl = f.local(I32), n = f.local(I32), m = f.local(I32), ldo = f.local(I32);
   const rows = f.local(I32), flags = f.local(I32);
   // ldo = ⌈N/MR⌉·MR·4
   f.local_get(N).i32_const(mr - 1).i32_add().i32_const(mr).i32_div_u().i32_const(4 * mr).i32_mul().local_set(ldo);
   f.for(kc0, () => f.i32_const(0), () => f.local_get(K), kc, () => {
-    // kl = min(KC, K − kc0); flags = (kc0 = 0) | (kc0 + KC ≥ K) << 1
+    // kl = min(KC, K − kc0); flags = (kc0 = 0) | (kc0 + KC ≥ K) << 1 | act << 2
     f.i32_const(kc).local_get(K).local_get(kc0).i32_sub().local_tee(kl);
     f.i32_const(kc).local_get(kl).i32_lt_s().select().local_set(kl);
     f.local_get(kc0).i32_eqz().local_get(kc0).i32_const(kc).i32_add().local_get(K).i32_ge_s().i32_const(1).i32_shl();
-    f.i32_add().local_set(flags);
+    f.i32_add().local_get(act).i32_const(2).i32_shl().i32_add().local_set(flags);
     f.for(n, () => f.local_get(n0), () => f.local_get(n1), mr, () => {
       // rows = min(MR, N − n)
       f.i32_const(mr).local_get(N).local_get(n).i32_sub().local_tee(rows);
@@ -467,7 +483,7 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
   };
   const gemmChunk = gemmChunkOf("gemm", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.M, CTL.N, CTL.KP]);
   const nnChunk = gemmChunkOf("nn", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.KP, CTL.LDB, CTL.LDO]);
-  const ntChunk = gemmChunkOf("nt", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.LDB, CTL.M, CTL.N, CTL.KP]);
+  const ntChunk = gemmChunkOf("nt", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.LDB, CTL.M, CTL.N, CTL.KP, CTL.LDO]);
   const winogradChunk = () => f.local_get(idx).local_get(0).call(at("wino"));
   const winograd4Chunk = () => f.local_get(idx).local_get(0).call(at("wino4"));
   // GroupNorm: chunk = channel; A = x, M = floats per channel, W = stats or affine, KP = silu

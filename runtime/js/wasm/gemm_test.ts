@@ -10,7 +10,7 @@
  * (`attention_test.ts`).
  */
 import assert from "node:assert/strict";
-import { gemmBackend, gemmNT, gemmNTJs, gemmThreads, setGemmBackend, setGemmThreads } from "../kernels.ts";
+import { gemmBackend, gemmNT, gemmNTJs, gemmThreads, setGemmBackend, setGemmThreads, unary } from "../kernels.ts";
 import { ATTENTION, gemmNTWasm, NT_MIN_ROWS, residentAt, residentBytes, wasmRuntime } from "./gemm.ts";
 import { gemmModule } from "./gemm_module.ts";
 import { randomF32 } from "../../random.ts";
@@ -104,6 +104,21 @@ Deno.test("WASM GEMM gives the same bits on one thread and on several", () => {
     }
   } finally {
     setGemmThreads(undefined);
+  }
+});
+
+Deno.test("a fused activation gives the bits of the GEMM followed by unary, on both kernels and threads", () => {
+  // M = 40: the broadcast kernel's epilogue (one and two K blocks); M = 5: dot-product tiles, then unary
+  for (const [M, N, K] of [[40, 37, 200], [40, 301, 520], [5, 301, 257]] as const) {
+    const a = randomF32(M * K, M + K), w = randomF32(N * K, N), b = randomF32(N, K);
+    for (let i = 0; i < a.length; i += 7) a[i] = a[i]! * 40; // outputs far into both tails of the activations
+    const plain = new Float32Array(M * N);
+    gemmNT(a, M, K, w, N, b, plain);
+    for (const act of ["silu", "gelu_tanh"] as const) {
+      const fused = new Float32Array(M * N);
+      gemmNT(a, M, K, w, N, b, fused, act);
+      assert.deepEqual(fused, unary(plain, act), `${M}×${N}×${K} ${act}`);
+    }
   }
 });
 

@@ -16,7 +16,7 @@
  *
  * S must be a multiple of 16 (four vectors per unrolled iteration).
  */
-import { consts, emitOverOnePlusExp, UNROLL, vec } from "./elementwise_module.ts";
+import { consts, emitSilu, UNROLL, vec } from "./elementwise_module.ts";
 import { F64, Fn, I32, V128 } from "./encode.ts";
 
 /** Floats per channel must be a multiple of this. */
@@ -78,12 +78,7 @@ export function gnApply(): Fn {
         f.local_get(l).local_get(l).f32x4_shuffle(2, 3, 0, 1), affine2(), f.f32x4_demote_f64x2_zero();
         f.f32x4_shuffle(0, 1, 4, 5).local_set(l);
       });
-      if (act) {
-        // silu(y) = y / (1 + exp(−y)), −y as 0 − y
-        const m = s[3]!;
-        xs.forEach((l, u) => f.f32x4_const(0).local_get(l).f32x4_sub().local_set(m[u]!));
-        emitOverOnePlusExp(f, k, xs, m, ys, s);
-      }
+      if (act) emitSilu(f, k, xs, ys, s);
       out.forEach((l, u) => f.local_get(i).local_get(l).v128_store(16 * u));
     });
   f.local_get(silu).if(() => loop(true), () => loop(false));
