@@ -1,6 +1,6 @@
 /**
- * @file The generated model module, for any target whose kernels share the names and arguments of
- * `runtime/js/kernels.ts`: one function per entry, one kernel call per IR node, values released after
+ * @file The generated model module, for any target whose kernels follow the kernel contract
+ * (`runtime/kernels.ts`): one function per entry, one kernel call per IR node, values released after
  * their last use. Written with ts-morph's code writer, then bundled by esbuild.
  */
 import { CodeBlockWriter } from "ts-morph";
@@ -8,15 +8,15 @@ import type { KernelName } from "../../runtime/kernels.ts";
 import { entryNodes, type IrModule, type Node, type TensorType } from "../ir/node.ts";
 import { Op, type OpParams } from "../ir/ops.ts";
 import { lastUses } from "../passes/plan_memory.ts";
-import { type RenderCtx, renderOp } from "./render.ts";
+import { record, type RenderCtx, renderOp } from "./render.ts";
 
 /** What differs between targets in the generated host code. */
 export interface HostTarget {
   readonly name: string;
   /** Import and re-export lines at the top of the module. */
   readonly prelude: readonly string[];
-  /** Start of a kernel call through the opening of its argument list. */
-  fn(kernel: KernelName): string;
+  /** A call of `kernel` with its argument record (JS source of an object literal). */
+  call(kernel: KernelName, args: string): string;
   /** A host input (typed array) as a target value. */
   input(expr: string): string;
   /** Extra parameter of every entry function (after options), e.g. the GPU device. */
@@ -203,7 +203,7 @@ function renderNode(
       hoisted.push(expr);
       return `H${hoisted.length - 1}`;
     },
-    fn: target.fn,
+    call: (kernel, args) => target.call(kernel, record(args)),
     input: target.input,
   };
   const comment = ` // ${node.op} ${shapeOf(node.type!)} ${printable(location(node))}`; // a // comment: one line
@@ -216,7 +216,7 @@ function renderNode(
     if (checkEntry !== undefined && node.type!.dtype === "f32" && node.op !== Op.Param) {
       const span = `${node.span.file}:${node.span.line}:${node.span.column}`;
       const what = `${checkEntry}: %${node.id} (${node.op}${node.label ? ` "${node.label}"` : ""}) at ${span}`;
-      lines.push(`${target.fn("checkFinite")}v${node.id}, ${JSON.stringify(what)});`);
+      lines.push(`${ctx.call("checkFinite", { x: `v${node.id}`, what: JSON.stringify(what) })};`);
     }
   } else if (releases) lines.push(`${releases}${comment}`);
   if (node.label) {

@@ -1,5 +1,6 @@
 /**
- * @file Float32 reference kernels of the JS target. Generated model modules call these with static sizes.
+ * @file Float32 reference kernels of the JS target. Generated model modules call these with static sizes,
+ * each with one record of named arguments (the kernel contract, `../kernels.ts`: `linear({ x, M, K, w, N, b })`).
  *
  * Layouts are row-major. Accumulation happens in float64 (JS numbers); results are stored as float32.
  * The exception is `gemmNT` (and so `linear` and `conv2d`): products of at least `WASM_MIN_MACS`
@@ -11,7 +12,7 @@
  */
 import { attentionWasm, type QueryGroup } from "./wasm/attention.ts";
 import { allocF32 } from "./pool.ts";
-import type { KeyRanges } from "../kernels.ts";
+import type { KernelArgs, KernelName, KeyRanges, UnaryFn } from "../kernels.ts";
 import { resampleMatrix } from "../host_constants.ts";
 
 export type { KeyRanges } from "../kernels.ts";
@@ -25,6 +26,9 @@ import { UNARY_WASM_MIN, unaryWasm } from "./wasm/elementwise.ts";
 export { release } from "./pool.ts";
 export { type GemmBackend, gemmBackend, gemmThreads, setGemmBackend, setGemmThreads } from "./wasm/gemm.ts";
 
+/** The argument record of kernel `K` on this target (`../kernels.ts`). */
+type Args<K extends KernelName> = KernelArgs<K, Float32Array, Int32Array>;
+
 /** Error raised by a kernel on bad run-time data (e.g. a token index out of range). */
 export class KernelError extends Error {
   override name = "KernelError";
@@ -36,7 +40,7 @@ export class NumericsError extends Error {
 }
 
 /** Throws NumericsError at the first non-finite element (`what` names the node and entry). */
-export function checkFinite(x: Float32Array, what: string): void {
+export function checkFinite({ x, what }: Args<"checkFinite">): void {
   for (let i = 0; i < x.length; i++) {
     if (!Number.isFinite(x[i]!)) {
       const scale = /^step_(\d+)/.exec(what)?.[1];
@@ -47,7 +51,7 @@ export function checkFinite(x: Float32Array, what: string): void {
 }
 
 /** table [N, C], idx [n] -> [n, C]. */
-export function gather(table: Float32Array, N: number, C: number, idx: Int32Array, what: string): Float32Array {
+export function gather({ table, N, C, idx, what }: Args<"gather">): Float32Array {
   const out = allocF32(idx.length * C);
   for (let i = 0; i < idx.length; i++) {
     const r = idx[i]!;
@@ -58,14 +62,7 @@ export function gather(table: Float32Array, N: number, C: number, idx: Int32Arra
 }
 
 /** x [M, K] @ w[N, K]ᵀ (+ b [N]) -> [M, N]. */
-export function linear(
-  x: Float32Array,
-  M: number,
-  K: number,
-  w: Float32Array,
-  N: number,
-  b: Float32Array | null,
-): Float32Array {
+export function linear({ x, M, K, w, N, b }: Args<"linear">): Float32Array {
   const out = allocF32(M * N);
   gemmNT(x, M, K, w, N, b, out);
   return out;
@@ -150,7 +147,7 @@ function dot(a: Float32Array, ai: number, b: Float32Array, bi: number, K: number
  * LayerNorm without affine over rows of C. The variance is the mean of (x − mean)² (a second pass
  * over the row, which is in L1), each sum in two float64 accumulators (independent add chains).
  */
-export function layerNorm(x: Float32Array, C: number, eps: number): Float32Array {
+export function layerNorm({ x, C, eps }: Args<"layerNorm">): Float32Array {
   const out = allocF32(x.length);
   for (let r = 0; r < x.length; r += C) {
     const end = r + C;
@@ -171,7 +168,7 @@ export function layerNorm(x: Float32Array, C: number, eps: number): Float32Array
 }
 
 /** x / max(‖x‖₂, eps) over rows of D (the sum of squares in two float64 accumulators). */
-export function l2Normalize(x: Float32Array, D: number, eps: number): Float32Array {
+export function l2Normalize({ x, D, eps }: Args<"l2Normalize">): Float32Array {
   const out = allocF32(x.length);
   for (let r = 0; r < x.length; r += D) {
     const end = r + D;
@@ -202,7 +199,12 @@ export const UNARY = {
  * error ≤ 1.37 ulp for exp, ≤ 2 + 1.37 ulp for silu, plus about 5|z| ulp for gelu_tanh at x < 0
  * from rounding its argument z; ±∞ and NaN as here); the others use the formulas in float64.
  */
-export function unary(x: Float32Array, fn: keyof typeof UNARY): Float32Array {
+export function unary(a: Args<"unary">): Float32Array;
+/** The positional form, kept for the WebAssembly tests (`wasm/elementwise_test.ts`) until they take the record. */
+export function unary(x: Float32Array, fn: UnaryFn): Float32Array;
+export function unary(a: Args<"unary"> | Float32Array, f?: UnaryFn): Float32Array {
+  if (a instanceof Float32Array) return unary({ x: a, fn: f! });
+  const { x, fn } = a;
   const out = allocF32(x.length);
   if (x.length >= UNARY_WASM_MIN && unaryWasm(x, fn, out)) return out;
   unaryJs(x, fn, out);
@@ -218,7 +220,7 @@ export const SCALAR = {
 } as const;
 
 /** fn(x, c) elementwise: one loop per function, results as the `SCALAR` formulas. */
-export function scalar(x: Float32Array, fn: keyof typeof SCALAR, c: number): Float32Array {
+export function scalar({ x, fn, value: c }: Args<"scalar">): Float32Array {
   const n = x.length, out = allocF32(n);
   if (fn === "mul") { for (let i = 0; i < n; i++) out[i] = x[i]! * c; }
   else if (fn === "add") { for (let i = 0; i < n; i++) out[i] = x[i]! + c; }
@@ -235,21 +237,14 @@ export const BINARY = {
 } as const;
 
 /**
- * fn(a, b) with broadcasting. `shape` is the output shape; `as`/`bs` are the inputs' strides over it
+ * fn(a, b) with broadcasting. `shape` is the output shape; `aStrides`/`bStrides` are the inputs' strides over it
  * (0 on broadcast axes), as computed by the compiler. Axes are collapsed first (size-1 axes
  * dropped, axes merged where both inputs are contiguous across them), so a same-shape operation is
  * one block, a per-row scalar ([R, C] ∘ [R, 1], channel-wise [B, C, H, W] ∘ [1, C, 1, 1]) or a row
  * vector repeated over rows ([R, C] ∘ [C]) one 2-D block; any axes left before the last two are
  * walked. Blocks run in a loop per operator (`./loops.ts`), results as the `BINARY` formulas.
  */
-export function binary(
-  a: Float32Array,
-  b: Float32Array,
-  fn: keyof typeof BINARY,
-  shape: readonly number[],
-  as: readonly number[],
-  bs: readonly number[],
-): Float32Array {
+export function binary({ a, b, fn, shape, aStrides: as, bStrides: bs }: Args<"binary">): Float32Array {
   const n = shape.reduce((p, d) => p * d, 1);
   const out = allocF32(n);
   if (n === 0) return out;
@@ -274,11 +269,7 @@ export function binary(
  * that stay adjacent merged); 2-D and batched 2-D transposes go by cache-sized tiles, the rest copy
  * runs along the last axis (`./loops.ts`). Elements are copied as i32, bit for bit.
  */
-export function permute<T extends Float32Array | Int32Array>(
-  x: T,
-  shape: readonly number[],
-  perm: readonly number[],
-): T {
+export function permute<T extends Float32Array | Int32Array>({ x, shape, perm }: Args<"permute"> & { x: T }): T {
   const out = new (x.constructor as new (n: number) => T)(x.length);
   const src = new Int32Array(x.buffer, x.byteOffset, x.length);
   permuteInt32(src, new Int32Array(out.buffer, out.byteOffset, out.length), shape, perm);
@@ -287,12 +278,7 @@ export function permute<T extends Float32Array | Int32Array>(
 
 /** [outer, size, inner] -> [outer, end - start, inner]. */
 export function slice<T extends Float32Array | Int32Array>(
-  x: T,
-  outer: number,
-  size: number,
-  inner: number,
-  start: number,
-  end: number,
+  { x, outer, size, inner, start, end }: Args<"slice"> & { x: T },
 ): T {
   const w = (end - start) * inner;
   const out = new (x.constructor as new (n: number) => T)(outer * w);
@@ -301,12 +287,7 @@ export function slice<T extends Float32Array | Int32Array>(
 }
 
 /** Joins [outer, size_i, inner] tensors along the middle axis. */
-export function concat(
-  xs: readonly Float32Array[],
-  outer: number,
-  sizes: readonly number[],
-  inner: number,
-): Float32Array {
+export function concat({ xs, outer, sizes, inner }: Args<"concat">): Float32Array {
   const total = sizes.reduce((a, s) => a + s, 0);
   const out = allocF32(outer * total * inner);
   for (let o = 0; o < outer; o++) {
@@ -321,7 +302,7 @@ export function concat(
 }
 
 /** Scale index of every token of a schedule. */
-export function levelIds(schedule: readonly number[]): Int32Array {
+export function levelIds({ schedule }: Args<"levelIds">): Int32Array {
   const out: number[] = [];
   schedule.forEach((n, s) => out.push(...new Array<number>(n * n).fill(s)));
   return Int32Array.from(out);
@@ -338,6 +319,8 @@ export const ATTENTION_WASM_MIN_MACS = 1 << 16;
  * with the JS backend, take the row form with a running max (one pass over keys, no [Tq, Tk]
  * matrix, float64 accumulation).
  */
+export function attention(a: Args<"attention">): Float32Array;
+/** The positional form, kept for the WebAssembly tests (`wasm/attention_test.ts`) until they take the record. */
 export function attention(
   q: Float32Array,
   k: Float32Array,
@@ -349,7 +332,16 @@ export function attention(
   Dv: number,
   scale: number,
   ranges: KeyRanges,
+): Float32Array;
+export function attention(
+  a: Args<"attention"> | Float32Array,
+  ...rest: [Float32Array, Float32Array, number, number, number, number, number, number, KeyRanges] | []
 ): Float32Array {
+  if (a instanceof Float32Array) {
+    const [k, v, BH, Tq, Tk, D, Dv, scale, ranges] = rest as Exclude<typeof rest, []>;
+    return attention({ q: a, k, v, BH, Tq, Tk, D, Dv, scale, ranges });
+  }
+  const { q, k, v, BH, Tq, Tk, D, Dv, scale, ranges } = a;
   const out = allocF32(BH * Tq * Dv);
   const groups: QueryGroup[] = [];
   let macs = 0;
@@ -412,19 +404,7 @@ function attentionRows(
  * chunks of output pixels: col [P, Ci·kh·kw] (zeros where the window leaves the image) times wᵀ,
  * then transposed into the channel-major output.
  */
-export function conv2d(
-  x: Float32Array,
-  B: number,
-  Ci: number,
-  H: number,
-  W: number,
-  w: Float32Array,
-  Co: number,
-  kh: number,
-  kw: number,
-  b: Float32Array,
-  pad: number,
-): Float32Array {
+export function conv2d({ x, B, Ci, H, W, w, Co, kh, kw, b, pad }: Args<"conv2d">): Float32Array {
   const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1, K = Ci * kh * kw, HW = Ho * Wo;
   const out = allocF32(B * Co * HW);
   if (Co * HW * K >= WASM_MIN_MACS && conv2dWasm(x, B, Ci, H, W, w, Co, kh, kw, b, pad, out)) return out;
@@ -477,14 +457,7 @@ function im2col(
 }
 
 /** x [BC, h, w] -> [BC, size, size]: out = M X Mᵀ per channel (separable resampling). */
-export function interpolate(
-  x: Float32Array,
-  BC: number,
-  h: number,
-  w: number,
-  size: number,
-  mode: "bicubic" | "area",
-): Float32Array {
+export function interpolate({ x, BC, h, w, size, mode }: Args<"interpolate">): Float32Array {
   const my = resampleMatrix(mode, h, size), mx = resampleMatrix(mode, w, size);
   const out = allocF32(BC * size * size);
   const tmp = new Float64Array(size * w);
@@ -515,16 +488,7 @@ export function interpolate(
  * parallel-variance identity), so a group is read twice from memory, not three times, with the
  * accuracy of the two-pass variance. Sums in float64, two accumulators each.
  */
-export function groupNorm(
-  x: Float32Array,
-  w: Float32Array,
-  b: Float32Array,
-  B: number,
-  C: number,
-  S: number,
-  groups: number,
-  eps: number,
-): Float32Array {
+export function groupNorm({ x, w, b, B, C, S, groups, eps }: Args<"groupNorm">): Float32Array {
   const out = allocF32(x.length);
   const cg = C / groups, n = cg * S, means = new Float64Array(cg);
   for (let bi = 0; bi < B; bi++) {
@@ -559,7 +523,7 @@ export function groupNorm(
 }
 
 /** Nearest-neighbour upsampling: x [BC, h, w] -> [BC, f·h, f·w]. */
-export function upsampleNearest(x: Float32Array, BC: number, h: number, w: number, f: number): Float32Array {
+export function upsampleNearest({ x, BC, h, w, factor: f }: Args<"upsampleNearest">): Float32Array {
   const H = h * f, W = w * f;
   const out = allocF32(BC * H * W);
   for (let c = 0; c < BC; c++) {

@@ -13,7 +13,7 @@
  * Small M (generation steps have 1–2 rows per scale and image) takes a shorter tile, TM = 1, 2 or 4
  * rows per invocation, so a 2-row product does not compute 64 rows.
  */
-import type { Gpu, GpuTensor } from "./device.ts";
+import type { Gpu, GpuArgs as Args, GpuTensor } from "./device.ts";
 import { kernelSource, range, source, WG } from "./wgsl.ts";
 
 /** Invocation grid of a workgroup (TX columns × TY rows of invocations), K per tile, columns per invocation. */
@@ -202,15 +202,7 @@ export function gemmNT(
 }
 
 /** x [M, K] @ w [N, K]ᵀ (+ b [N]) -> [M, N]. */
-export function linear(
-  gpu: Gpu,
-  x: GpuTensor,
-  M: number,
-  K: number,
-  w: GpuTensor,
-  N: number,
-  b: GpuTensor | null,
-): GpuTensor {
+export function linear(gpu: Gpu, { x, M, K, w, N, b }: Args<"linear">): GpuTensor {
   const out = gpu.tensor(M * N);
   gemmNT(gpu, x, M, K, w, N, b, out);
   return out;

@@ -16,7 +16,7 @@ export const jsTarget: HostTarget = {
     `import { bindInputs, type HostTensor, tapper } from "varc:exec";`,
     `export { guardStats } from "varc:lowrank";`,
   ],
-  fn: (kernel) => `${LOWRANK.has(kernel) ? "LR" : "K"}.${kernel}(`,
+  call: (kernel, args) => `${LOWRANK.has(kernel) ? "LR" : "K"}.${kernel}(${args})`,
   input: (expr) => `${expr} as never`,
   extraParam: "",
   async: false,

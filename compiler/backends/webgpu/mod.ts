@@ -10,7 +10,7 @@ import type { Backend, Emitted } from "../backend.ts";
 import { bundleModule } from "../bundle.ts";
 import { DTS, generateSource, type HostTarget } from "../host.ts";
 
-/** Host code for `runtime/webgpu/kernels.ts` (same kernel names and arguments, a device first). */
+/** Host code for `runtime/webgpu/kernels.ts` (the contract's kernels and argument records, after the device). */
 export const webgpuTarget: HostTarget = {
   name: "webgpu",
   prelude: [
@@ -22,7 +22,7 @@ export const webgpuTarget: HostTarget = {
     `export { Gpu } from "varc:webgpu-device";`,
     `export { twice } from "varc:webgpu";`,
   ],
-  fn: (kernel) => `G.${kernel}(gpu, `,
+  call: (kernel, args) => `G.${kernel}(gpu, ${args})`,
   input: (expr) => `G.asDevice(gpu, ${expr})`,
   extraParam: "gpu: Gpu",
   async: true,
