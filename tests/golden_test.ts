@@ -1,10 +1,16 @@
 /**
  * @file Golden IR (the printed module after each pass of a tiny spec) and the generated source of each
  * target, as a reader sees it in `model.src.ts`. Set VARC_UPDATE_GOLDEN=1 to
- * rewrite the files, then read the diff before committing.
+ * rewrite the files, then read the diff before committing. The generated source of both targets
+ * type-checks against the runtime it imports, with a call of every kernel of the contract.
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { RUNTIME_MODULES } from "../compiler/backends/bundle.ts";
 import { compile, lower } from "../compiler/mod.ts";
+import { TARGET_NAMES } from "../compiler/targets.ts";
+import { KERNEL_NAMES } from "../runtime/kernels.ts";
 import { printModule } from "../compiler/ir/print.ts";
 import { defaultPipeline } from "../compiler/pipeline.ts";
 
@@ -39,3 +45,31 @@ for (const target of ["js", "webgpu"] as const) {
     await golden(`tiny_golden.${target}.src.golden`, emitted.source);
   });
 }
+
+Deno.test("generated source type-checks against the runtime, every kernel's argument record included", async () => {
+  // paper_small lowers some blocks to low-rank (state and read in generation steps); --check-numerics adds checkFinite
+  const dir = await Deno.makeTempDir({ prefix: "varc_src_" });
+  try {
+    const files: string[] = [];
+    for (const target of TARGET_NAMES) {
+      const { emitted } = await compile("tests/specs/paper_small.var.ts", { target, checkNumerics: true });
+      for (const kernel of KERNEL_NAMES) {
+        assert.match(emitted.source, new RegExp(`\\.${kernel}\\(`), `${target}: ${kernel}`);
+      }
+      files.push(`${target}.ts`);
+      await Deno.writeTextFile(join(dir, `${target}.ts`), emitted.source);
+    }
+    const imports = Object.fromEntries(Object.entries(RUNTIME_MODULES).map(([k, f]) => [k, pathToFileURL(f).href]));
+    const config = { imports, compilerOptions: { strict: true }, unstable: ["webgpu"] };
+    await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify(config));
+    const check = await new Deno.Command(Deno.execPath(), {
+      args: ["check", "--quiet", "--config", join(dir, "deno.json"), ...files],
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(check.code, 0, new TextDecoder().decode(check.stderr));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -93,11 +93,13 @@ export function generateSource(
     w.writeLine(`/** Entry ${JSON.stringify(e)}: \`weight\` returns a checkpoint tensor by name. */`);
     w.write(`${target.async ? "async " : ""}function ${fnNames[i]}(`).newLine().indent(() => {
       w.writeLine(`weight: (name: string) => ${target.weightType},`);
-      w.writeLine("inputs: Readonly<Record<string, HostTensor>>,");
+      // device targets take device tensors as inputs and leave the outputs named in `keep` on the device
+      w.writeLine(`inputs: Readonly<Record<string, ${target.deviceInputs ? "Tensor" : "HostTensor"}>>,`);
       w.writeLine("options: { taps?: readonly string[]; keep?: readonly string[] } = {},");
       if (target.extraParam) w.writeLine(`${target.extraParam},`);
     });
-    const result = "{ outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> }";
+    const output = target.keep ? "Tensor" : "HostTensor";
+    const result = `{ outputs: Record<string, ${output}>; taps: Record<string, HostTensor> }`;
     w.write(`): ${target.async ? `Promise<${result}>` : result} `).block(() => {
       const e2 = JSON.stringify(e);
       const dev = target.deviceInputs ? ", true" : "";

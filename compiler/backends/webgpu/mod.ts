@@ -18,7 +18,7 @@ export const webgpuTarget: HostTarget = {
     `import * as LR from "varc:lowrank";`,
     `import * as G from "varc:webgpu";`,
     `import { Gpu } from "varc:webgpu-device";`,
-    `import { bindInputs, type HostTensor, tapper } from "varc:exec";`,
+    `import { bindInputs, type HostTensor, tapper, type Tensor } from "varc:exec";`,
     `export { Gpu } from "varc:webgpu-device";`,
     `export { twice } from "varc:webgpu";`,
   ],
