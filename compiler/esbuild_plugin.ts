@@ -23,7 +23,7 @@
 import * as esbuild from "esbuild";
 import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { WeightSource } from "../runtime/checkpoint_bytes.ts";
+import type { LoadOptions, RgbaImage, Weights } from "../runtime/app.ts";
 import type { GenerateOptions, Generation } from "../runtime/generate.ts";
 import type { HostTensor, LoadedModel, ModelModule } from "../runtime/mod.ts";
 import { holdEsbuild, runtimeResolver, withEsbuild } from "./backends/bundle.ts";
@@ -60,21 +60,7 @@ export interface CompileEvent {
 }
 
 export type { WeightSource } from "../runtime/checkpoint_bytes.ts";
-
-/** Options of `load`. */
-export interface LoadOptions {
-  /** Only bind the tensors these entries read (e.g. `["decode"]` needs no VAR checkpoint). */
-  readonly entries?: readonly string[];
-  /** Progress of each checkpoint read or fetched (total: the file size, or the Content-Length when sent). */
-  readonly onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
-}
-
-/** An image as `ImageData` wants it: RGBA bytes, row-major. */
-export interface RgbaImage {
-  readonly width: number;
-  readonly height: number;
-  readonly data: Uint8ClampedArray<ArrayBuffer>;
-}
+export type { LoadOptions, RgbaImage, Weights } from "../runtime/app.ts";
 
 /**
  * What a compiled spec module exports (the named exports, and the same as its default export):
@@ -85,7 +71,7 @@ export interface CompiledModel extends ModelModule {
   /** The compile report: node count, parameters, pass timings, and a row per attention block. */
   readonly report: CompileReport;
   /** Reads the checkpoints (bytes, URLs or Deno file paths, with progress) and binds them to this model. */
-  load(weights: { var?: WeightSource; vae?: WeightSource }, options?: LoadOptions): Promise<LoadedModel>;
+  load(weights: Weights, options?: LoadOptions): Promise<LoadedModel>;
   /** `runtime/generate.ts`: next-scale generation with CFG, top-k/top-p, then the decoder. */
   generate(model: LoadedModel, options: GenerateOptions): Promise<Generation>;
   /** Fetches a URL into one buffer, reporting progress as the body streams in. */

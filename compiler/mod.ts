@@ -16,29 +16,16 @@ import { type CompileOptions, resolveOptions } from "./options.ts";
 import { type PipelineHooks, runPipeline } from "./pass.ts";
 import { defaultPipeline } from "./pipeline.ts";
 import { applyPlugins, type Plugin } from "./plugin.ts";
-import { attentionReport, type AttentionRow } from "./report.ts";
+import { attentionReport, type CompileReport } from "./report.ts";
 
 export { CompileError, formatDiagnostics } from "./diagnostics.ts";
-export { type AttentionRow, explainMarkdown, explainText } from "./report.ts";
+export { type AttentionRow, type CompileReport, explainMarkdown, explainText } from "./report.ts";
 export type { Plugin } from "./plugin.ts";
 
 /** Built-in backends by target name (`targets.ts`). */
 export const backends: Readonly<Record<string, Backend>> = Object.fromEntries(
   TARGET_NAMES.map((t) => [t, TARGETS[t].backend]),
 );
-
-/** Summary of a compiled model (also written as report.json). */
-export interface CompileReport {
-  readonly name: string;
-  readonly spec: string;
-  readonly target: string;
-  readonly nodes: number;
-  readonly parameters: { readonly var: number; readonly vae: number };
-  readonly tensors: { readonly var: number; readonly vae: number };
-  readonly passes: readonly { name: string; ms: number }[];
-  /** Per attention block: bound, polynomial, cost and decision. */
-  readonly attention: readonly AttentionRow[];
-}
 
 /** The result of `compile`. */
 export interface Compiled {
