@@ -1,8 +1,8 @@
 /**
  * @file The loader API of a bundled spec module (`varc bundle`, the esbuild plugin): checkpoint bytes
  * from URLs (streamed, with progress) or Deno file paths, binding, generation, and RGBA conversion of
- * an image. Bundled as `varc:app` beside the generated module; `bundleDts` in
- * `compiler/esbuild_plugin.ts` declares these for the bundle's users.
+ * an image. Bundled as `varc:app` beside the generated module; the bundle's `.d.ts` declares these
+ * from the types here (`compiler/backends/module_exports.ts`).
  */
 import { bindModel, type HostTensor, type LoadedModel, type ModelModule } from "./mod.ts";
 import { parseSafetensors, type SafetensorsFile } from "./safetensors.ts";

@@ -294,33 +294,6 @@ export function compactJson(value: unknown, indent = ""): string {
   return items.length ? `${open}\n${items.join(",\n")}\n${indent}${close}` : `${open}${close}`;
 }
 
-/** Declarations of a bundled model module (both targets). */
-export const DTS = `/** A tensor on the host: flat data and its shape. */
-export interface HostTensor { readonly data: Float32Array | Int32Array; readonly shape: readonly number[] }
-type Dims = (number | "B")[];
-/** Static description: metadata, checkpoint tensors, and each entry's inputs, outputs and taps. */
-export declare const info: {
-  name: string;
-  target: string;
-  meta: Record<string, unknown>;
-  optionalWeights: string[];
-  params: { name: string; shape: number[]; source: "var" | "vae" }[];
-  entries: Record<string, {
-    inputs: { name: string; dtype: "f32" | "i32"; shape: Dims }[];
-    outputs: { name: string; dtype: "f32" | "i32"; shape: Dims }[];
-    labels: string[];
-    params: string[];
-  }>;
-};
-/** Entry points by name; \`weight\` returns a checkpoint tensor by name (a device tensor on WebGPU). */
-export declare const entries: Record<string, (
-  weight: (name: string) => unknown,
-  inputs: Readonly<Record<string, HostTensor>>,
-  options?: { taps?: readonly string[]; keep?: readonly string[] },
-  device?: unknown,
-) => { outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> } | Promise<{ outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> }>>;
-`;
-
 /** Text safe inside a // comment: line terminators and other control characters become "?". */
 function printable(text: string): string {
   return [...text].map((ch) => {

@@ -8,7 +8,8 @@ import type { IrModule } from "../../ir/node.ts";
 import { Op } from "../../ir/ops.ts";
 import type { Backend, Emitted } from "../backend.ts";
 import { bundleModule } from "../bundle.ts";
-import { DTS, generateSource, type HostTarget } from "../host.ts";
+import { dts } from "../declarations.ts";
+import { generateSource, type HostTarget } from "../host.ts";
 
 /** Host code for `runtime/webgpu/kernels.ts` (the contract's kernels and argument records, after the device). */
 export const webgpuTarget: HostTarget = {
@@ -65,6 +66,6 @@ export const webgpuBackend: Backend = {
     checkLimits(module, DEFAULT_MAX_BINDING);
     const source = generateSource(module, webgpuTarget, { checkNumerics: options.checkNumerics });
     const bundle = await bundleModule(source, { minify: options.minify });
-    return { source, bundle, dts: DTS } satisfies Emitted;
+    return { source, bundle, dts: dts("deviceModule") } satisfies Emitted;
   },
 };
