@@ -471,7 +471,7 @@ function headMaxAbs(v: Float32Array, BH: number): number[] {
  * - the numerator and denominator are float32 sums of n terms, each rescale one more rounding: (n + r + 2)u.
  * A relative perturbation ≤ ε of every weight moves a softmax average by ≤ 2ε/(1 − ε)·‖V‖_∞; the output
  * rounding adds u·‖V‖_∞. Roughly (D + n)·u·‖V‖_∞ scaled by the logit magnitudes, as in
- * tests/wasm_attention_test.ts.
+ * runtime/js/wasm/attention_test.ts.
  */
 function attentionTol(
   q: Float32Array,

@@ -5,15 +5,15 @@
  * Skipped, saying why, only where no WebGPU adapter exists.
  */
 import assert from "node:assert/strict";
-import { findAdapter } from "../cli/compile.ts";
-import { smallestDegree } from "../compiler/lowrank/poly.ts";
-import { compile } from "../compiler/mod.ts";
-import { fullKeyRanges, scaleKeyRanges } from "../runtime/js/kernels.ts";
-import { featureTable } from "../runtime/js/lowrank.ts";
-import { bindModel, type Device, importModel, type LoadedModel, type ModelModule } from "../runtime/mod.ts";
-import { randomCheckpoint, randomF32 } from "../runtime/random.ts";
-import { Gpu, type GpuTensor } from "../runtime/webgpu/device.ts";
-import * as G from "../runtime/webgpu/kernels.ts";
+import { findAdapter } from "../../cli/compile.ts";
+import { smallestDegree } from "../../compiler/lowrank/poly.ts";
+import { compile } from "../../compiler/mod.ts";
+import { fullKeyRanges, scaleKeyRanges } from "../js/kernels.ts";
+import { featureTable } from "../js/lowrank.ts";
+import { bindModel, type Device, importModel, type LoadedModel, type ModelModule } from "../mod.ts";
+import { randomCheckpoint, randomF32 } from "../random.ts";
+import { Gpu, type GpuTensor } from "./device.ts";
+import * as G from "./kernels.ts";
 
 const adapter = await findAdapter();
 if (!adapter) console.log("webgpu pool tests skipped: navigator.gpu gives no adapter on this machine");

@@ -11,10 +11,10 @@
  * Skipped, saying why, where no WebGPU adapter exists.
  */
 import assert from "node:assert/strict";
-import { bothForms } from "./_helpers.ts";
-import { randomF32 } from "./_rng.ts";
-import { Gpu, type GpuTensor } from "../runtime/webgpu/device.ts";
-import * as G from "../runtime/webgpu/kernels.ts";
+import { bothForms } from "../../tests/_helpers.ts";
+import { randomF32 } from "../../tests/_rng.ts";
+import { Gpu, type GpuTensor } from "./device.ts";
+import * as G from "./kernels.ts";
 
 const U = 2 ** -24;
 
