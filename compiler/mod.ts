@@ -27,6 +27,14 @@ export const backends: Readonly<Record<string, Backend>> = Object.fromEntries(
   TARGET_NAMES.map((t) => [t, TARGETS[t].backend]),
 );
 
+/** A target that no backend of the build serves, built-in or a plugin's (`available`). */
+export class UnknownTargetError extends TypeError {
+  override name = "UnknownTargetError";
+  constructor(readonly target: string, readonly available: readonly string[]) {
+    super(`Target "${target}" has no backend in this build (available: ${available.join(", ")})`);
+  }
+}
+
 /** The result of `compile`. */
 export interface Compiled {
   readonly module: IrModule;
@@ -50,12 +58,8 @@ export async function compile(
 ): Promise<Compiled> {
   const options = resolveOptions(partial);
   const { pipeline, backends: table } = applyPlugins(extras.plugins ?? [], options, defaultPipeline, backends);
-  const backend = table[options.target];
-  if (!backend) {
-    throw new TypeError(
-      `Target "${options.target}" has no backend in this build (available: ${Object.keys(table).join(", ")})`,
-    );
-  }
+  const backend = Object.hasOwn(table, options.target) ? table[options.target] : undefined;
+  if (!backend) throw new UnknownTargetError(options.target, Object.keys(table));
   const timings: { name: string; ms: number }[] = [];
   const module = runPipeline(parseSpec(specPath, extras.text), pipeline, options, { ...extras.hooks, timings });
   const emitted = await backend.emit(module, options);
