@@ -2,9 +2,9 @@
  * @file The kernel contract: every kernel a generated module calls, by name, each taking one record
  * of named arguments (`K.linear({ x, M, K, w, N, b })`). `F` and `I` are the target's float32 and
  * int32 tensors (typed arrays on js; one `GpuTensor` type on WebGPU, whose kernels take the device
- * first: `OnDevice`). Both runtimes are checked against it (`kernels_test.ts`) and the code generator
- * writes each call's record from `KernelArgs` (`compiler/backends/render.ts`), so an op whose kernel
- * a runtime lacks, or a field one side names differently, fails type checking.
+ * first: `OnDevice`). Each runtime's kernel module checks itself against it (`Implements`) and the
+ * code generator writes each call's record from `KernelArgs` (`compiler/backends/render.ts`), so an
+ * op whose kernel a runtime lacks, or a field one side names differently, fails type checking.
  */
 import type { FeatureTable } from "./js/lowrank.ts";
 
@@ -167,6 +167,12 @@ export const KERNEL_NAMES = Object.keys(
 
 /** The argument record of kernel `K` for tensors `F` (float32) and `I` (int32). */
 export type KernelArgs<K extends KernelName, F = unknown, I = F> = Parameters<Kernels<F, I>[K]>[0];
+
+/**
+ * `M` when it meets the contract `C`, else a type error where it is written: each runtime's kernel
+ * module checks itself with it (`Implements<typeof import("./kernels.ts"), Kernels<…>>`).
+ */
+export type Implements<M extends C, C> = M;
 
 /** The kernels of a device target: the same argument record after the device. */
 export type OnDevice<K, D> = {

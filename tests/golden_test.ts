@@ -40,7 +40,7 @@ Deno.test("printing is stable: two compiles print the same IR", () => {
   assert.match(a, /unary\{fn="silu"\}/);
 });
 
-for (const target of ["js", "webgpu"] as const) {
+for (const target of TARGET_NAMES) {
   Deno.test(`golden generated source of tiny_golden (${target} target)`, async () => {
     const { emitted } = await compile("tests/specs/tiny_golden.var.ts", { target });
     await golden(`tiny_golden.${target}.src.golden`, emitted.source);

@@ -12,7 +12,7 @@
  */
 import { attentionWasm, type QueryGroup } from "./wasm/attention.ts";
 import { allocF32 } from "./pool.ts";
-import type { KernelArgs, KernelName, KeyRanges, UnaryFn } from "../kernels.ts";
+import type { Implements, KernelArgs, KernelName, Kernels, KeyRanges, UnaryFn } from "../kernels.ts";
 import { resampleMatrix } from "../host_constants.ts";
 
 export type { KeyRanges } from "../kernels.ts";
@@ -28,6 +28,15 @@ export { type GemmBackend, gemmBackend, gemmThreads, setGemmBackend, setGemmThre
 
 /** The argument record of kernel `K` on this target (`../kernels.ts`). */
 type Args<K extends KernelName> = KernelArgs<K, Float32Array, Int32Array>;
+
+/**
+ * The kernel contract holds for the JS target, this module and `lowrank.ts` (`K` and `LR` of generated
+ * code): a kernel missing, or needing a field the contract does not give, fails type checking here.
+ */
+export type JsKernels = Implements<
+  typeof import("./kernels.ts") & typeof import("./lowrank.ts"),
+  Kernels<Float32Array, Int32Array>
+>;
 
 /** Error raised by a kernel on bad run-time data (e.g. a token index out of range). */
 export class KernelError extends Error {

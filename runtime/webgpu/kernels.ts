@@ -14,10 +14,17 @@
 import { resampleMatrix } from "../host_constants.ts";
 import type { FeatureTable } from "../js/lowrank.ts";
 import { attentionInto } from "./attention.ts";
+import type { Implements, Kernels, OnDevice } from "../kernels.ts";
 import { type Gpu, type GpuArgs as Args, GpuTensor } from "./device.ts";
 import { f32Word, fixup, kernelSource, range, run, source, WG, wordF32 } from "./wgsl.ts";
 
 export { GpuTensor };
+
+/**
+ * The kernel contract holds for this module (`G` of generated code): a kernel missing, or needing a
+ * field the contract does not give, fails type checking here.
+ */
+export type GpuKernels = Implements<typeof import("./kernels.ts"), OnDevice<Kernels<GpuTensor>, Gpu>>;
 export { fullKeyRanges, scaleKeyRanges } from "../host_constants.ts";
 export type { KeyRanges } from "../kernels.ts";
 export { type FeatureTable, featureTable } from "../js/lowrank.ts";
