@@ -42,9 +42,41 @@ for (const [name, schedule] of Object.entries(SCHEDULES)) {
   const q = rows(H * L, 1, BETA), k = rows(H * L, 2, 1), v = randomF32(H * L * D, 3);
   const ranges = scaleKeyRanges(schedule, Infinity);
   const sizes = schedule.map((n) => n * n);
-  lowrankAttention(q, k, v, 1, L, L, D, D, 1, sizes, Infinity, table, BETA, ranges); // warm up
-  const low = time(() => lowrankAttention(q, k, v, H, L, L, D, D, 1, sizes, Infinity, table, BETA, ranges));
-  const exact = time(() => attention(q, k, v, H, L, L, D, D, 1, ranges));
+  lowrankAttention({
+    q,
+    k,
+    v,
+    BH: 1,
+    Tq: L,
+    Tk: L,
+    D,
+    Dv: D,
+    scale: 1,
+    sizes,
+    window: Infinity,
+    table,
+    beta: BETA,
+    exactRanges: ranges,
+  }); // warm up
+  const low = time(() =>
+    lowrankAttention({
+      q,
+      k,
+      v,
+      BH: H,
+      Tq: L,
+      Tk: L,
+      D,
+      Dv: D,
+      scale: 1,
+      sizes,
+      window: Infinity,
+      table,
+      beta: BETA,
+      exactRanges: ranges,
+    })
+  );
+  const exact = time(() => attention({ q, k, v, BH: H, Tq: L, Tk: L, D, Dv: D, scale: 1, ranges }));
   let err = 0, vmax = 0;
   for (let i = 0; i < exact.out.length; i++) err = Math.max(err, Math.abs(exact.out[i]! - low.out[i]!));
   for (const x of v) vmax = Math.max(vmax, Math.abs(x));

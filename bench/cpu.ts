@@ -497,13 +497,30 @@ async function benchAttention(
     const run: Record<string, () => Promise<Float32Array>> = {};
     run[EXACT_JS] = () => {
       setGemmBackend("js");
-      const out = attention(q, k, v, H, L, L, D, D, scale, ranges);
+      const out = attention({ q, k, v, BH: H, Tq: L, Tk: L, D, Dv: D, scale, ranges });
       setGemmBackend("auto");
       return Promise.resolve(out);
     };
-    run[wasm] = () => Promise.resolve(attention(q, k, v, H, L, L, D, D, scale, ranges));
+    run[wasm] = () => Promise.resolve(attention({ q, k, v, BH: H, Tq: L, Tk: L, D, Dv: D, scale, ranges }));
     run[LOWRANK] = () =>
-      Promise.resolve(lowrankAttention(q, k, v, H, L, L, D, D, scale, sizes, Infinity, table!, BETA, ranges));
+      Promise.resolve(
+        lowrankAttention({
+          q,
+          k,
+          v,
+          BH: H,
+          Tq: L,
+          Tk: L,
+          D,
+          Dv: D,
+          scale,
+          sizes,
+          window: Infinity,
+          table: table!,
+          beta: BETA,
+          exactRanges: ranges,
+        }),
+      );
     const runnable = paths.filter((p) => {
       const prev = last[p];
       if (!prev) return true;

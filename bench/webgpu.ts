@@ -32,8 +32,11 @@ console.log("\n| GEMM n | js GFLOP/s | webgpu GFLOP/s | webgpu / js |\n|---|---|
 for (const n of [256, 512, 1024]) {
   const a = randomF32(n * n, 1), b = randomF32(n * n, 2);
   const ga = gpu.upload(a), gb = gpu.upload(b);
-  const js = await median(3, () => linear(a, n, n, b, n, null, "none"));
-  const wg = await median(3, async () => await gpu.read(G.linear(gpu, ga, n, n, gb, n, null, "none")));
+  const js = await median(3, () => linear({ x: a, M: n, K: n, w: b, N: n, b: null, act: "none" }));
+  const wg = await median(
+    3,
+    async () => await gpu.read(G.linear(gpu, { x: ga, M: n, K: n, w: gb, N: n, b: null, act: "none" })),
+  );
   const gf = (ms: number) => (2 * n ** 3) / ms / 1e6;
   console.log(`| ${n} | ${gf(js).toFixed(2)} | ${gf(wg).toFixed(2)} | ${(js / wg).toFixed(2)}× |`);
 }
@@ -57,8 +60,12 @@ for (
   const [q, k, v] = [1, 2, 3].map((s) => randomF32(H * L * D, s, 0.1));
   const ranges = scaleKeyRanges(schedule, Infinity);
   const [gq, gk, gv] = [q!, k!, v!].map((x) => gpu.upload(x));
-  const js = await median(1, () => attention(q!, k!, v!, H, L, L, D, D, 1, ranges));
-  const wg = await median(1, async () => await gpu.read(G.attention(gpu, gq!, gk!, gv!, H, L, L, D, D, 1, ranges)));
+  const js = await median(1, () => attention({ q: q!, k: k!, v: v!, BH: H, Tq: L, Tk: L, D, Dv: D, scale: 1, ranges }));
+  const wg = await median(
+    1,
+    async () =>
+      await gpu.read(G.attention(gpu, { q: gq!, k: gk!, v: gv!, BH: H, Tq: L, Tk: L, D, Dv: D, scale: 1, ranges })),
+  );
   console.log(`| ${name} | ${L} | ${js.toFixed(0)} | ${wg.toFixed(0)} | ${(js / wg).toFixed(2)}× |`);
 }
 

@@ -1,12 +1,11 @@
 /** @file `varc compile`: spec -> DIR/model.js, model.d.ts, model.src.ts, report.json, report.md. */
 import { prepareOutputDir, writeAtomic } from "./output.ts";
 import { join } from "node:path";
-import { backends, compile, type Compiled, type CompileReport, explainMarkdown } from "../compiler/mod.ts";
+import { compile, type Compiled, type CompileReport, explainMarkdown, UnknownTargetError } from "../compiler/mod.ts";
 import { analysisOptions } from "./explain.ts";
 import { LOWERING_FLAGS, LOWERING_HELP } from "./lowering.ts";
 import { defaultPipeline } from "../compiler/pipeline.ts";
-import { applyPlugins, type Plugin } from "../compiler/plugin.ts";
-import { resolveOptions } from "../compiler/options.ts";
+import type { Plugin } from "../compiler/plugin.ts";
 import { isTargetName, targetChoices, type TargetName } from "../compiler/targets.ts";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -24,13 +23,22 @@ export async function targetFlag(v: unknown): Promise<TargetName> {
   return adapter ? "webgpu" : "js";
 }
 
-/** A `--target` that names no built-in target: a backend one of the plugins registers, else a usage error. */
-function pluginTarget(name: string, plugins: readonly Plugin[]): string {
-  const { backends: table } = applyPlugins(plugins, resolveOptions(), [], backends);
-  if (Object.hasOwn(table, name)) return name;
-  const choices = targetChoices(["auto", ...Object.keys(table).filter((t) => !isTargetName(t))]);
-  const hint = plugins.length ? "" : " (a plugin's backend needs --plugin FILE)";
-  throw new UsageError(`--target must be ${choices}, got ${terminalText(name)}${hint}`);
+/**
+ * A `--target` of `compile`: a built-in target or "auto" (`targetFlag`), or, with plugins, any other
+ * name, which `compile` looks up among the backends the plugins register (their `setup` runs once,
+ * there, with the compile's options; see `unknownTarget`).
+ */
+async function compileTarget(v: unknown, plugins: readonly Plugin[]): Promise<string> {
+  if (v === undefined || isTargetName(v) || v === "auto") return await targetFlag(v);
+  if (plugins.length > 0) return String(v);
+  const hint = " (a plugin's backend needs --plugin FILE)";
+  throw new UsageError(`--target must be ${targetChoices(["auto"])}, got ${terminalText(String(v))}${hint}`);
+}
+
+/** The usage error for a `--target` that neither a built-in target nor a plugin's backend serves. */
+function unknownTarget(e: UnknownTargetError): UsageError {
+  const choices = targetChoices(["auto", ...e.available.filter((t) => !isTargetName(t))]);
+  return new UsageError(`--target must be ${choices}, got ${terminalText(e.target)}`);
 }
 
 /** The plugins of `--plugin FILE`: its default export, one plugin or a list. */
@@ -111,14 +119,14 @@ ${LOWERING_HELP}
     const out = required(values, "out");
     await prepareOutputDir(out, "--out", ["model.js", "model.d.ts", "model.src.ts", "report.json", "report.md"]);
     const plugins = values.plugin === undefined ? [] : await loadPlugins(values.plugin as string);
-    const target = values.target !== undefined && !isTargetName(values.target) && values.target !== "auto"
-      ? pluginTarget(values.target as string, plugins)
-      : await targetFlag(values.target);
+    const target = await compileTarget(values.target, plugins);
     const analysis = await analysisOptions(spec, values);
     const options = { ...analysis, target, minify: !values["no-minify"] };
     const compiled = await compile(spec, options, {
       plugins,
       hooks: { printIrAfter: passList(values["print-ir-after"]) },
+    }).catch((e) => {
+      throw e instanceof UnknownTargetError ? unknownTarget(e) : e;
     });
     await writeArtifacts(compiled, out);
     console.log(summary(compiled.report, out));

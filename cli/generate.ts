@@ -21,17 +21,17 @@ DIR/outputs.safetensors with idx_BL (I32 [B, L]), tokens_<k> (I32 [B, pn_k, pn_k
 scale), f_hat (F32 [B, Cvae, n, n]) and img (F32 [B, 3, H, W] in [0, 1]).
 
 Options:
-  --var FILE         VAR checkpoint (safetensors, official state-dict names)
-  --vae FILE         VQ-VAE checkpoint
-  --labels LIST      one class index per image, e.g. 3,7
-  --cfg X            guidance scale ≥ 0 (default 1.5)
-  --top-k K          keep the K largest logits, 0 = all (default 900, at most the vocabulary)
-  --top-p P          nucleus mass in [0, 1], 0 = off (default 0.96)
-  --seed N           sampling seed (default 0)
-  --out DIR          output directory (created if missing)
-  --target T         js, webgpu, or auto (WebGPU when an adapter exists; default js)
+  --var FILE               VAR checkpoint (safetensors, official state-dict names)
+  --vae FILE               VQ-VAE checkpoint
+  --labels LIST            one class index per image, e.g. 3,7
+  --cfg X                  guidance scale ≥ 0 (default 1.5)
+  --top-k K                keep the K largest logits, 0 = all (default 900, at most the vocabulary)
+  --top-p P                nucleus mass in [0, 1], 0 = off (default 0.96)
+  --seed N                 sampling seed (default 0)
+  --out DIR                output directory (created if missing)
+  --target T               js, webgpu, or auto (WebGPU when an adapter exists; default js)
 ${LOWERING_HELP}
-  -h, --help         show this help`,
+  -h, --help               show this help`,
   options: {
     var: { type: "string" },
     vae: { type: "string" },

@@ -75,22 +75,22 @@ JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm arra
 finished set into an .npz.
 
 Options:
-  --var FILE         VAR checkpoint (safetensors, official state-dict names)
-  --vae FILE         VQ-VAE checkpoint
-  --out DIR          output folder (created if missing)
-  --per-class N      images per class
-  --classes LIST     classes and ranges, e.g. 0-9,20,30-35 (default: every class of the model)
-  --labels-file FILE one class index per image instead (separated by commas, spaces or lines)
-  --seed N           run seed; image i samples from imageSeed(N, i) (default 0)
-  --cfg X            guidance scale ≥ 0 (default 1.5)
-  --top-k K          keep the K largest logits, 0 = all (default 900, at most the vocabulary)
-  --top-p P          nucleus mass in [0, 1], 0 = off (default 0.96)
-  --batch B          images per forward (default: the memory plan's, at most ${BATCH_CAP})
-  --shard K/N        make the images with index % N = K (0 ≤ K < N)
-  --shards N         the number of shards when K comes from the environment
-  --target T         js, webgpu, or auto (default js); a set is made on one target
+  --var FILE               VAR checkpoint (safetensors, official state-dict names)
+  --vae FILE               VQ-VAE checkpoint
+  --out DIR                output folder (created if missing)
+  --per-class N            images per class
+  --classes LIST           classes and ranges, e.g. 0-9,20,30-35 (default: every class of the model)
+  --labels-file FILE       one class index per image instead (separated by commas, spaces or lines)
+  --seed N                 run seed; image i samples from imageSeed(N, i) (default 0)
+  --cfg X                  guidance scale ≥ 0 (default 1.5)
+  --top-k K                keep the K largest logits, 0 = all (default 900, at most the vocabulary)
+  --top-p P                nucleus mass in [0, 1], 0 = off (default 0.96)
+  --batch B                images per forward (default: the memory plan's, at most ${BATCH_CAP})
+  --shard K/N              make the images with index % N = K (0 ≤ K < N)
+  --shards N               the number of shards when K comes from the environment
+  --target T               js, webgpu, or auto (default js); a set is made on one target
 ${LOWERING_HELP}
-  -h, --help         show this help`,
+  -h, --help               show this help`,
   options: {
     var: { type: "string" },
     vae: { type: "string" },

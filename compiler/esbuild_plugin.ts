@@ -23,11 +23,11 @@
 import * as esbuild from "esbuild";
 import { isAbsolute, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { WeightSource } from "../runtime/checkpoint_bytes.ts";
+import type { LoadOptions, RgbaImage, Weights } from "../runtime/app.ts";
 import type { GenerateOptions, Generation } from "../runtime/generate.ts";
 import type { HostTensor, LoadedModel, ModelModule } from "../runtime/mod.ts";
 import { holdEsbuild, runtimeResolver, withEsbuild } from "./backends/bundle.ts";
-import { DTS } from "./backends/host.ts";
+import { dts } from "./backends/declarations.ts";
 import type { Note, SourceSpan } from "./diagnostics.ts";
 import { MAX_SPEC_BYTES, readRegularFileSync, trackSpecReads } from "./dsl/mod.ts";
 import { compile, type Compiled, CompileError, type CompileReport, type Plugin } from "./mod.ts";
@@ -60,21 +60,7 @@ export interface CompileEvent {
 }
 
 export type { WeightSource } from "../runtime/checkpoint_bytes.ts";
-
-/** Options of `load`. */
-export interface LoadOptions {
-  /** Only bind the tensors these entries read (e.g. `["decode"]` needs no VAR checkpoint). */
-  readonly entries?: readonly string[];
-  /** Progress of each checkpoint read or fetched (total: the file size, or the Content-Length when sent). */
-  readonly onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
-}
-
-/** An image as `ImageData` wants it: RGBA bytes, row-major. */
-export interface RgbaImage {
-  readonly width: number;
-  readonly height: number;
-  readonly data: Uint8ClampedArray<ArrayBuffer>;
-}
+export type { LoadOptions, RgbaImage, Weights } from "../runtime/app.ts";
 
 /**
  * What a compiled spec module exports (the named exports, and the same as its default export):
@@ -85,7 +71,7 @@ export interface CompiledModel extends ModelModule {
   /** The compile report: node count, parameters, pass timings, and a row per attention block. */
   readonly report: CompileReport;
   /** Reads the checkpoints (bytes, URLs or Deno file paths, with progress) and binds them to this model. */
-  load(weights: { var?: WeightSource; vae?: WeightSource }, options?: LoadOptions): Promise<LoadedModel>;
+  load(weights: Weights, options?: LoadOptions): Promise<LoadedModel>;
   /** `runtime/generate.ts`: next-scale generation with CFG, top-k/top-p, then the decoder. */
   generate(model: LoadedModel, options: GenerateOptions): Promise<Generation>;
   /** Fetches a URL into one buffer, reporting progress as the body streams in. */
@@ -261,81 +247,12 @@ export default { ...model, report, load, generate: app.generate, fetchBytes: app
 `;
 }
 
-/** Declarations of a `bundleSpec` module (the generated module's, then the loader API's). */
+/**
+ * Declarations of a `bundleSpec` module: the generated module's, the report and the loader API, from
+ * the runtime's and compiler's types (`backends/module_exports.ts`, flattened by `deno task dts`).
+ */
 export function bundleDts(target: BundleTarget): string {
-  const device = TARGETS[target].device
-    ? `/** The WebGPU device class (\`runtime/webgpu/device.ts\`); \`load\` creates one on first use. */
-export declare const Gpu: { create(): Promise<{ readonly info: string }> };`
-    : `/** Low-rank guard counters: heads checked, heads that fell back to exact attention. */
-export declare const guardStats: { readonly checks: number; readonly fallbacks: number };`;
-  return `${DTS}${device}
-/** The compile report: node count, parameters, pass timings, and per attention block its bound and decision. */
-export declare const report: {
-  name: string;
-  spec: string;
-  target: string;
-  nodes: number;
-  parameters: { var: number; vae: number };
-  tensors: { var: number; vae: number };
-  passes: { name: string; ms: number }[];
-  attention: ({ block: string; decision: "exact" | "lowrank"; R: number; beta: number[]; reason: string } & Record<string, unknown>)[];
-};
-/** Checkpoint bytes, a URL to fetch them from, or in Deno a file path (relative to the working directory). */
-export type WeightSource = Uint8Array | ArrayBuffer | string | URL;
-export interface LoadOptions {
-  /** Only bind the tensors these entries read. */
-  entries?: readonly string[];
-  /** Progress of each checkpoint read or fetched. */
-  onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
-}
-type EntryResult = { outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> };
-/** The model with its checkpoints bound. */
-export interface LoadedModel {
-  readonly module: unknown;
-  run(entry: string, inputs: Readonly<Record<string, HostTensor>>, options?: { taps?: readonly string[] }): EntryResult | Promise<EntryResult>;
-  guardStats(): Promise<{ checks: number; fallbacks: number }>;
-  /** The WebGPU adapter ("" on the js target). */
-  device(): Promise<string>;
-}
-/** Reads the checkpoints (bytes, URLs or Deno file paths, with progress) and binds them to this model. */
-export declare function load(weights: { var?: WeightSource; vae?: WeightSource }, options?: LoadOptions): Promise<LoadedModel>;
-export interface GenerateOptions {
-  labels: readonly number[];
-  cfg: number;
-  /** 0 disables top-k. */
-  topK: number;
-  /** 0 disables top-p. */
-  topP: number;
-  seed: number;
-  /** Called after each scale with its index and the milliseconds it took. */
-  onScale?: (s: number, scales: number, ms: number) => void;
-}
-export interface Generation {
-  /** [B, L] tokens, scales concatenated. */
-  idx: Int32Array;
-  /** [B, Cvae, n, n] */
-  fhat: HostTensor;
-  /** [B, 3, H, W] in [0, 1] */
-  img: HostTensor;
-  timings: { transformer: number; sampling: number; fhat: number; decode: number };
-}
-/** Next-scale generation (CFG, top-k/top-p from a seeded generator), then the decoder. */
-export declare function generate(model: LoadedModel, options: GenerateOptions): Promise<Generation>;
-/** Fetches a URL into one buffer, reporting progress as the body streams in. */
-export declare function fetchBytes(url: string | URL, onProgress?: (loaded: number, total?: number) => void): Promise<Uint8Array>;
-/** Image \`index\` of img [B, 3, H, W] in [0, 1] as RGBA bytes (for ImageData). */
-export declare function toRgba(img: HostTensor, index?: number): { width: number; height: number; data: Uint8ClampedArray };
-declare const model: {
-  info: typeof info;
-  entries: typeof entries;
-  report: typeof report;
-  load: typeof load;
-  generate: typeof generate;
-  fetchBytes: typeof fetchBytes;
-  toRgba: typeof toRgba;
-};
-export default model;
-`;
+  return dts(TARGETS[target].device ? "deviceBundle" : "hostBundle");
 }
 
 /** Compile errors as esbuild messages, located in the spec (esbuild columns and lengths count UTF-8 bytes). */

@@ -16,10 +16,10 @@ import { type CompileOptions, resolveOptions } from "./options.ts";
 import { type PipelineHooks, runPipeline } from "./pass.ts";
 import { defaultPipeline } from "./pipeline.ts";
 import { applyPlugins, type Plugin } from "./plugin.ts";
-import { attentionReport, type AttentionRow } from "./report.ts";
+import { attentionReport, type CompileReport } from "./report.ts";
 
 export { CompileError, formatDiagnostics } from "./diagnostics.ts";
-export { type AttentionRow, explainMarkdown, explainText } from "./report.ts";
+export { type AttentionRow, type CompileReport, explainMarkdown, explainText } from "./report.ts";
 export type { Plugin } from "./plugin.ts";
 
 /** Built-in backends by target name (`targets.ts`). */
@@ -27,17 +27,12 @@ export const backends: Readonly<Record<string, Backend>> = Object.fromEntries(
   TARGET_NAMES.map((t) => [t, TARGETS[t].backend]),
 );
 
-/** Summary of a compiled model (also written as report.json). */
-export interface CompileReport {
-  readonly name: string;
-  readonly spec: string;
-  readonly target: string;
-  readonly nodes: number;
-  readonly parameters: { readonly var: number; readonly vae: number };
-  readonly tensors: { readonly var: number; readonly vae: number };
-  readonly passes: readonly { name: string; ms: number }[];
-  /** Per attention block: bound, polynomial, cost and decision. */
-  readonly attention: readonly AttentionRow[];
+/** A target that no backend of the build serves, built-in or a plugin's (`available`). */
+export class UnknownTargetError extends TypeError {
+  override name = "UnknownTargetError";
+  constructor(readonly target: string, readonly available: readonly string[]) {
+    super(`Target "${target}" has no backend in this build (available: ${available.join(", ")})`);
+  }
 }
 
 /** The result of `compile`. */
@@ -63,12 +58,8 @@ export async function compile(
 ): Promise<Compiled> {
   const options = resolveOptions(partial);
   const { pipeline, backends: table } = applyPlugins(extras.plugins ?? [], options, defaultPipeline, backends);
-  const backend = table[options.target];
-  if (!backend) {
-    throw new TypeError(
-      `Target "${options.target}" has no backend in this build (available: ${Object.keys(table).join(", ")})`,
-    );
-  }
+  const backend = Object.hasOwn(table, options.target) ? table[options.target] : undefined;
+  if (!backend) throw new UnknownTargetError(options.target, Object.keys(table));
   const timings: { name: string; ms: number }[] = [];
   const module = runPipeline(parseSpec(specPath, extras.text), pipeline, options, { ...extras.hooks, timings });
   const emitted = await backend.emit(module, options);

@@ -4,9 +4,22 @@
  * (report.json, report.md) and printed by `explain`.
  */
 import type { IrModule, Node } from "./ir/node.ts";
-import { type AttentionBound, type LowRankPlan, type MaskSpec, Op, type OpParams } from "./ir/ops.ts";
+import { type BoundSource, type LowRankPlan, type MaskSpec, Op, type OpParams } from "./ir/ops.ts";
 import { paperRankBound } from "./lowrank/poly.ts";
 import { attentionFlops } from "./passes/lower_attention.ts";
+
+/** Summary of a compiled model (also written as report.json). */
+export interface CompileReport {
+  readonly name: string;
+  readonly spec: string;
+  readonly target: string;
+  readonly nodes: number;
+  readonly parameters: { readonly var: number; readonly vae: number };
+  readonly tensors: { readonly var: number; readonly vae: number };
+  readonly passes: readonly { name: string; ms: number }[];
+  /** Per attention block: bound, polynomial, cost and decision. */
+  readonly attention: readonly AttentionRow[];
+}
 
 /** One row: an attention block as lowered for its whole schedule (teacher-forced form). */
 export interface AttentionRow {
@@ -20,7 +33,7 @@ export interface AttentionRow {
   readonly R: number;
   readonly RoverSqrtLogN: number;
   readonly beta: readonly number[];
-  readonly source: AttentionBound["source"] | "unanalysed";
+  readonly source: BoundSource | "unanalysed";
   readonly how: string;
   readonly decision: "exact" | "lowrank";
   readonly family?: string;

@@ -1,8 +1,8 @@
 /**
  * @file The loader API of a bundled spec module (`varc bundle`, the esbuild plugin): checkpoint bytes
  * from URLs (streamed, with progress) or Deno file paths, binding, generation, and RGBA conversion of
- * an image. Bundled as `varc:app` beside the generated module; `bundleDts` in
- * `compiler/esbuild_plugin.ts` declares these for the bundle's users.
+ * an image. Bundled as `varc:app` beside the generated module; the bundle's `.d.ts` declares these
+ * from the types here (`compiler/backends/module_exports.ts`).
  */
 import { bindModel, type HostTensor, type LoadedModel, type ModelModule } from "./mod.ts";
 import { parseSafetensors, type SafetensorsFile } from "./safetensors.ts";
@@ -12,10 +12,19 @@ export { fetchBytes } from "./checkpoint_bytes.ts";
 
 /** The two checkpoints, each as bytes, a URL, or (in Deno) a file path. */
 export type Weights = { var?: WeightSource; vae?: WeightSource };
-/** Options of `load`: only the tensors of some entries; progress of each checkpoint read. */
+/** Options of `load`. */
 export interface LoadOptions {
-  entries?: readonly string[];
-  onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
+  /** Only bind the tensors these entries read (e.g. `["decode"]` needs no VAR checkpoint). */
+  readonly entries?: readonly string[];
+  /** Progress of each checkpoint read or fetched (total: the file size, or the Content-Length when sent). */
+  readonly onProgress?: (p: { file: "var" | "vae"; loaded: number; total?: number }) => void;
+}
+
+/** An image as `ImageData` wants it: RGBA bytes, row-major. */
+export interface RgbaImage {
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8ClampedArray<ArrayBuffer>;
 }
 
 /** Reads the checkpoints and binds them to the generated module. */
@@ -32,8 +41,8 @@ export async function load(module: ModelModule, weights: Weights, options: LoadO
   return bindModel(module, files, options.entries);
 }
 
-/** Image `index` of img [B, 3, H, W] in [0, 1] as RGBA bytes (for ImageData). */
-export function toRgba(img: HostTensor, index = 0): { width: number; height: number; data: Uint8ClampedArray } {
+/** Image `index` of img [B, 3, H, W] in [0, 1] as RGBA bytes, rounded as `toPng` does (for ImageData). */
+export function toRgba(img: HostTensor, index = 0): RgbaImage {
   const [, c, height, width] = img.shape as [number, number, number, number];
   if (c !== 3) throw new RangeError(`Expected 3 colour channels, got ${c}`);
   const plane = height * width, base = index * 3 * plane;

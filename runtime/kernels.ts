@@ -1,9 +1,10 @@
 /**
- * @file The kernel contract: every kernel a generated module calls, with the same names and
- * arguments on every target. `T` is the target's tensor (host typed arrays on js, device tensors on
- * WebGPU, whose kernels take the device first: `OnDevice`). Both runtimes are checked against it
- * (`kernels_test.ts`), and the code generator names kernels by `KernelName`, so an op whose kernel a
- * runtime lacks fails type checking.
+ * @file The kernel contract: every kernel a generated module calls, by name, each taking one record
+ * of named arguments (`K.linear({ x, M, K, w, N, b })`). `F` and `I` are the target's float32 and
+ * int32 tensors (typed arrays on js; one `GpuTensor` type on WebGPU, whose kernels take the device
+ * first: `OnDevice`). Each runtime's kernel module checks itself against it (`Implements`) and the
+ * code generator writes each call's record from `KernelArgs` (`compiler/backends/render.ts`), so an
+ * op whose kernel a runtime lacks, or a field one side names differently, fails type checking.
  */
 import type { FeatureTable } from "./js/lowrank.ts";
 
@@ -22,120 +23,160 @@ export type ScalarFn = "mul" | "add" | "min" | "max";
 /** What `linear` applies to its outputs: nothing, or a `unary` function fused into the GEMM. */
 export type LinearAct = "none" | "silu" | "gelu_tanh";
 
-/** The kernels, by name; shapes are static numbers except `B` (the batch), known when the entry runs. */
-export interface Kernels<T> {
+/**
+ * The kernels, by name, each a function of one argument record. Shapes are static numbers except `B`
+ * (the batch), known when the entry runs.
+ */
+export interface Kernels<F, I = F> {
   /** [L] i32: the scale index of every token of a schedule. */
-  levelIds(schedule: readonly number[]): T;
-  /** table [N, C], idx [...] (i32; out-of-range indices are an error naming `what`) -> [..., C]. */
-  gather(table: T, N: number, C: number, idx: T, what: string): T;
+  readonly levelIds: (a: { schedule: readonly number[] }) => I;
+  /** table [N, C], idx [...] (out-of-range indices are an error naming `what`) -> [..., C]. */
+  readonly gather: (a: { table: F; N: number; C: number; idx: I; what: string }) => F;
   /** act(x [M, K] · w [N, K]ᵀ (+ b [N])) -> [M, N]; act as `unary` computes it. */
-  linear(x: T, M: number, K: number, w: T, N: number, b: T | null, act: LinearAct): T;
+  readonly linear: (a: { x: F; M: number; K: number; w: F; N: number; b: F | null; act: LinearAct }) => F;
   /** Over the last axis of C, no affine. */
-  layerNorm(x: T, C: number, eps: number): T;
-  /** x [B, C, S] with weight and bias [C], statistics per (batch, group); then SiLU when `silu`. */
-  groupNorm(x: T, w: T, b: T, B: number, C: number, S: number, groups: number, eps: number, silu: boolean): T;
+  readonly layerNorm: (a: { x: F; C: number; eps: number }) => F;
+  /** x [B, C, S] with weight w and bias b [C], statistics per (batch, group); then SiLU when `silu`. */
+  readonly groupNorm: (
+    a: { x: F; w: F; b: F; B: number; C: number; S: number; groups: number; eps: number; silu: boolean },
+  ) => F;
   /** x / max(‖x‖₂, eps) over the last axis of D. */
-  l2Normalize(x: T, D: number, eps: number): T;
-  unary(x: T, fn: UnaryFn): T;
+  readonly l2Normalize: (a: { x: F; D: number; eps: number }) => F;
+  readonly unary: (a: { x: F; fn: UnaryFn }) => F;
   /** fn(a, b) over `shape`, each input read with its strides over it (0 on broadcast axes). */
-  binary(
-    a: T,
-    b: T,
-    fn: BinaryFn,
-    shape: readonly number[],
-    aStrides: readonly number[],
-    bStrides: readonly number[],
-  ): T;
-  scalar(x: T, fn: ScalarFn, value: number): T;
-  /** Transpose: out.shape[i] = shape[perm[i]]. */
-  permute(x: T, shape: readonly number[], perm: readonly number[]): T;
-  /** [outer, size, inner] -> [outer, end − start, inner]. */
-  slice(x: T, outer: number, size: number, inner: number, start: number, end: number): T;
+  readonly binary: (
+    a: { a: F; b: F; fn: BinaryFn; shape: readonly number[]; aStrides: readonly number[]; bStrides: readonly number[] },
+  ) => F;
+  readonly scalar: (a: { x: F; fn: ScalarFn; value: number }) => F;
+  /** Transpose (either dtype): out.shape[i] = shape[perm[i]]. */
+  readonly permute: (a: { x: F | I; shape: readonly number[]; perm: readonly number[] }) => F | I;
+  /** [outer, size, inner] -> [outer, end − start, inner] (either dtype). */
+  readonly slice: (
+    a: { x: F | I; outer: number; size: number; inner: number; start: number; end: number },
+  ) => F | I;
   /** [outer, sizes[i], inner] joined along the middle axis. */
-  concat(xs: readonly T[], outer: number, sizes: readonly number[], inner: number): T;
+  readonly concat: (a: { xs: readonly F[]; outer: number; sizes: readonly number[]; inner: number }) => F;
   /** softmax(scale·q kᵀ) v over each query's key range; q [BH, Tq, D], k [BH, Tk, D], v [BH, Tk, Dv]. */
-  attention(
-    q: T,
-    k: T,
-    v: T,
-    BH: number,
-    Tq: number,
-    Tk: number,
-    D: number,
-    Dv: number,
-    scale: number,
-    ranges: KeyRanges,
-  ): T;
-  /** Attention with exp ≈ the polynomial of `table` (block-causal over scales of `sizes`, or unmasked). */
-  lowrankAttention(
-    q: T,
-    k: T,
-    v: T,
-    BH: number,
-    Tq: number,
-    Tk: number,
-    D: number,
-    Dv: number,
-    scale: number,
-    sizes: readonly number[] | null,
-    window: number,
-    table: FeatureTable,
-    beta: number,
-    exactRanges: KeyRanges,
-  ): T;
+  readonly attention: (a: {
+    q: F;
+    k: F;
+    v: F;
+    BH: number;
+    Tq: number;
+    Tk: number;
+    D: number;
+    Dv: number;
+    scale: number;
+    ranges: KeyRanges;
+  }) => F;
+  /**
+   * Attention with exp ≈ the polynomial of `table` (block-causal over scales of `sizes` within
+   * `window` scales, or unmasked); heads whose logits exceed `beta` are computed exactly over `exactRanges`.
+   */
+  readonly lowrankAttention: (a: {
+    q: F;
+    k: F;
+    v: F;
+    BH: number;
+    Tq: number;
+    Tk: number;
+    D: number;
+    Dv: number;
+    scale: number;
+    sizes: readonly number[] | null;
+    window: number;
+    table: FeatureTable;
+    beta: number;
+    exactRanges: KeyRanges;
+  }) => F;
   /** The generation state S' = S + Σ_j φ(k_j) [v_j, 1] [BH, r, Dv + 1]; keys above `keyNorm` are an error. */
-  lowrankState(
-    k: T,
-    v: T,
-    prev: T | null,
-    BH: number,
-    T: number,
-    D: number,
-    Dv: number,
-    table: FeatureTable,
-    keyNorm: number,
-    what: string,
-  ): T;
-  /** out_i = (φ(q_i)ᵀ S)[:Dv] / (φ(q_i)ᵀ S)[Dv]. */
-  lowrankRead(
-    q: T,
-    state: T,
-    BH: number,
-    T: number,
-    D: number,
-    Dv: number,
-    scale: number,
-    table: FeatureTable,
-    beta: number,
-    keyNorm: number,
-    what: string,
-  ): T;
+  readonly lowrankState: (a: {
+    k: F;
+    v: F;
+    prev: F | null;
+    BH: number;
+    T: number;
+    D: number;
+    Dv: number;
+    table: FeatureTable;
+    keyNorm: number;
+    what: string;
+  }) => F;
+  /** out_i = (φ(q_i)ᵀ S)[:Dv] / (φ(q_i)ᵀ S)[Dv]; logits above `beta` are an error. */
+  readonly lowrankRead: (a: {
+    q: F;
+    state: F;
+    BH: number;
+    T: number;
+    D: number;
+    Dv: number;
+    scale: number;
+    table: FeatureTable;
+    beta: number;
+    keyNorm: number;
+    what: string;
+  }) => F;
   /** x [B, Ci, H, W] * w [Co, Ci, kh, kw] + b [Co], stride 1, zero padding `pad`. */
-  conv2d(
-    x: T,
-    B: number,
-    Ci: number,
-    H: number,
-    W: number,
-    w: T,
-    Co: number,
-    kh: number,
-    kw: number,
-    b: T,
-    pad: number,
-  ): T;
+  readonly conv2d: (a: {
+    x: F;
+    B: number;
+    Ci: number;
+    H: number;
+    W: number;
+    w: F;
+    Co: number;
+    kh: number;
+    kw: number;
+    b: F;
+    pad: number;
+  }) => F;
   /** x [BC, h, w] -> [BC, size, size], PyTorch bicubic (a = −0.75) or area. */
-  interpolate(x: T, BC: number, h: number, w: number, size: number, mode: "bicubic" | "area"): T;
+  readonly interpolate: (a: { x: F; BC: number; h: number; w: number; size: number; mode: "bicubic" | "area" }) => F;
   /** x [BC, h, w] -> [BC, factor·h, factor·w], nearest neighbour. */
-  upsampleNearest(x: T, BC: number, h: number, w: number, factor: number): T;
+  readonly upsampleNearest: (a: { x: F; BC: number; h: number; w: number; factor: number }) => F;
   /** NaN or ±Inf in x is an error naming `what` (`--check-numerics`). */
-  checkFinite(x: T, what: string): void;
+  readonly checkFinite: (a: { x: F; what: string }) => void;
 }
 
 /** A kernel's name, as the code generator writes it. */
 export type KernelName = keyof Kernels<unknown>;
 
-/** The kernels of a device target: the same arguments after the device. */
+/** Every kernel's name, for tests that check each one: the `Record` makes a missing or extra name a type error. */
+export const KERNEL_NAMES = Object.keys(
+  {
+    levelIds: 0,
+    gather: 0,
+    linear: 0,
+    layerNorm: 0,
+    groupNorm: 0,
+    l2Normalize: 0,
+    unary: 0,
+    binary: 0,
+    scalar: 0,
+    permute: 0,
+    slice: 0,
+    concat: 0,
+    attention: 0,
+    lowrankAttention: 0,
+    lowrankState: 0,
+    lowrankRead: 0,
+    conv2d: 0,
+    interpolate: 0,
+    upsampleNearest: 0,
+    checkFinite: 0,
+  } satisfies Record<KernelName, 0>,
+) as readonly KernelName[];
+
+/** The argument record of kernel `K` for tensors `F` (float32) and `I` (int32). */
+export type KernelArgs<K extends KernelName, F = unknown, I = F> = Parameters<Kernels<F, I>[K]>[0];
+
+/**
+ * `M` when it meets the contract `C`, else a type error where it is written: each runtime's kernel
+ * module checks itself with it (`Implements<typeof import("./kernels.ts"), Kernels<…>>`).
+ */
+export type Implements<M extends C, C> = M;
+
+/** The kernels of a device target: the same argument record after the device. */
 export type OnDevice<K, D> = {
-  readonly [P in keyof K]: K[P] extends (...args: infer A) => infer R ? (device: D, ...args: A) => R : never;
+  readonly [P in keyof K]: K[P] extends (a: infer A) => infer R ? (device: D, a: A) => R : never;
 };

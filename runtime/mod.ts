@@ -64,17 +64,21 @@ export interface Device {
   guardStats(): Promise<{ checks: number; fallbacks: number }>;
 }
 
+/** Static description of a compiled model: metadata, checkpoint tensors, and each entry's inputs, outputs and taps. */
+export interface ModelInfo {
+  readonly name: string;
+  readonly meta: Readonly<Record<string, unknown>>;
+  /** Name patterns (`encoder.*`) of checkpoint tensors the model does not read, allowed in a checkpoint. */
+  readonly optionalWeights: readonly string[];
+  readonly params: readonly ParamSpec[];
+  readonly entries: Readonly<Record<string, EntryInfo>>;
+  /** The target it was compiled for (a built-in one or a plugin's backend). */
+  readonly target: string;
+}
+
 /** What a generated model module exports. */
 export interface ModelModule {
-  readonly info: {
-    readonly name: string;
-    readonly meta: Readonly<Record<string, unknown>>;
-    readonly optionalWeights: readonly string[];
-    readonly params: readonly ParamSpec[];
-    readonly entries: Readonly<Record<string, EntryInfo>>;
-    /** The target it was compiled for (a built-in one or a plugin's backend). */
-    readonly target: string;
-  };
+  readonly info: ModelInfo;
   readonly entries: Readonly<Record<string, EntryFn>>;
   /** Low-rank guard counters of the JS target: heads checked, heads that fell back to exact attention. */
   readonly guardStats?: { readonly checks: number; readonly fallbacks: number };

@@ -18,12 +18,17 @@ function noStackTrace(text: string): void {
   assert.doesNotMatch(text, /^\s+at .*:\d+:\d+\)?$/m, "printed a stack trace");
 }
 
-Deno.test("varc --help and every command's --help exit 0", async () => {
+Deno.test("varc --help and every command's --help exit 0, each command's options aligned in one column", async () => {
   assert.equal((await run("--help")).code, 0);
-  for (const cmd of ["compile", "forward", "generate", "sample", "pack", "decode"]) {
+  for (const cmd of ["compile", "bundle", "explain", "forward", "generate", "sample", "pack", "decode"]) {
     const r = await run(cmd, "--help");
     assert.equal(r.code, 0);
     assert.match(r.out, new RegExp(`Usage: varc ${cmd}`));
+    // "  --flag ARG   description": every description of the command starts in the same column
+    const columns = r.out.split("\n").filter((l) => /^ {2}-/.test(l)).map((l) =>
+      /^ {2}-\S*(?:, --\S+)?(?: \S+)? +/.exec(l)![0].length
+    );
+    assert.equal(new Set(columns).size, 1, `${cmd}: option descriptions start in columns ${[...new Set(columns)]}`);
   }
 });
 

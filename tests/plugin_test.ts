@@ -5,6 +5,7 @@ import { error } from "../compiler/diagnostics.ts";
 import { Op } from "../compiler/ir/ops.ts";
 import type { Pass } from "../compiler/pass.ts";
 import { runCli } from "./_samples.ts";
+import { calls } from "./specs/ir_text_plugin.ts";
 
 const SPEC = "tests/specs/tiny_golden.var.ts";
 
@@ -73,8 +74,9 @@ Deno.test("plugin misuse is a TypeError naming the problem", async () => {
   await assert.rejects(compile(SPEC, { bogus: 1 } as never), /Invalid option in compile\(\): "bogus"/);
 });
 
-Deno.test("varc compile --plugin FILE --target NAME selects the plugin's backend; without the plugin the name is refused", async () => {
+Deno.test("varc compile --plugin FILE --target NAME selects the plugin's backend (its setup run once); without the plugin the name is refused", async () => {
   const dir = await Deno.makeTempDir({ prefix: "varc_plugin_" });
+  calls.setup = 0;
   const ok = await runCli(
     "compile",
     SPEC,
@@ -88,6 +90,7 @@ Deno.test("varc compile --plugin FILE --target NAME selects the plugin's backend
   assert.equal(ok.code, 0, ok.err);
   assert.match(ok.out, /compiled tiny_golden .* for ir-text/);
   assert.match(await Deno.readTextFile(`${dir}/model.src.ts`), /^\/\/ tiny_golden: \d+ nodes\n$/);
+  assert.equal(calls.setup, 1, "the plugin's setup runs once: the target is looked up where the compile applies it");
   const without = await runCli("compile", SPEC, "--target", "ir-text", "--out", dir);
   assert.equal(without.code, 1);
   assert.match(
@@ -106,6 +109,7 @@ Deno.test("varc compile --plugin FILE --target NAME selects the plugin's backend
   );
   assert.equal(unknown.code, 1);
   assert.match(unknown.err, /--target must be "js", "webgpu", "auto" or "ir-text", got nope/);
+  assert.equal(calls.setup, 2);
   const notPlugin = await runCli(
     "compile",
     SPEC,

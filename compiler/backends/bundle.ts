@@ -6,7 +6,7 @@ import * as esbuild from "esbuild";
 import { fileURLToPath } from "node:url";
 
 /** Runtime files generated code may import, by virtual specifier. */
-const RUNTIME: Readonly<Record<string, string>> = {
+export const RUNTIME_MODULES: Readonly<Record<string, string>> = {
   "varc:kernels": fileURLToPath(new URL("../../runtime/js/kernels.ts", import.meta.url)),
   "varc:exec": fileURLToPath(new URL("../../runtime/exec.ts", import.meta.url)),
   "varc:lowrank": fileURLToPath(new URL("../../runtime/js/lowrank.ts", import.meta.url)),
@@ -19,7 +19,7 @@ export const runtimeResolver: esbuild.Plugin = {
   name: "varc-runtime",
   setup(build) {
     build.onResolve({ filter: /^varc:/ }, (args) => {
-      const path = RUNTIME[args.path];
+      const path = Object.hasOwn(RUNTIME_MODULES, args.path) ? RUNTIME_MODULES[args.path] : undefined;
       return path ? { path } : { errors: [{ text: `Unknown runtime module "${args.path}"` }] };
     });
   },

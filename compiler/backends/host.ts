@@ -1,6 +1,6 @@
 /**
- * @file The generated model module, for any target whose kernels share the names and arguments of
- * `runtime/js/kernels.ts`: one function per entry, one kernel call per IR node, values released after
+ * @file The generated model module, for any target whose kernels follow the kernel contract
+ * (`runtime/kernels.ts`): one function per entry, one kernel call per IR node, values released after
  * their last use. Written with ts-morph's code writer, then bundled by esbuild.
  */
 import { CodeBlockWriter } from "ts-morph";
@@ -8,15 +8,15 @@ import type { KernelName } from "../../runtime/kernels.ts";
 import { entryNodes, type IrModule, type Node, type TensorType } from "../ir/node.ts";
 import { Op, type OpParams } from "../ir/ops.ts";
 import { lastUses } from "../passes/plan_memory.ts";
-import { type RenderCtx, renderOp } from "./render.ts";
+import { record, type RenderCtx, renderOp } from "./render.ts";
 
 /** What differs between targets in the generated host code. */
 export interface HostTarget {
   readonly name: string;
   /** Import and re-export lines at the top of the module. */
   readonly prelude: readonly string[];
-  /** Start of a kernel call through the opening of its argument list. */
-  fn(kernel: KernelName): string;
+  /** A call of `kernel` with its argument record (JS source of an object literal). */
+  call(kernel: KernelName, args: string): string;
   /** A host input (typed array) as a target value. */
   input(expr: string): string;
   /** Extra parameter of every entry function (after options), e.g. the GPU device. */
@@ -93,11 +93,13 @@ export function generateSource(
     w.writeLine(`/** Entry ${JSON.stringify(e)}: \`weight\` returns a checkpoint tensor by name. */`);
     w.write(`${target.async ? "async " : ""}function ${fnNames[i]}(`).newLine().indent(() => {
       w.writeLine(`weight: (name: string) => ${target.weightType},`);
-      w.writeLine("inputs: Readonly<Record<string, HostTensor>>,");
+      // device targets take device tensors as inputs and leave the outputs named in `keep` on the device
+      w.writeLine(`inputs: Readonly<Record<string, ${target.deviceInputs ? "Tensor" : "HostTensor"}>>,`);
       w.writeLine("options: { taps?: readonly string[]; keep?: readonly string[] } = {},");
       if (target.extraParam) w.writeLine(`${target.extraParam},`);
     });
-    const result = "{ outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> }";
+    const output = target.keep ? "Tensor" : "HostTensor";
+    const result = `{ outputs: Record<string, ${output}>; taps: Record<string, HostTensor> }`;
     w.write(`): ${target.async ? `Promise<${result}>` : result} `).block(() => {
       const e2 = JSON.stringify(e);
       const dev = target.deviceInputs ? ", true" : "";
@@ -203,7 +205,7 @@ function renderNode(
       hoisted.push(expr);
       return `H${hoisted.length - 1}`;
     },
-    fn: target.fn,
+    call: (kernel, args) => target.call(kernel, record(args)),
     input: target.input,
   };
   const comment = ` // ${node.op} ${shapeOf(node.type!)} ${printable(location(node))}`; // a // comment: one line
@@ -216,7 +218,7 @@ function renderNode(
     if (checkEntry !== undefined && node.type!.dtype === "f32" && node.op !== Op.Param) {
       const span = `${node.span.file}:${node.span.line}:${node.span.column}`;
       const what = `${checkEntry}: %${node.id} (${node.op}${node.label ? ` "${node.label}"` : ""}) at ${span}`;
-      lines.push(`${target.fn("checkFinite")}v${node.id}, ${JSON.stringify(what)});`);
+      lines.push(`${ctx.call("checkFinite", { x: `v${node.id}`, what: JSON.stringify(what) })};`);
     }
   } else if (releases) lines.push(`${releases}${comment}`);
   if (node.label) {
@@ -291,33 +293,6 @@ export function compactJson(value: unknown, indent = ""): string {
   const [open, close] = Array.isArray(value) ? ["[", "]"] : ["{", "}"];
   return items.length ? `${open}\n${items.join(",\n")}\n${indent}${close}` : `${open}${close}`;
 }
-
-/** Declarations of a bundled model module (both targets). */
-export const DTS = `/** A tensor on the host: flat data and its shape. */
-export interface HostTensor { readonly data: Float32Array | Int32Array; readonly shape: readonly number[] }
-type Dims = (number | "B")[];
-/** Static description: metadata, checkpoint tensors, and each entry's inputs, outputs and taps. */
-export declare const info: {
-  name: string;
-  target: string;
-  meta: Record<string, unknown>;
-  optionalWeights: string[];
-  params: { name: string; shape: number[]; source: "var" | "vae" }[];
-  entries: Record<string, {
-    inputs: { name: string; dtype: "f32" | "i32"; shape: Dims }[];
-    outputs: { name: string; dtype: "f32" | "i32"; shape: Dims }[];
-    labels: string[];
-    params: string[];
-  }>;
-};
-/** Entry points by name; \`weight\` returns a checkpoint tensor by name (a device tensor on WebGPU). */
-export declare const entries: Record<string, (
-  weight: (name: string) => unknown,
-  inputs: Readonly<Record<string, HostTensor>>,
-  options?: { taps?: readonly string[]; keep?: readonly string[] },
-  device?: unknown,
-) => { outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> } | Promise<{ outputs: Record<string, HostTensor>; taps: Record<string, HostTensor> }>>;
-`;
 
 /** Text safe inside a // comment: line terminators and other control characters become "?". */
 function printable(text: string): string {

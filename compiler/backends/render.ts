@@ -1,12 +1,19 @@
 /**
  * @file Renders each IR op as a kernel call with static sizes; one table entry per op. The same table
  * serves the JS target (`runtime/js/kernels.ts`, `lowrank.ts`) and WebGPU (`runtime/webgpu/kernels.ts`),
- * whose kernels share names and arguments.
+ * whose kernels share names and argument records (`runtime/kernels.ts`): each rule gives every field
+ * of its kernel's record, checked against the contract's `KernelArgs`.
  */
 import type { Node, TensorType } from "../ir/node.ts";
 import { type MaskSpec, Op } from "../ir/ops.ts";
-import type { KernelName } from "../../runtime/kernels.ts";
+import type { KernelArgs, KernelName } from "../../runtime/kernels.ts";
 import { broadcastStrides, prod, shapeLit } from "./dims.ts";
+
+/**
+ * Each field of kernel `K`'s argument record (`runtime/kernels.ts`) as a JS expression: a rule that
+ * leaves a field out or names one the contract lacks does not type-check.
+ */
+export type ArgExprs<K extends KernelName> = { readonly [P in keyof KernelArgs<K>]-?: string | number };
 
 /** Everything a render rule sees: the node, its inputs' types, value names, and hoisting. */
 export interface RenderCtx<O extends Op> {
@@ -18,146 +25,202 @@ export interface RenderCtx<O extends Op> {
   /** Hoists a constant host expression to module scope; returns its name. */
   hoist(expr: string): string;
   /**
-   * The start of a call to kernel `name`, through the argument list's opening: "K.linear(" on the JS
-   * target, "G.linear(gpu, " on WebGPU. Kernels have the same names and arguments on every target
-   * (`runtime/kernels.ts`, which both runtimes are checked against).
+   * A call of kernel `kernel` with its argument record, fields in the order given (the contract's):
+   * `K.linear({ x: v3, M: 2, ... })` on the JS target, `G.linear(gpu, { x: v3, ... })` on WebGPU.
    */
-  fn(name: KernelName): string;
+  call<K extends KernelName>(kernel: K, args: ArgExprs<K>): string;
   /** Wraps a host input (a typed array) as the target's tensor value. */
   input(expr: string): string;
 }
 
 type RenderRule<O extends Op> = (c: RenderCtx<O>) => string;
 
+/** An argument record as JS source: `{ x: v3, M: 2, B }` (a field whose value is its name, shorthand). */
+export function record(args: Readonly<Record<string, string | number>>): string {
+  return `{ ${Object.entries(args).map(([k, v]) => String(v) === k ? k : `${k}: ${v}`).join(", ")} }`;
+}
+
 const lit = (v: unknown) => JSON.stringify(v);
-/** A size or constant argument with its parameter's name, so a reader of the generated code need not count. */
-const at = (name: string, v: unknown) => `/*${name}*/ ${v}`;
 
 /** The expression computing each op. Adding an op without a rule is a type error. */
 export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
   [Op.Input]: (c) => c.input(`input(${lit(c.node.params.name)})`),
   [Op.Param]: (c) => `weight(${lit(c.node.params.name)})`,
-  [Op.LevelIds]: (c) => `${c.fn("levelIds")}${lit(c.node.params.schedule)})`,
+  [Op.LevelIds]: (c) => c.call("levelIds", { schedule: lit(c.node.params.schedule) }),
   [Op.Gather]: (c) => {
     const [n, ch] = c.ins[0]!.shape;
-    return `${c.fn("gather")}${c.arg(0)}, ${at("N", n)}, ${at("C", ch)}, ${c.arg(1)}, ${
-      lit(`node %${c.node.id} (gather)`)
-    })`;
+    return c.call("gather", {
+      table: c.arg(0),
+      N: n!,
+      C: ch!,
+      idx: c.arg(1),
+      what: lit(`node %${c.node.id} (gather)`),
+    });
   },
   [Op.Linear]: (c) => {
     const x = c.ins[0]!.shape;
     const [n, k] = c.ins[1]!.shape;
-    return `${c.fn("linear")}${c.arg(0)}, ${at("M", prod(x.slice(0, -1)))}, ${at("K", k)}, ${c.arg(1)}, ${
-      at("N", n)
-    }, ${c.node.params.bias ? c.arg(2) : "null"}, ${at("act", lit(c.node.params.act))})`;
+    const b = c.node.params.bias ? c.arg(2) : "null";
+    const act = lit(c.node.params.act);
+    return c.call("linear", { x: c.arg(0), M: prod(x.slice(0, -1)), K: k!, w: c.arg(1), N: n!, b, act });
   },
-  [Op.LayerNorm]: (c) =>
-    `${c.fn("layerNorm")}${c.arg(0)}, ${at("C", c.out.shape.at(-1))}, ${at("eps", c.node.params.eps)})`,
+  [Op.LayerNorm]: (c) => c.call("layerNorm", { x: c.arg(0), C: c.out.shape.at(-1)!, eps: c.node.params.eps }),
   [Op.GroupNorm]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
     const { groups, eps, silu } = c.node.params;
-    return `${c.fn("groupNorm")}${c.arg(0)}, ${c.arg(1)}, ${c.arg(2)}, ${at("B", b)}, ${at("C", ch)}, ${
-      at("S", prod([h!, w!]))
-    }, ${at("groups", groups)}, ${at("eps", eps)}, ${at("silu", silu)})`;
+    return c.call("groupNorm", {
+      x: c.arg(0),
+      w: c.arg(1),
+      b: c.arg(2),
+      B: b!,
+      C: ch!,
+      S: prod([h!, w!]),
+      groups,
+      eps,
+      silu: lit(silu),
+    });
   },
-  [Op.L2Normalize]: (c) =>
-    `${c.fn("l2Normalize")}${c.arg(0)}, ${at("D", c.out.shape.at(-1))}, ${at("eps", c.node.params.eps)})`,
-  [Op.Unary]: (c) => `${c.fn("unary")}${c.arg(0)}, ${lit(c.node.params.fn)})`,
+  [Op.L2Normalize]: (c) => c.call("l2Normalize", { x: c.arg(0), D: c.out.shape.at(-1)!, eps: c.node.params.eps }),
+  [Op.Unary]: (c) => c.call("unary", { x: c.arg(0), fn: lit(c.node.params.fn) }),
   [Op.Binary]: (c) => {
     const out = c.out.shape;
     const sa = broadcastStrides(c.ins[0]!.shape, out), sb = broadcastStrides(c.ins[1]!.shape, out);
-    return `${c.fn("binary")}${c.arg(0)}, ${c.arg(1)}, ${lit(c.node.params.fn)}, ${at("shape", shapeLit(out))}, ${
-      at("aStrides", `[${sa}]`)
-    }, ${at("bStrides", `[${sb}]`)})`;
+    return c.call("binary", {
+      a: c.arg(0),
+      b: c.arg(1),
+      fn: lit(c.node.params.fn),
+      shape: shapeLit(out),
+      aStrides: `[${sa}]`,
+      bStrides: `[${sb}]`,
+    });
   },
   [Op.Scalar]: (c) =>
-    `${c.fn("scalar")}${c.arg(0)}, ${lit(c.node.params.fn)}, ${at("value", numberLit(c.node.params.value))})`,
+    c.call("scalar", { x: c.arg(0), fn: lit(c.node.params.fn), value: numberLit(c.node.params.value) }),
   [Op.Reshape]: (c) => c.arg(0),
   [Op.Permute]: (c) =>
-    `${c.fn("permute")}${c.arg(0)}, ${at("shape", shapeLit(c.ins[0]!.shape))}, ${at("perm", lit(c.node.params.perm))})`,
+    c.call("permute", { x: c.arg(0), shape: shapeLit(c.ins[0]!.shape), perm: lit(c.node.params.perm) }),
   [Op.Slice]: (c) => {
     const { axis, start, end } = c.node.params;
     const s = c.ins[0]!.shape;
-    return `${c.fn("slice")}${c.arg(0)}, ${at("outer", prod(s.slice(0, axis)))}, ${at("size", s[axis])}, ${
-      at("inner", prod(s.slice(axis + 1)))
-    }, ${at("start", start)}, ${at("end", end)})`;
+    return c.call("slice", {
+      x: c.arg(0),
+      outer: prod(s.slice(0, axis)),
+      size: s[axis]!,
+      inner: prod(s.slice(axis + 1)),
+      start,
+      end,
+    });
   },
   [Op.Concat]: (c) => {
     const axis = c.node.params.axis;
     const s = c.out.shape;
-    const args = c.ins.map((_, i) => c.arg(i)).join(", ");
-    return `${c.fn("concat")}[${args}], ${at("outer", prod(s.slice(0, axis)))}, ${
-      at("sizes", lit(c.ins.map((t) => t.shape[axis])))
-    }, ${at("inner", prod(s.slice(axis + 1)))})`;
+    return c.call("concat", {
+      xs: `[${c.ins.map((_, i) => c.arg(i)).join(", ")}]`,
+      outer: prod(s.slice(0, axis)),
+      sizes: lit(c.ins.map((t) => t.shape[axis])),
+      inner: prod(s.slice(axis + 1)),
+    });
   },
   [Op.Attention]: (c) => exactAttention(c),
   [Op.ExactAttention]: (c) => exactAttention(c),
   [Op.LowRankAttention]: (c) => {
     const [b, h, tq, d] = c.ins[0]!.shape;
-    const tk = c.ins[1]!.shape[2], dv = c.ins[2]!.shape[3];
+    const tk = c.ins[1]!.shape[2]!, dv = c.ins[2]!.shape[3]!;
     const { mask, scale, plan } = c.node.params;
-    const table = c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`);
-    const ranges = c.hoist(maskRanges(mask, Number(tq), Number(tk)));
-    const sizes = mask.kind === "none" ? "null" : lit(mask.schedule.map((n) => n * n));
-    const window = mask.kind === "scale_window" ? mask.window : "Infinity";
-    const qkv = [0, 1, 2].map((i) => c.arg(i)).join(", ");
-    return `${c.fn("lowrankAttention")}${qkv}, ${at("BH", prod([b!, h!]))}, ${at("Tq", tq)}, ${at("Tk", tk)}, ${
-      at("D", d)
-    }, ${at("Dv", dv)}, ${at("scale", numberLit(scale))}, ${at("sizes", sizes)}, ${at("window", window)}, ${table}, ${
-      at("beta", numberLit(plan.beta))
-    }, ${ranges})`;
+    return c.call("lowrankAttention", {
+      q: c.arg(0),
+      k: c.arg(1),
+      v: c.arg(2),
+      BH: prod([b!, h!]),
+      Tq: tq!,
+      Tk: tk,
+      D: d!,
+      Dv: dv,
+      scale: numberLit(scale),
+      sizes: mask.kind === "none" ? "null" : lit(mask.schedule.map((n) => n * n)),
+      window: mask.kind === "scale_window" ? mask.window : "Infinity",
+      table: c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`),
+      beta: numberLit(plan.beta),
+      exactRanges: c.hoist(maskRanges(mask, Number(tq), Number(tk))),
+    });
   },
   [Op.LowRankState]: (c) => {
     const [b, h, t, d] = c.ins[0]!.shape;
-    const dv = c.ins[1]!.shape[3];
     const { plan, scale, keyNorm } = c.node.params;
-    const table = c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`);
-    const prev = c.ins.length === 3 ? c.arg(2) : "null";
-    return `${c.fn("lowrankState")}${c.arg(0)}, ${c.arg(1)}, ${prev}, ${at("BH", prod([b!, h!]))}, ${at("T", t)}, ${
-      at("D", d)
-    }, ${at("Dv", dv)}, ${table}, ${at("keyNorm", numberLit(keyNorm))}, ${lit(where(c))})`;
+    return c.call("lowrankState", {
+      k: c.arg(0),
+      v: c.arg(1),
+      prev: c.ins.length === 3 ? c.arg(2) : "null",
+      BH: prod([b!, h!]),
+      T: t!,
+      D: d!,
+      Dv: c.ins[1]!.shape[3]!,
+      table: c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`),
+      keyNorm: numberLit(keyNorm),
+      what: lit(where(c)),
+    });
   },
   [Op.LowRankRead]: (c) => {
     const [b, h, t, d] = c.ins[0]!.shape;
-    const dv = (c.ins[1]!.shape[3] as number) - 1;
     const { plan, scale, keyNorm } = c.node.params;
-    const table = c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`);
-    const args = `${at("BH", prod([b!, h!]))}, ${at("T", t)}, ${at("D", d)}, ${at("Dv", dv)}, ${
-      at("scale", numberLit(scale))
-    }, ${table}, ${at("beta", numberLit(plan.beta))}, ${at("keyNorm", numberLit(keyNorm))}`;
-    return `${c.fn("lowrankRead")}${c.arg(0)}, ${c.arg(1)}, ${args}, ${lit(where(c))})`;
+    return c.call("lowrankRead", {
+      q: c.arg(0),
+      state: c.arg(1),
+      BH: prod([b!, h!]),
+      T: t!,
+      D: d!,
+      Dv: (c.ins[1]!.shape[3] as number) - 1,
+      scale: numberLit(scale),
+      table: c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`),
+      beta: numberLit(plan.beta),
+      keyNorm: numberLit(keyNorm),
+      what: lit(where(c)),
+    });
   },
   [Op.Conv2d]: (c) => {
     const [b, ci, h, w] = c.ins[0]!.shape;
     const [co, , kh, kw] = c.ins[1]!.shape;
-    return `${c.fn("conv2d")}${c.arg(0)}, ${at("B", b)}, ${at("Ci", ci)}, ${at("H", h)}, ${at("W", w)}, ${c.arg(1)}, ${
-      at("Co", co)
-    }, ${at("kh", kh)}, ${at("kw", kw)}, ${c.arg(2)}, ${at("pad", c.node.params.padding)})`;
+    return c.call("conv2d", {
+      x: c.arg(0),
+      B: b!,
+      Ci: ci!,
+      H: h!,
+      W: w!,
+      w: c.arg(1),
+      Co: co!,
+      kh: kh!,
+      kw: kw!,
+      b: c.arg(2),
+      pad: c.node.params.padding,
+    });
   },
   [Op.Interpolate]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
     const { size, mode } = c.node.params;
-    return `${c.fn("interpolate")}${c.arg(0)}, ${at("BC", prod([b!, ch!]))}, ${at("h", h)}, ${at("w", w)}, ${
-      at("size", size)
-    }, ${lit(mode)})`;
+    return c.call("interpolate", { x: c.arg(0), BC: prod([b!, ch!]), h: h!, w: w!, size, mode: lit(mode) });
   },
   [Op.Upsample]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
-    return `${c.fn("upsampleNearest")}${c.arg(0)}, ${at("BC", prod([b!, ch!]))}, ${at("h", h)}, ${at("w", w)}, ${
-      at("factor", c.node.params.factor)
-    })`;
+    return c.call("upsampleNearest", { x: c.arg(0), BC: prod([b!, ch!]), h: h!, w: w!, factor: c.node.params.factor });
   },
 };
 
 /** Exact fused attention (online softmax over each query's key range). */
 function exactAttention(c: RenderCtx<Op.Attention | Op.ExactAttention>): string {
   const [b, h, tq, d] = c.ins[0]!.shape;
-  const tk = c.ins[1]!.shape[2], dv = c.ins[2]!.shape[3];
-  const ranges = c.hoist(maskRanges(c.node.params.mask, Number(tq), Number(tk)));
-  const qkv = [0, 1, 2].map((i) => c.arg(i)).join(", ");
-  return `${c.fn("attention")}${qkv}, ${at("BH", prod([b!, h!]))}, ${at("Tq", tq)}, ${at("Tk", tk)}, ${at("D", d)}, ${
-    at("Dv", dv)
-  }, ${at("scale", numberLit(c.node.params.scale))}, ${ranges})`;
+  const tk = c.ins[1]!.shape[2]!, dv = c.ins[2]!.shape[3]!;
+  return c.call("attention", {
+    q: c.arg(0),
+    k: c.arg(1),
+    v: c.arg(2),
+    BH: prod([b!, h!]),
+    Tq: tq!,
+    Tk: tk,
+    D: d!,
+    Dv: dv,
+    scale: numberLit(c.node.params.scale),
+    ranges: c.hoist(maskRanges(c.node.params.mask, Number(tq), Number(tk))),
+  });
 }
 
 /** The spec location of a node, for run-time messages. */

@@ -1,5 +1,6 @@
 /**
- * @file Float32 reference kernels of the JS target. Generated model modules call these with static sizes.
+ * @file Float32 reference kernels of the JS target. Generated model modules call these with static sizes,
+ * each with one record of named arguments (the kernel contract, `../kernels.ts`: `linear({ x, M, K, w, N, b })`).
  *
  * Layouts are row-major. Accumulation happens in float64 (JS numbers); results are stored as float32.
  * The exception is `gemmNT` (and so `linear` and `conv2d`): products of at least `WASM_MIN_MACS`
@@ -11,7 +12,7 @@
  */
 import { attentionWasm, type QueryGroup } from "./wasm/attention.ts";
 import { allocF32 } from "./pool.ts";
-import type { KeyRanges, LinearAct } from "../kernels.ts";
+import type { Implements, KernelArgs, KernelName, Kernels, KeyRanges, LinearAct } from "../kernels.ts";
 import { resampleMatrix } from "../host_constants.ts";
 
 export type { KeyRanges } from "../kernels.ts";
@@ -26,6 +27,18 @@ import { UNARY_WASM_MIN, unaryWasm } from "./wasm/elementwise.ts";
 export { release } from "./pool.ts";
 export { type GemmBackend, gemmBackend, gemmThreads, setGemmBackend, setGemmThreads } from "./wasm/gemm.ts";
 
+/** The argument record of kernel `K` on this target (`../kernels.ts`). */
+type Args<K extends KernelName> = KernelArgs<K, Float32Array, Int32Array>;
+
+/**
+ * The kernel contract holds for the JS target, this module and `lowrank.ts` (`K` and `LR` of generated
+ * code): a kernel missing, or needing a field the contract does not give, fails type checking here.
+ */
+export type JsKernels = Implements<
+  typeof import("./kernels.ts") & typeof import("./lowrank.ts"),
+  Kernels<Float32Array, Int32Array>
+>;
+
 /** Error raised by a kernel on bad run-time data (e.g. a token index out of range). */
 export class KernelError extends Error {
   override name = "KernelError";
@@ -37,7 +50,7 @@ export class NumericsError extends Error {
 }
 
 /** Throws NumericsError at the first non-finite element (`what` names the node and entry). */
-export function checkFinite(x: Float32Array, what: string): void {
+export function checkFinite({ x, what }: Args<"checkFinite">): void {
   for (let i = 0; i < x.length; i++) {
     if (!Number.isFinite(x[i]!)) {
       const scale = /^step_(\d+)/.exec(what)?.[1];
@@ -48,7 +61,7 @@ export function checkFinite(x: Float32Array, what: string): void {
 }
 
 /** table [N, C], idx [n] -> [n, C]. */
-export function gather(table: Float32Array, N: number, C: number, idx: Int32Array, what: string): Float32Array {
+export function gather({ table, N, C, idx, what }: Args<"gather">): Float32Array {
   const out = allocF32(idx.length * C);
   for (let i = 0; i < idx.length; i++) {
     const r = idx[i]!;
@@ -58,16 +71,8 @@ export function gather(table: Float32Array, N: number, C: number, idx: Int32Arra
   return out;
 }
 
-/** act(x [M, K] @ w[N, K]ᵀ (+ b [N])) -> [M, N]. */
-export function linear(
-  x: Float32Array,
-  M: number,
-  K: number,
-  w: Float32Array,
-  N: number,
-  b: Float32Array | null,
-  act: LinearAct,
-): Float32Array {
+/** x [M, K] @ w[N, K]ᵀ (+ b [N]) -> [M, N]. */
+export function linear({ x, M, K, w, N, b, act }: Args<"linear">): Float32Array {
   const out = allocF32(M * N);
   gemmNT(x, M, K, w, N, b, out, act);
   return out;
@@ -156,7 +161,7 @@ function dot(a: Float32Array, ai: number, b: Float32Array, bi: number, K: number
  * LayerNorm without affine over rows of C. The variance is the mean of (x − mean)² (a second pass
  * over the row, which is in L1), each sum in two float64 accumulators (independent add chains).
  */
-export function layerNorm(x: Float32Array, C: number, eps: number): Float32Array {
+export function layerNorm({ x, C, eps }: Args<"layerNorm">): Float32Array {
   const out = allocF32(x.length);
   for (let r = 0; r < x.length; r += C) {
     const end = r + C;
@@ -177,7 +182,7 @@ export function layerNorm(x: Float32Array, C: number, eps: number): Float32Array
 }
 
 /** x / max(‖x‖₂, eps) over rows of D (the sum of squares in two float64 accumulators). */
-export function l2Normalize(x: Float32Array, D: number, eps: number): Float32Array {
+export function l2Normalize({ x, D, eps }: Args<"l2Normalize">): Float32Array {
   const out = allocF32(x.length);
   for (let r = 0; r < x.length; r += D) {
     const end = r + D;
@@ -208,7 +213,7 @@ export const UNARY = {
  * error ≤ 1.37 ulp for exp, ≤ 2 + 1.37 ulp for silu, plus about 5|z| ulp for gelu_tanh at x < 0
  * from rounding its argument z; ±∞ and NaN as here); the others use the formulas in float64.
  */
-export function unary(x: Float32Array, fn: keyof typeof UNARY): Float32Array {
+export function unary({ x, fn }: Args<"unary">): Float32Array {
   const out = allocF32(x.length);
   activate(x, fn, out);
   return out;
@@ -228,7 +233,7 @@ export const SCALAR = {
 } as const;
 
 /** fn(x, c) elementwise: one loop per function, results as the `SCALAR` formulas. */
-export function scalar(x: Float32Array, fn: keyof typeof SCALAR, c: number): Float32Array {
+export function scalar({ x, fn, value: c }: Args<"scalar">): Float32Array {
   const n = x.length, out = allocF32(n);
   if (fn === "mul") { for (let i = 0; i < n; i++) out[i] = x[i]! * c; }
   else if (fn === "add") { for (let i = 0; i < n; i++) out[i] = x[i]! + c; }
@@ -245,21 +250,14 @@ export const BINARY = {
 } as const;
 
 /**
- * fn(a, b) with broadcasting. `shape` is the output shape; `as`/`bs` are the inputs' strides over it
+ * fn(a, b) with broadcasting. `shape` is the output shape; `aStrides`/`bStrides` are the inputs' strides over it
  * (0 on broadcast axes), as computed by the compiler. Axes are collapsed first (size-1 axes
  * dropped, axes merged where both inputs are contiguous across them), so a same-shape operation is
  * one block, a per-row scalar ([R, C] ∘ [R, 1], channel-wise [B, C, H, W] ∘ [1, C, 1, 1]) or a row
  * vector repeated over rows ([R, C] ∘ [C]) one 2-D block; any axes left before the last two are
  * walked. Blocks run in a loop per operator (`./loops.ts`), results as the `BINARY` formulas.
  */
-export function binary(
-  a: Float32Array,
-  b: Float32Array,
-  fn: keyof typeof BINARY,
-  shape: readonly number[],
-  as: readonly number[],
-  bs: readonly number[],
-): Float32Array {
+export function binary({ a, b, fn, shape, aStrides: as, bStrides: bs }: Args<"binary">): Float32Array {
   const n = shape.reduce((p, d) => p * d, 1);
   const out = allocF32(n);
   if (n === 0) return out;
@@ -284,11 +282,7 @@ export function binary(
  * that stay adjacent merged); 2-D and batched 2-D transposes go by cache-sized tiles, the rest copy
  * runs along the last axis (`./loops.ts`). Elements are copied as i32, bit for bit.
  */
-export function permute<T extends Float32Array | Int32Array>(
-  x: T,
-  shape: readonly number[],
-  perm: readonly number[],
-): T {
+export function permute<T extends Float32Array | Int32Array>({ x, shape, perm }: Args<"permute"> & { x: T }): T {
   const out = new (x.constructor as new (n: number) => T)(x.length);
   const src = new Int32Array(x.buffer, x.byteOffset, x.length);
   permuteInt32(src, new Int32Array(out.buffer, out.byteOffset, out.length), shape, perm);
@@ -297,12 +291,7 @@ export function permute<T extends Float32Array | Int32Array>(
 
 /** [outer, size, inner] -> [outer, end - start, inner]. */
 export function slice<T extends Float32Array | Int32Array>(
-  x: T,
-  outer: number,
-  size: number,
-  inner: number,
-  start: number,
-  end: number,
+  { x, outer, size, inner, start, end }: Args<"slice"> & { x: T },
 ): T {
   const w = (end - start) * inner;
   const out = new (x.constructor as new (n: number) => T)(outer * w);
@@ -311,12 +300,7 @@ export function slice<T extends Float32Array | Int32Array>(
 }
 
 /** Joins [outer, size_i, inner] tensors along the middle axis. */
-export function concat(
-  xs: readonly Float32Array[],
-  outer: number,
-  sizes: readonly number[],
-  inner: number,
-): Float32Array {
+export function concat({ xs, outer, sizes, inner }: Args<"concat">): Float32Array {
   const total = sizes.reduce((a, s) => a + s, 0);
   const out = allocF32(outer * total * inner);
   for (let o = 0; o < outer; o++) {
@@ -331,7 +315,7 @@ export function concat(
 }
 
 /** Scale index of every token of a schedule. */
-export function levelIds(schedule: readonly number[]): Int32Array {
+export function levelIds({ schedule }: Args<"levelIds">): Int32Array {
   const out: number[] = [];
   schedule.forEach((n, s) => out.push(...new Array<number>(n * n).fill(s)));
   return Int32Array.from(out);
@@ -348,18 +332,7 @@ export const ATTENTION_WASM_MIN_MACS = 1 << 16;
  * with the JS backend, take the row form with a running max (one pass over keys, no [Tq, Tk]
  * matrix, float64 accumulation).
  */
-export function attention(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  BH: number,
-  Tq: number,
-  Tk: number,
-  D: number,
-  Dv: number,
-  scale: number,
-  ranges: KeyRanges,
-): Float32Array {
+export function attention({ q, k, v, BH, Tq, Tk, D, Dv, scale, ranges }: Args<"attention">): Float32Array {
   const out = allocF32(BH * Tq * Dv);
   const groups: QueryGroup[] = [];
   let macs = 0;
@@ -422,19 +395,7 @@ function attentionRows(
  * chunks of output pixels: col [P, Ci·kh·kw] (zeros where the window leaves the image) times wᵀ,
  * then transposed into the channel-major output.
  */
-export function conv2d(
-  x: Float32Array,
-  B: number,
-  Ci: number,
-  H: number,
-  W: number,
-  w: Float32Array,
-  Co: number,
-  kh: number,
-  kw: number,
-  b: Float32Array,
-  pad: number,
-): Float32Array {
+export function conv2d({ x, B, Ci, H, W, w, Co, kh, kw, b, pad }: Args<"conv2d">): Float32Array {
   const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1, K = Ci * kh * kw, HW = Ho * Wo;
   const out = allocF32(B * Co * HW);
   if (Co * HW * K >= WASM_MIN_MACS && conv2dWasm(x, B, Ci, H, W, w, Co, kh, kw, b, pad, out)) return out;
@@ -487,14 +448,7 @@ function im2col(
 }
 
 /** x [BC, h, w] -> [BC, size, size]: out = M X Mᵀ per channel (separable resampling). */
-export function interpolate(
-  x: Float32Array,
-  BC: number,
-  h: number,
-  w: number,
-  size: number,
-  mode: "bicubic" | "area",
-): Float32Array {
+export function interpolate({ x, BC, h, w, size, mode }: Args<"interpolate">): Float32Array {
   const my = resampleMatrix(mode, h, size), mx = resampleMatrix(mode, w, size);
   const out = allocF32(BC * size * size);
   const tmp = new Float64Array(size * w);
@@ -527,17 +481,7 @@ export function interpolate(
  * of 16 the same computation runs in WebAssembly on all threads (`./wasm/norm.ts`; the
  * normalisation in float32 there), with SiLU (`silu`) fused into its single write.
  */
-export function groupNorm(
-  x: Float32Array,
-  w: Float32Array,
-  b: Float32Array,
-  B: number,
-  C: number,
-  S: number,
-  groups: number,
-  eps: number,
-  silu: boolean,
-): Float32Array {
+export function groupNorm({ x, w, b, B, C, S, groups, eps, silu }: Args<"groupNorm">): Float32Array {
   const out = allocF32(x.length);
   if (groupNormWasm(x, w, b, B, C, S, groups, eps, silu, out)) return out;
   const cg = C / groups, n = cg * S, means = new Float64Array(cg);
@@ -574,7 +518,7 @@ export function groupNorm(
 }
 
 /** Nearest-neighbour upsampling: x [BC, h, w] -> [BC, f·h, f·w]. */
-export function upsampleNearest(x: Float32Array, BC: number, h: number, w: number, f: number): Float32Array {
+export function upsampleNearest({ x, BC, h, w, factor: f }: Args<"upsampleNearest">): Float32Array {
   const H = h * f, W = w * f;
   const out = allocF32(BC * H * W);
   for (let c = 0; c < BC; c++) {

@@ -81,18 +81,18 @@ Deno.test("gather: picks rows of the table", () => {
   const N = 5, C = 3;
   const table = randomF32(N * C, 1);
   const idx = Int32Array.of(4, 0, 2, 2, 1);
-  const out = gather(table, N, C, idx, "emb");
+  const out = gather({ table, N, C, idx, what: "emb" });
   const ref: number[] = [];
   for (const r of idx) for (let c = 0; c < C; c++) ref.push(table[r * C + c]!);
   assert.deepEqual(Array.from(out), ref);
-  assert.equal(gather(table, N, C, new Int32Array(0), "emb").length, 0);
+  assert.equal(gather({ table, N, C, idx: new Int32Array(0), what: "emb" }).length, 0);
 });
 
 Deno.test("gather: an out-of-range index throws KernelError naming the index and the range", () => {
   const table = randomF32(5 * 3, 2);
   for (const bad of [5, -1, 100]) {
     assert.throws(
-      () => gather(table, 5, 3, Int32Array.of(1, bad, 0), "class_emb"),
+      () => gather({ table, N: 5, C: 3, idx: Int32Array.of(1, bad, 0), what: "class_emb" }),
       (err: unknown) => {
         assert.ok(err instanceof KernelError, `not a KernelError: ${err}`);
         assert.equal(err.name, "KernelError");
@@ -134,7 +134,7 @@ Deno.test("linear: M multiple of 4 or not, with and without bias", () => {
       const x = randomF32(M * K, seed++), w = randomF32(N * K, seed++, 0.5);
       const b = withBias ? randomF32(N, seed++) : null;
       assertClose(
-        linear(x, M, K, w, N, b, "none"),
+        linear({ x, M, K, w, N, b, act: "none" }),
         linearRef(x, M, K, w, N, b),
         `linear M=${M} K=${K} N=${N} bias=${withBias}`,
       );
@@ -160,7 +160,7 @@ Deno.test("layerNorm: zero mean, unit (biased) variance per row; a constant row 
     v /= C;
     for (let c = 0; c < C; c++) ref[r * C + c] = (x[r * C + c]! - mean) / Math.sqrt(v + eps);
   }
-  const out = layerNorm(x, C, eps);
+  const out = layerNorm({ x, C, eps });
   assertClose(out, ref, "layerNorm");
   for (let c = 0; c < C; c++) assert.equal(out[2 * C + c], 0);
 });
@@ -177,7 +177,7 @@ Deno.test("l2Normalize: unit rows; a zero row stays 0 (eps); a tiny row is divid
     const norm = Math.max(Math.sqrt(s), eps);
     for (let c = 0; c < D; c++) ref[r * D + c] = x[r * D + c]! / norm;
   }
-  const out = l2Normalize(x, D, eps);
+  const out = l2Normalize({ x, D, eps });
   assertClose(out, ref, "l2Normalize");
   for (let c = 0; c < D; c++) assert.ok(Object.is(out[D + c], 0), `zero row index ${c}: ${out[D + c]}`);
   let n2 = 0;
@@ -201,8 +201,8 @@ Deno.test("layerNorm and l2Normalize: odd and width-1 rows (accumulator tails), 
         l2[r * C + c] = x[r * C + c]! / Math.max(Math.sqrt(s), 1e-12);
       }
     }
-    assertClose(layerNorm(x, C, 1e-6), ln, `layerNorm C=${C}`);
-    assertClose(l2Normalize(x, C, 1e-12), l2, `l2Normalize D=${C}`);
+    assertClose(layerNorm({ x, C, eps: 1e-6 }), ln, `layerNorm C=${C}`);
+    assertClose(l2Normalize({ x, D: C, eps: 1e-12 }), l2, `l2Normalize D=${C}`);
   }
 });
 
@@ -218,12 +218,12 @@ Deno.test("unary: silu, gelu_tanh, exp", () => {
     exp: (v) => Math.exp(v),
   };
   for (const fn of Object.keys(refs) as (keyof typeof UNARY)[]) {
-    assertClose(unary(x, fn), Array.from(x, refs[fn]), `unary ${fn}`);
+    assertClose(unary({ x, fn }), Array.from(x, refs[fn]), `unary ${fn}`);
   }
   // Spot values.
-  assert.equal(unary(Float32Array.of(0), "silu")[0], 0);
-  assert.equal(unary(Float32Array.of(0), "gelu_tanh")[0], 0);
-  assert.equal(unary(Float32Array.of(0), "exp")[0], 1);
+  assert.equal(unary({ x: Float32Array.of(0), fn: "silu" })[0], 0);
+  assert.equal(unary({ x: Float32Array.of(0), fn: "gelu_tanh" })[0], 0);
+  assert.equal(unary({ x: Float32Array.of(0), fn: "exp" })[0], 1);
 });
 
 Deno.test("scalar: mul, add, min, max", () => {
@@ -234,7 +234,7 @@ Deno.test("scalar: mul, add, min, max", () => {
     ["min", 0.1, (v) => (v < 0.1 ? v : 0.1)],
     ["max", -0.2, (v) => (v > -0.2 ? v : -0.2)],
   ];
-  for (const [fn, c, ref] of cases) assertClose(scalar(x, fn, c), Array.from(x, ref), `scalar ${fn} ${c}`);
+  for (const [fn, c, ref] of cases) assertClose(scalar({ x, fn, value: c }), Array.from(x, ref), `scalar ${fn} ${c}`);
 });
 
 /** Naive broadcast: inputs right-aligned against `shape`, size-1 axes repeat. */
@@ -280,7 +280,7 @@ Deno.test("binary: add, sub, mul with broadcasting (strides given by hand)", () 
     const a = randomF32(prod(aShape), seed++), b = randomF32(prod(bShape), seed++);
     for (const fn of Object.keys(refs) as (keyof typeof BINARY)[]) {
       assertClose(
-        binary(a, b, fn, shape, as, bs),
+        binary({ a, b, fn, shape, aStrides: as, bStrides: bs }),
         binaryRef(a, aShape, b, bShape, shape, refs[fn]),
         `binary ${fn} [${shape}] a[${aShape}] b[${bShape}]`,
       );
@@ -345,13 +345,23 @@ Deno.test("binary fast paths: each broadcast pattern collapses as expected and m
     const a = withSpecials(prod(aShape), seed++), b = withSpecials(prod(bShape), seed++);
     for (const fn of Object.keys(BINARY_REFS) as (keyof typeof BINARY)[]) {
       assertExact(
-        binary(a, b, fn, shape, as, bs),
+        binary({ a, b, fn, shape, aStrides: as, bStrides: bs }),
         binaryRef(a, aShape, b, bShape, shape, BINARY_REFS[fn]),
         `binary ${fn} [${shape}] a[${aShape}] b[${bShape}]`,
       );
     }
   }
-  assert.equal(binary(new Float32Array(0), Float32Array.of(1, 2, 3), "add", [2, 0, 3], [0, 3, 1], [0, 0, 1]).length, 0);
+  assert.equal(
+    binary({
+      a: new Float32Array(0),
+      b: Float32Array.of(1, 2, 3),
+      fn: "add",
+      shape: [2, 0, 3],
+      aStrides: [0, 3, 1],
+      bStrides: [0, 0, 1],
+    }).length,
+    0,
+  );
 });
 
 Deno.test("binary: inner strides other than 0 and 1 take the general loop", () => {
@@ -360,7 +370,11 @@ Deno.test("binary: inner strides other than 0 and 1 take the general loop", () =
   for (const fn of Object.keys(BINARY_REFS) as (keyof typeof BINARY)[]) {
     const ref = new Float64Array(15);
     for (let i = 0; i < 3; i++) for (let j = 0; j < 5; j++) ref[i * 5 + j] = BINARY_REFS[fn](a[i + 3 * j]!, b[j]!);
-    assertExact(binary(a, b, fn, [3, 5], [1, 3], [0, 1]), ref, `binary ${fn} transposed a`);
+    assertExact(
+      binary({ a, b, fn, shape: [3, 5], aStrides: [1, 3], bStrides: [0, 1] }),
+      ref,
+      `binary ${fn} transposed a`,
+    );
   }
 });
 
@@ -368,7 +382,7 @@ Deno.test("scalar: exactly the SCALAR formulas, NaN, ±∞ and ±0 included", ()
   const x = withSpecials(41, 55);
   for (const fn of Object.keys(SCALAR) as (keyof typeof SCALAR)[]) {
     for (const c of [-2.5, 0, -0, 0.1, Infinity, NaN]) {
-      assertExact(scalar(x, fn, c), Array.from(x, (v) => SCALAR[fn](v, c)), `scalar ${fn} ${c}`);
+      assertExact(scalar({ x, fn, value: c }), Array.from(x, (v) => SCALAR[fn](v, c)), `scalar ${fn} ${c}`);
     }
   }
 });
@@ -404,16 +418,23 @@ Deno.test("permute: rank 3 and 4, Float32Array and Int32Array", () => {
   let seed = 80;
   for (const [shape, perm] of cases) {
     const f = randomF32(prod(shape), seed++);
-    const outF = permute(f, shape, perm);
+    const outF = permute({ x: f, shape, perm });
     assert.ok(outF instanceof Float32Array);
     assert.deepEqual(Array.from(outF), permuteRef(f, shape, perm), `f32 [${shape}] perm [${perm}]`);
     const i = Int32Array.from({ length: prod(shape) }, (_, k) => k * 7 - 50);
-    const outI = permute(i, shape, perm);
+    const outI = permute({ x: i, shape, perm });
     assert.ok(outI instanceof Int32Array);
     assert.deepEqual(Array.from(outI), permuteRef(i, shape, perm), `i32 [${shape}] perm [${perm}]`);
   }
   // One hand-checked case: [2,3] viewed as rank 3 [1,2,3] transposed to [3,2,1].
-  assert.deepEqual(Array.from(permute(Int32Array.of(0, 1, 2, 3, 4, 5), [1, 2, 3], [2, 1, 0])), [0, 3, 1, 4, 2, 5]);
+  assert.deepEqual(Array.from(permute({ x: Int32Array.of(0, 1, 2, 3, 4, 5), shape: [1, 2, 3], perm: [2, 1, 0] })), [
+    0,
+    3,
+    1,
+    4,
+    2,
+    5,
+  ]);
 });
 
 Deno.test("permute fast paths: collapsed shapes, tiled transposes past the tile size, bit-exact copies", () => {
@@ -435,10 +456,14 @@ Deno.test("permute fast paths: collapsed shapes, tiled transposes past the tile 
   for (const [shape, perm, cShape, cPerm] of cases) {
     assert.deepEqual(collapsePermutation(shape, perm), { shape: cShape, perm: cPerm }, `collapse [${shape}] [${perm}]`);
     const i = Int32Array.from(randomF32(prod(shape), seed++), (v) => Math.round(v * 1e6));
-    assert.deepEqual(Array.from(permute(i, shape, perm)), permuteRef(i, shape, perm), `i32 [${shape}] [${perm}]`);
+    assert.deepEqual(
+      Array.from(permute({ x: i, shape, perm })),
+      permuteRef(i, shape, perm),
+      `i32 [${shape}] [${perm}]`,
+    );
     // float32 values as bit patterns, NaN payloads among them
     const bits = Uint32Array.from({ length: prod(shape) }, (_, k) => (k % 5 === 0 ? 0x7fc00001 + k : 0x3f800000 + k));
-    const f = new Float32Array(bits.buffer), outBits = new Uint32Array(permute(f, shape, perm).buffer);
+    const f = new Float32Array(bits.buffer), outBits = new Uint32Array(permute({ x: f, shape, perm }).buffer);
     assert.deepEqual(Array.from(outBits), permuteRef(bits, shape, perm), `f32 bits [${shape}] [${perm}]`);
   }
 });
@@ -464,10 +489,10 @@ Deno.test("slice: [outer, size, inner] along the middle axis, Float32Array and I
       }
     }
     const what = `slice ${outer}x${size}x${inner} [${start}, ${end})`;
-    const out = slice(x, outer, size, inner, start, end);
+    const out = slice({ x, outer, size, inner, start, end });
     assert.ok(out instanceof Float32Array);
     assert.deepEqual(Array.from(out), ref, what);
-    const outI = slice(xi, outer, size, inner, start, end);
+    const outI = slice({ x: xi, outer, size, inner, start, end });
     assert.ok(outI instanceof Int32Array);
     assert.deepEqual(Array.from(outI), refI, what);
   }
@@ -486,7 +511,7 @@ Deno.test("concat: joins along the middle axis", () => {
         }
       });
     }
-    assert.deepEqual(Array.from(concat(xs, outer, sizes, inner)), ref, `concat ${outer} [${sizes}] ${inner}`);
+    assert.deepEqual(Array.from(concat({ xs, outer, sizes, inner })), ref, `concat ${outer} [${sizes}] ${inner}`);
   }
 });
 
@@ -507,8 +532,8 @@ function scaleMask(schedule: readonly number[], window: number): boolean[][] {
 }
 
 Deno.test("levelIds: scale index of every token", () => {
-  assert.deepEqual(Array.from(levelIds([1, 2, 3])), [0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
-  const ids = levelIds([1, 2, 3, 4, 5]);
+  assert.deepEqual(Array.from(levelIds({ schedule: [1, 2, 3] })), [0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
+  const ids = levelIds({ schedule: [1, 2, 3, 4, 5] });
   assert.ok(ids instanceof Int32Array);
   assert.deepEqual(Array.from(ids), levelsOf([1, 2, 3, 4, 5]));
   assert.equal(ids.length, 1 + 4 + 9 + 16 + 25);
@@ -598,7 +623,7 @@ Deno.test("attention: block-causal and window-2 scale masks against an explicit 
     for (const window of [Infinity, 2]) {
       const ranges: KeyRanges = scaleKeyRanges(schedule, window);
       assertClose(
-        attention(q, k, v, BH, L, L, D, Dv, scale, ranges),
+        attention({ q, k, v, BH, Tq: L, Tk: L, D, Dv, scale, ranges }),
         attentionRef(q, k, v, BH, L, L, D, Dv, scale, scaleMask(schedule, window)),
         `attention window=${window} qScale=${qScale}`,
       );
@@ -610,7 +635,7 @@ Deno.test("attention: no mask, Tq != Tk, D != Dv", () => {
   const BH = 2, Tq = 5, Tk = 9, D = 4, Dv = 7, scale = 0.5;
   const q = randomF32(BH * Tq * D, 130, 2), k = randomF32(BH * Tk * D, 131), v = randomF32(BH * Tk * Dv, 132);
   assertClose(
-    attention(q, k, v, BH, Tq, Tk, D, Dv, scale, fullKeyRanges(Tq, Tk)),
+    attention({ q, k, v, BH, Tq, Tk, D, Dv, scale, ranges: fullKeyRanges(Tq, Tk) }),
     attentionRef(q, k, v, BH, Tq, Tk, D, Dv, scale, null),
     "attention unmasked",
   );
@@ -672,7 +697,7 @@ Deno.test("conv2d: padding 1 and 0, Ci != Co, non-square input, non-square kerne
     const x = randomF32(B * Ci * H * W, seed++), w = randomF32(Co * Ci * kh * kw, seed++, 0.3);
     const b = randomF32(Co, seed++);
     const { out: ref, Ho, Wo } = conv2dRef(x, B, Ci, H, W, w, Co, kh, kw, b, pad);
-    const out = conv2d(x, B, Ci, H, W, w, Co, kh, kw, b, pad);
+    const out = conv2d({ x, B, Ci, H, W, w, Co, kh, kw, b, pad });
     assert.equal(out.length, B * Co * Ho * Wo);
     assertClose(out, ref, `conv2d B=${B} Ci=${Ci} ${H}x${W} Co=${Co} k=${kh}x${kw} pad=${pad}`);
   }
@@ -764,7 +789,7 @@ Deno.test("resampleMatrix area 16 -> 16 and bicubic 16 -> 16 are the identity", 
     }
   }
   const x = randomF32(2 * 16 * 16, 150);
-  assert.deepEqual(Array.from(interpolate(x, 2, 16, 16, 16, "area")), Array.from(x));
+  assert.deepEqual(Array.from(interpolate({ x, BC: 2, h: 16, w: 16, size: 16, mode: "area" })), Array.from(x));
 });
 
 Deno.test("interpolate area 16 -> 13 averages the windows in both axes", () => {
@@ -779,7 +804,7 @@ Deno.test("interpolate area 16 -> 13 averages the windows in both axes", () => {
       });
     });
   }
-  assertClose(interpolate(x, BC, 16, 16, 13, "area"), ref, "interpolate area 16->13");
+  assertClose(interpolate({ x, BC, h: 16, w: 16, size: 13, mode: "area" }), ref, "interpolate area 16->13");
 });
 
 Deno.test("resampleMatrix bicubic: rows sum to 1", () => {
@@ -809,7 +834,7 @@ Deno.test("resampleMatrix bicubic matches PyTorch's formula (4 -> 16, 6 -> 16, 1
 
 Deno.test("interpolate bicubic 1 -> 16 is constant", () => {
   const x = Float32Array.of(0.75, -3.5);
-  const out = interpolate(x, 2, 1, 1, 16, "bicubic");
+  const out = interpolate({ x, BC: 2, h: 1, w: 1, size: 16, mode: "bicubic" });
   assertClose(out, [...new Array<number>(256).fill(0.75), ...new Array<number>(256).fill(-3.5)], "bicubic 1->16");
 });
 
@@ -818,7 +843,7 @@ Deno.test("interpolate bicubic 4x4 and 4x6 -> 16 against PyTorch's formula", () 
   for (const [h, w] of [[4, 4], [4, 6]]) {
     const BC = 3, x = randomF32(BC * h! * w!, seed++);
     assertClose(
-      interpolate(x, BC, h!, w!, 16, "bicubic"),
+      interpolate({ x, BC, h: h!, w: w!, size: 16, mode: "bicubic" }),
       resample2dRef(x, BC, h!, w!, 16, bicubicMatrixRef(h!, 16), bicubicMatrixRef(w!, 16)),
       `bicubic ${h}x${w} -> 16`,
     );
@@ -855,11 +880,11 @@ Deno.test("groupNorm: two-pass float64 reference; odd sizes, one and several gro
       }
     }
     assertClose(
-      groupNorm(x, w, b, B, C, S, groups, 1e-6, false),
+      groupNorm({ x, w, b, B, C, S, groups, eps: 1e-6, silu: false }),
       ref,
       `groupNorm B=${B} C=${C} S=${S} groups=${groups}`,
     );
     const silu = ref.map((y) => y / (1 + Math.exp(-y)));
-    assertClose(groupNorm(x, w, b, B, C, S, groups, 1e-6, true), silu, `groupNorm + silu B=${B} C=${C} S=${S}`);
+    assertClose(groupNorm({ x, w, b, B, C, S, groups, eps: 1e-6, silu: true }), silu, `groupNorm + silu B=${B} S=${S}`);
   }
 });

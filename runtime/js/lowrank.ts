@@ -23,9 +23,13 @@
  * ≤ 1e-4·‖V‖∞ against a bound 2ε/(1−ε)·‖V‖∞ of 2e-3·‖V‖∞; the row form (float64 throughout) stays
  * the reference and serves small blocks.
  */
-import { attention, gemmBackend, type KeyRanges } from "./kernels.ts";
+import type { KernelArgs, KernelName } from "../kernels.ts";
+import { attention, gemmBackend } from "./kernels.ts";
 import { type AccumulateSegment, accumulateWasm, type ReadSegment, readWasm } from "./wasm/lowrank.ts";
 import { KB, READ_BLOCK } from "./wasm/lowrank_module.ts";
+
+/** The argument record of kernel `K` on this target (`../kernels.ts`). */
+type Args<K extends KernelName> = KernelArgs<K, Float32Array, Int32Array>;
 
 /** The monomial table of one (d, g) and the q-side coefficients of one polynomial and logit scale. */
 export interface FeatureTable {
@@ -218,20 +222,7 @@ function readAll(
  * scale's queries (WebAssembly jobs for the large scales, again all heads at once).
  */
 export function lowrankAttention(
-  q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
-  BH: number,
-  Tq: number,
-  Tk: number,
-  D: number,
-  Dv: number,
-  scale: number,
-  sizes: readonly number[] | null,
-  window: number,
-  table: FeatureTable,
-  beta: number,
-  exactRanges: KeyRanges,
+  { q, k, v, BH, Tq, Tk, D, Dv, scale, sizes, window, table, beta, exactRanges }: Args<"lowrankAttention">,
 ): Float32Array {
   const out = new Float32Array(BH * Tq * Dv), w = Dv + 1, r = table.r;
   const f = new Float64Array(r), acc = new Float64Array(w);
@@ -249,18 +240,18 @@ export function lowrankAttention(
       continue;
     }
     guardStats.fallbacks++;
-    const one = attention(
-      q.subarray(qb, qb + Tq * D),
-      k.subarray(kb, kb + Tk * D),
-      v.subarray(vb, vb + Tk * Dv),
-      1,
+    const one = attention({
+      q: q.subarray(qb, qb + Tq * D),
+      k: k.subarray(kb, kb + Tk * D),
+      v: v.subarray(vb, vb + Tk * Dv),
+      BH: 1,
       Tq,
       Tk,
       D,
       Dv,
       scale,
-      exactRanges,
-    );
+      ranges: exactRanges,
+    });
     out.set(one, bh * Tq * Dv);
   }
   // ΔS of every (head, key block)
@@ -301,16 +292,7 @@ export function lowrankAttention(
  * keeps no keys, so it is an error).
  */
 export function lowrankState(
-  k: Float32Array,
-  v: Float32Array,
-  prev: Float32Array | null,
-  BH: number,
-  T: number,
-  D: number,
-  Dv: number,
-  table: FeatureTable,
-  keyNorm: number,
-  what: string,
+  { k, v, prev, BH, T, D, Dv, table, keyNorm, what }: Args<"lowrankState">,
 ): Float32Array {
   const w = table.r * (Dv + 1);
   for (let bh = 0; bh < BH; bh++) {
@@ -340,17 +322,7 @@ export function lowrankState(
 
 /** Reads queries q [BH, T, D] against the state [BH, r, Dv+1]; the guard checks |s|·‖q‖·keyNorm ≤ β. */
 export function lowrankRead(
-  q: Float32Array,
-  state: Float32Array,
-  BH: number,
-  T: number,
-  D: number,
-  Dv: number,
-  scale: number,
-  table: FeatureTable,
-  beta: number,
-  keyNorm: number,
-  what: string,
+  { q, state, BH, T, D, Dv, scale, table, beta, keyNorm, what }: Args<"lowrankRead">,
 ): Float32Array {
   const w = table.r * (Dv + 1);
   for (let bh = 0; bh < BH; bh++) {

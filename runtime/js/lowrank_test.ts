@@ -289,22 +289,22 @@ Deno.test("lowrankAttention: entrywise ≤ ε and outputs within 2ε/(1−ε)·�
       }
     }
     // (b) plain output against float64 softmax.
-    const outPlain = lowrankAttention(
-      plain.q,
-      plain.k,
-      plain.v,
+    const outPlain = lowrankAttention({
+      q: plain.q,
+      k: plain.k,
+      v: plain.v,
       BH,
       Tq,
       Tk,
       D,
       Dv,
-      s,
-      null,
-      Infinity,
+      scale: s,
+      sizes: null,
+      window: Infinity,
       table,
       beta,
-      fullKeyRanges(Tq, Tk),
-    );
+      exactRanges: fullKeyRanges(Tq, Tk),
+    });
     const errPlain = maxAbsDiff(outPlain, exactAttention(plain, BH, Tq, Tk, D, Dv, s, null));
     assert.ok(errPlain <= outBound(plain.vmax) + slack32(plain.vmax), `${what}: plain error ${errPlain}`);
     worst.plain = Math.max(worst.plain, errPlain / outBound(plain.vmax));
@@ -318,22 +318,22 @@ Deno.test("lowrankAttention: entrywise ≤ ε and outputs within 2ε/(1−ε)·�
     for (let bh = 0; bh < BH; bh++) assert.ok(headBeta(bc.q, bc.k, bh, L, L, D, s) <= beta, what);
     for (const window of schedule.length >= 3 ? [Infinity, 2, 1] : [Infinity, 1]) {
       calls++;
-      const out = lowrankAttention(
-        bc.q,
-        bc.k,
-        bc.v,
+      const out = lowrankAttention({
+        q: bc.q,
+        k: bc.k,
+        v: bc.v,
         BH,
-        L,
-        L,
+        Tq: L,
+        Tk: L,
         D,
         Dv,
-        s,
+        scale: s,
         sizes,
         window,
         table,
         beta,
-        scaleKeyRanges(schedule, window),
-      );
+        exactRanges: scaleKeyRanges(schedule, window),
+      });
       const err = maxAbsDiff(out, exactAttention(bc, BH, L, L, D, Dv, s, scaleMask(schedule, window)));
       assert.ok(err <= outBound(bc.vmax) + slack32(bc.vmax), `${what}: schedule ${schedule} window ${window}: ${err}`);
       const ratio = err / outBound(bc.vmax);
@@ -368,7 +368,22 @@ Deno.test("lowrankAttention: block-causal error falls with the degree to float32
     const errs: number[] = [];
     for (let g = 1; g <= 8; g++) {
       const table = featureTable(D, expPoly(family, g, beta).coeffs, s);
-      const out = lowrankAttention(inst.q, inst.k, inst.v, 1, L, L, D, Dv, s, sizes, Infinity, table, beta, ranges);
+      const out = lowrankAttention({
+        q: inst.q,
+        k: inst.k,
+        v: inst.v,
+        BH: 1,
+        Tq: L,
+        Tk: L,
+        D,
+        Dv,
+        scale: s,
+        sizes,
+        window: Infinity,
+        table,
+        beta,
+        exactRanges: ranges,
+      });
       errs.push(maxAbsDiff(out, ref) / inst.vmax);
     }
     // Strictly decreasing until both neighbours sit at the float32 floor (a few u32 ≈ 1e-7·‖V‖).
@@ -397,22 +412,22 @@ Deno.test("lowrankAttention guard: offending heads fall back to the exact kernel
     const ranges: KeyRanges = masked ? scaleKeyRanges(schedule, Infinity) : fullKeyRanges(Tq, Tk);
     const inst = buildQKV(rng(masked ? 5 : 6), BH, Tq, Tk, D, Dv, s, beta);
     const run = () =>
-      lowrankAttention(
-        inst.q,
-        inst.k,
-        inst.v,
+      lowrankAttention({
+        q: inst.q,
+        k: inst.k,
+        v: inst.v,
         BH,
         Tq,
         Tk,
         D,
         Dv,
-        s,
-        masked ? sizes : null,
-        Infinity,
+        scale: s,
+        sizes: masked ? sizes : null,
+        window: Infinity,
         table,
         beta,
-        ranges,
-      );
+        exactRanges: ranges,
+      });
 
     // Within: checks grows by BH, no fallback, outputs within the ε bound (not equal to the exact).
     let before = { ...guardStats };
@@ -432,7 +447,7 @@ Deno.test("lowrankAttention guard: offending heads fall back to the exact kernel
     const out = run();
     assert.equal(guardStats.checks - before.checks, BH);
     assert.equal(guardStats.fallbacks - before.fallbacks, 2, "one fallback per offending head");
-    const exact = attention(inst.q, inst.k, inst.v, BH, Tq, Tk, D, Dv, s, ranges);
+    const exact = attention({ q: inst.q, k: inst.k, v: inst.v, BH, Tq, Tk, D, Dv, scale: s, ranges });
     const head = Tq * Dv;
     for (const bh of [1, 3]) {
       // The fallback is the exact kernel itself on that head: identical arithmetic, identical bits.
@@ -456,22 +471,22 @@ Deno.test("lowrankState + lowrankRead scale by scale equal block-causal lowrankA
   // Every head: max‖q‖ = qNorm, max‖k‖ = keyNorm(1 − MARGIN), |s|·qNorm·keyNorm = β: the compiled bounds.
   const qNorm = 1.3, keyNorm = beta / (Math.abs(s) * qNorm);
   const inst = buildQKV(rng(31), BH, L, L, D, Dv, s, beta, qNorm);
-  const full = lowrankAttention(
-    inst.q,
-    inst.k,
-    inst.v,
+  const full = lowrankAttention({
+    q: inst.q,
+    k: inst.k,
+    v: inst.v,
     BH,
-    L,
-    L,
+    Tq: L,
+    Tk: L,
     D,
     Dv,
-    s,
+    scale: s,
     sizes,
-    Infinity,
+    window: Infinity,
     table,
     beta,
-    scaleKeyRanges(schedule, Infinity),
-  );
+    exactRanges: scaleKeyRanges(schedule, Infinity),
+  });
   const stepwise = new Float32Array(BH * L * Dv);
   let state: Float32Array | null = null, start = 0;
   for (const n of sizes) {
@@ -481,22 +496,22 @@ Deno.test("lowrankState + lowrankRead scale by scale equal block-causal lowrankA
       return o;
     };
     const prevCopy: Float32Array | null = state ? state.slice() : null;
-    const next: Float32Array = lowrankState(
-      slice(inst.k, D),
-      slice(inst.v, Dv),
-      state,
+    const next: Float32Array = lowrankState({
+      k: slice(inst.k, D),
+      v: slice(inst.v, Dv),
+      prev: state,
       BH,
-      n,
+      T: n,
       D,
       Dv,
       table,
       keyNorm,
-      "t",
-    );
+      what: "t",
+    });
     if (state) assert.deepEqual(state, prevCopy, "the previous state is not modified");
     assert.equal(next.length, BH * table.r * (Dv + 1));
     state = next;
-    const out = lowrankRead(slice(inst.q, D), state, BH, n, D, Dv, s, table, beta, keyNorm, "t");
+    const out = lowrankRead({ q: slice(inst.q, D), state, BH, T: n, D, Dv, scale: s, table, beta, keyNorm, what: "t" });
     for (let bh = 0; bh < BH; bh++) {
       stepwise.set(out.subarray(bh * n * Dv, (bh + 1) * n * Dv), (bh * L + start) * Dv);
     }
@@ -523,13 +538,13 @@ Deno.test("lowrankState / lowrankRead: GuardError naming the violated bound", ()
   const k = new Float32Array(BH * T * D);
   for (let bh = 0; bh < BH; bh++) k.set(randomRows(r, T, D, keyNorm), bh * T * D);
   const v = Float32Array.from({ length: BH * T * Dv }, () => r.normal());
-  const state = lowrankState(k, v, null, BH, T, D, Dv, table, keyNorm, "block 3");
+  const state = lowrankState({ k, v, prev: null, BH, T, D, Dv, table, keyNorm, what: "block 3" });
   // One key of head 1 at 1.1·keyNorm: rejected, the message names the bound and the site.
   const bad = k.slice();
   // The last key of head 1 becomes 1.1× its key 0 (norm keyNorm): every row must be checked.
   for (let c = 0; c < D; c++) bad[(2 * T - 1) * D + c] = bad[T * D + c]! * 1.1;
   assert.throws(
-    () => lowrankState(bad, v, state, BH, T, D, Dv, table, keyNorm, "block 3"),
+    () => lowrankState({ k: bad, v, prev: state, BH, T, D, Dv, table, keyNorm, what: "block 3" }),
     (e: unknown) =>
       e instanceof GuardError && e.name === "GuardError" && e.message.includes(keyNorm.toPrecision(4)) &&
       e.message.includes((1.1 * keyNorm).toPrecision(4)) && e.message.startsWith("block 3"),
@@ -545,12 +560,12 @@ Deno.test("lowrankState / lowrankRead: GuardError naming the violated bound", ()
     return q;
   };
   const before = guardStats.checks;
-  const out = lowrankRead(qAt(1), state, BH, T, D, Dv, s, table, beta, keyNorm, "block 3");
+  const out = lowrankRead({ q: qAt(1), state, BH, T, D, Dv, scale: s, table, beta, keyNorm, what: "block 3" });
   assert.equal(out.length, BH * T * Dv);
   assert.ok(out.every(Number.isFinite));
   assert.equal(guardStats.checks - before, BH);
   assert.throws(
-    () => lowrankRead(qAt(1.05), state, BH, T, D, Dv, s, table, beta, keyNorm, "block 3"),
+    () => lowrankRead({ q: qAt(1.05), state, BH, T, D, Dv, scale: s, table, beta, keyNorm, what: "block 3" }),
     (e: unknown) =>
       e instanceof GuardError && e.message.includes(beta.toPrecision(4)) &&
       e.message.includes((1.05 * beta).toPrecision(4)) && e.message.startsWith("block 3"),
@@ -585,7 +600,22 @@ Deno.test("lowrank GEMM form agrees with the row form and keeps the 2ε/(1−ε)
         const ranges = scaleKeyRanges(schedule, window);
         const run = (path: "rows" | "gemm") => {
           setLowrankPath(path);
-          return lowrankAttention(inst.q, inst.k, inst.v, BH, L, L, D, Dv, s, sizes, window, table, beta, ranges);
+          return lowrankAttention({
+            q: inst.q,
+            k: inst.k,
+            v: inst.v,
+            BH,
+            Tq: L,
+            Tk: L,
+            D,
+            Dv,
+            scale: s,
+            sizes,
+            window,
+            table,
+            beta,
+            exactRanges: ranges,
+          });
         };
         const rows = run("rows"), gemm = run("gemm");
         const diff = maxAbsDiff(gemm, rows);
@@ -604,15 +634,56 @@ Deno.test("lowrank GEMM form agrees with the row form and keeps the 2ε/(1−ε)
       const q = inst.q.subarray(0, BH * Tq * D).slice();
       for (let bh = 0; bh < BH; bh++) q.set(inst.q.subarray(bh * L * D, bh * L * D + Tq * D), bh * Tq * D);
       setLowrankPath("rows");
-      const rows = lowrankAttention(q, inst.k, inst.v, BH, Tq, L, D, Dv, s, null, Infinity, table, beta, ranges);
+      const rows = lowrankAttention({
+        q,
+        k: inst.k,
+        v: inst.v,
+        BH,
+        Tq,
+        Tk: L,
+        D,
+        Dv,
+        scale: s,
+        sizes: null,
+        window: Infinity,
+        table,
+        beta,
+        exactRanges: ranges,
+      });
       setLowrankPath("gemm");
-      const gemm = lowrankAttention(q, inst.k, inst.v, BH, Tq, L, D, Dv, s, null, Infinity, table, beta, ranges);
+      const gemm = lowrankAttention({
+        q,
+        k: inst.k,
+        v: inst.v,
+        BH,
+        Tq,
+        Tk: L,
+        D,
+        Dv,
+        scale: s,
+        sizes: null,
+        window: Infinity,
+        table,
+        beta,
+        exactRanges: ranges,
+      });
       assert.ok(maxAbsDiff(gemm, rows) <= tol, `case ${ci} plain: ${maxAbsDiff(gemm, rows)} > ${tol}`);
       // State form: one state over all keys, then a read, in both forms (guards off: only the math is compared).
       const states = (["rows", "gemm"] as const).map((path) => {
         setLowrankPath(path);
-        const st = lowrankState(inst.k, inst.v, null, BH, L, D, Dv, table, Infinity, "t");
-        return lowrankRead(q, st, BH, Tq, D, Dv, s, table, Infinity, 1, "t");
+        const st = lowrankState({
+          k: inst.k,
+          v: inst.v,
+          prev: null,
+          BH,
+          T: L,
+          D,
+          Dv,
+          table,
+          keyNorm: Infinity,
+          what: "t",
+        });
+        return lowrankRead({ q, state: st, BH, T: Tq, D, Dv, scale: s, table, beta: Infinity, keyNorm: 1, what: "t" });
       });
       assert.ok(maxAbsDiff(states[1]!, states[0]!) <= tol, `case ${ci} state: ${maxAbsDiff(states[1]!, states[0]!)}`);
       assert.equal(guardStats.fallbacks, before.fallbacks);

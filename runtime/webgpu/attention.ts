@@ -12,7 +12,7 @@
  * this form on llvmpipe: no faster there, and its fully unrolled tile took minutes to JIT-compile.
  */
 import type { KeyRanges } from "../kernels.ts";
-import type { Gpu, GpuTensor } from "./device.ts";
+import type { Gpu, GpuArgs as Args, GpuTensor } from "./device.ts";
 import { type Binding, f32Word, kernelSource, run, source, WG } from "./wgsl.ts";
 
 /** Queries per workgroup: one per invocation. */
@@ -218,19 +218,7 @@ export function attentionInto(
  * q [BH, Tq, D], k [BH, Tk, D], v [BH, Tk, Dv] -> [BH, Tq, Dv]: softmax(scale·q kᵀ) v over each query's
  * key range [lo[i], hi[i]) (`ranges` of length ≥ Tq), float32, with an online softmax over key tiles.
  */
-export function attention(
-  gpu: Gpu,
-  q: GpuTensor,
-  k: GpuTensor,
-  v: GpuTensor,
-  BH: number,
-  Tq: number,
-  Tk: number,
-  D: number,
-  Dv: number,
-  scale: number,
-  ranges: KeyRanges,
-): GpuTensor {
+export function attention(gpu: Gpu, { q, k, v, BH, Tq, Tk, D, Dv, scale, ranges }: Args<"attention">): GpuTensor {
   const out = gpu.tensor(BH * Tq * Dv);
   attentionInto(gpu, q, k, v, BH, Tq, Tk, D, Dv, scale, ranges, out, null);
   return out;

@@ -12,9 +12,13 @@
  * there: shader compilation (WgslError), device-side checks (GpuKernelError), device loss
  * (DeviceLostError). Only buffer sizes are checked at call time (RangeError).
  */
+import type { KernelArgs, KernelName } from "../kernels.ts";
 
 /** Element type of a device tensor (both are 32-bit words). */
 export type DType = "f32" | "i32";
+
+/** The argument record of kernel `K` on WebGPU (`../kernels.ts`): every tensor a `GpuTensor`. */
+export type GpuArgs<K extends KernelName> = KernelArgs<K, GpuTensor>;
 
 /** A flat device tensor: a storage buffer holding `length` 32-bit elements. */
 export class GpuTensor {

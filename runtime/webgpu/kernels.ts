@@ -1,7 +1,8 @@
 /**
- * @file WebGPU kernels with the names and arguments of `runtime/js/kernels.ts` and `runtime/js/lowrank.ts`,
- * plus a device first: every tensor is a GpuTensor, sizes and shapes stay numbers. Each call records
- * one or a few dispatches into the device's pending batch and returns the result tensor at once.
+ * @file WebGPU kernels of the kernel contract (`../kernels.ts`): the names and argument records of
+ * `runtime/js/kernels.ts` and `runtime/js/lowrank.ts`, after the device (`G.linear(gpu, { x, M, … })`):
+ * every tensor is a GpuTensor, sizes and shapes stay numbers. Each call records one or a few
+ * dispatches into the device's pending batch and returns the result tensor at once.
  *
  * Layouts are those of the JS kernels (row-major). Arithmetic is float32 throughout (the JS kernels
  * accumulate in float64), so results differ by float32 rounding of the sums; the tests state the
@@ -10,15 +11,21 @@
  * Static sizes (head dims, Dv) are baked into the WGSL of the kernels that keep per-invocation arrays;
  * batch-dependent sizes travel in the parameter block of each dispatch.
  */
-import type { KeyRanges, LinearAct } from "../kernels.ts";
-import { gemmNT } from "./gemm.ts";
 import { resampleMatrix } from "../host_constants.ts";
 import type { FeatureTable } from "../js/lowrank.ts";
 import { attentionInto } from "./attention.ts";
-import { type Gpu, GpuTensor } from "./device.ts";
+import type { Implements, Kernels, OnDevice } from "../kernels.ts";
+import { gemmNT } from "./gemm.ts";
+import { type Gpu, type GpuArgs as Args, GpuTensor } from "./device.ts";
 import { f32Word, fixup, kernelSource, range, run, source, WG, wordF32 } from "./wgsl.ts";
 
 export { GpuTensor };
+
+/**
+ * The kernel contract holds for this module (`G` of generated code): a kernel missing, or needing a
+ * field the contract does not give, fails type checking here.
+ */
+export type GpuKernels = Implements<typeof import("./kernels.ts"), OnDevice<Kernels<GpuTensor>, Gpu>>;
 export { fullKeyRanges, scaleKeyRanges } from "../host_constants.ts";
 export type { KeyRanges } from "../kernels.ts";
 export { type FeatureTable, featureTable } from "../js/lowrank.ts";
@@ -30,7 +37,7 @@ export { type FeatureTable, featureTable } from "../js/lowrank.ts";
  * Sets the device report if x has a NaN or infinity (`what` names the node and entry); `read()` then
  * throws GpuKernelError with the message of the JS NumericsError (first non-finite flat index).
  */
-export function checkFinite(gpu: Gpu, x: GpuTensor, what: string): void {
+export function checkFinite(gpu: Gpu, { x, what }: Args<"checkFinite">): void {
   const code = source("checkFinite", () =>
     kernelSource(
       [["X", "read", "u32"], ["E", "read_write", "atomic<u32>"]],
@@ -48,7 +55,7 @@ export function checkFinite(gpu: Gpu, x: GpuTensor, what: string): void {
 }
 
 /** table [N, C], idx [n] (i32) -> [n, C]; an index outside [0, N) is reported (message as the JS kernel's). */
-export function gather(gpu: Gpu, table: GpuTensor, N: number, C: number, idx: GpuTensor, what: string): GpuTensor {
+export function gather(gpu: Gpu, { table, N, C, idx, what }: Args<"gather">): GpuTensor {
   const code = source("gather", () =>
     kernelSource(
       [["T", "read", "u32"], ["I", "read", "i32"], ["O", "read_write", "u32"], ["E", "read_write", "atomic<u32>"]],
@@ -81,20 +88,11 @@ export function gather(gpu: Gpu, table: GpuTensor, N: number, C: number, idx: Gp
 export { gemmNT };
 
 /** act(x [M, K] @ w [N, K]ᵀ (+ b [N])) -> [M, N]; the activation as its own `unary` dispatch. */
-export function linear(
-  gpu: Gpu,
-  x: GpuTensor,
-  M: number,
-  K: number,
-  w: GpuTensor,
-  N: number,
-  b: GpuTensor | null,
-  act: LinearAct,
-): GpuTensor {
+export function linear(gpu: Gpu, { x, M, K, w, N, b, act }: Args<"linear">): GpuTensor {
   const out = gpu.tensor(M * N);
   gemmNT(gpu, x, M, K, w, N, b, out);
   if (act === "none") return out;
-  const y = unary(gpu, out, act);
+  const y = unary(gpu, { x: out, fn: act });
   gpu.release(out);
   return y;
 }
@@ -103,7 +101,7 @@ export function linear(
 // Normalisation
 
 /** LayerNorm without affine over rows of C (one invocation per row, two passes, float32). */
-export function layerNorm(gpu: Gpu, x: GpuTensor, C: number, eps: number): GpuTensor {
+export function layerNorm(gpu: Gpu, { x, C, eps }: Args<"layerNorm">): GpuTensor {
   const code = source("layerNorm", () =>
     kernelSource(
       [["X", "read", "f32"], ["O", "read_write", "f32"]],
@@ -124,7 +122,7 @@ export function layerNorm(gpu: Gpu, x: GpuTensor, C: number, eps: number): GpuTe
 }
 
 /** x / max(‖x‖₂, eps) over rows of D. */
-export function l2Normalize(gpu: Gpu, x: GpuTensor, D: number, eps: number): GpuTensor {
+export function l2Normalize(gpu: Gpu, { x, D, eps }: Args<"l2Normalize">): GpuTensor {
   const code = source("l2Normalize", () =>
     kernelSource(
       [["X", "read", "f32"], ["O", "read_write", "f32"]],
@@ -151,18 +149,7 @@ const GN_CHUNK = 1024;
  * GroupNorm with affine: x [B, C, S], w/b [C], statistics per (batch, group) over (C/groups)·S values.
  * Three dispatches: mean and M2 per chunk of 1024 values (two passes), Chan's merge per group, apply.
  */
-export function groupNorm(
-  gpu: Gpu,
-  x: GpuTensor,
-  w: GpuTensor,
-  b: GpuTensor,
-  B: number,
-  C: number,
-  S: number,
-  groups: number,
-  eps: number,
-  silu: boolean,
-): GpuTensor {
+export function groupNorm(gpu: Gpu, { x, w, b, B, C, S, groups, eps, silu }: Args<"groupNorm">): GpuTensor {
   const stats = source("groupNormStats", () =>
     kernelSource(
       [["X", "read", "f32"], ["St", "read_write", "f32"]],
@@ -234,7 +221,7 @@ const UNARY_WGSL = {
 } as const;
 
 /** fn(x) elementwise (silu, gelu_tanh, exp). */
-export function unary(gpu: Gpu, x: GpuTensor, fn: keyof typeof UNARY_WGSL): GpuTensor {
+export function unary(gpu: Gpu, { x, fn }: Args<"unary">): GpuTensor {
   const expr = UNARY_WGSL[fn];
   if (!expr) throw new TypeError(`unary: unknown function "${fn}"`);
   const code = source(`unary:${fn}`, () =>
@@ -252,7 +239,7 @@ export function unary(gpu: Gpu, x: GpuTensor, fn: keyof typeof UNARY_WGSL): GpuT
 const SCALAR_WGSL = { mul: "v * c", add: "v + c", min: "min(v, c)", max: "max(v, c)" } as const;
 
 /** fn(x, c) elementwise (mul, add, min, max); c is rounded to float32. */
-export function scalar(gpu: Gpu, x: GpuTensor, fn: keyof typeof SCALAR_WGSL, c: number): GpuTensor {
+export function scalar(gpu: Gpu, { x, fn, value: c }: Args<"scalar">): GpuTensor {
   const expr = SCALAR_WGSL[fn];
   if (!expr) throw new TypeError(`scalar: unknown function "${fn}"`);
   const code = source(`scalar:${fn}`, () =>
@@ -294,18 +281,10 @@ function unravel(offsets: readonly string[]): string {
 const BINARY_WGSL = { add: "a + b", sub: "a - b", mul: "a * b" } as const;
 
 /**
- * fn(a, b) with broadcasting: `shape` is the output shape (rank ≤ 6), `as`/`bs` the inputs' strides over
+ * fn(a, b) with broadcasting: `shape` is the output shape (rank ≤ 6), `aStrides`/`bStrides` the inputs' strides over
  * it (0 on broadcast axes).
  */
-export function binary(
-  gpu: Gpu,
-  a: GpuTensor,
-  b: GpuTensor,
-  fn: keyof typeof BINARY_WGSL,
-  shape: readonly number[],
-  as: readonly number[],
-  bs: readonly number[],
-): GpuTensor {
+export function binary(gpu: Gpu, { a, b, fn, shape, aStrides: as, bStrides: bs }: Args<"binary">): GpuTensor {
   const expr = BINARY_WGSL[fn];
   if (!expr) throw new TypeError(`binary: unknown function "${fn}"`);
   const code = source(`binary:${fn}`, () =>
@@ -324,7 +303,7 @@ ${unravel(["pa", "pb"])}
 }
 
 /** Transpose (f32 or i32, rank ≤ 6): out.shape[i] = shape[perm[i]]. */
-export function permute(gpu: Gpu, x: GpuTensor, shape: readonly number[], perm: readonly number[]): GpuTensor {
+export function permute(gpu: Gpu, { x, shape, perm }: Args<"permute">): GpuTensor {
   const code = source("permute", () =>
     kernelSource(
       [["X", "read", "u32"], ["O", "read_write", "u32"]],
@@ -371,15 +350,7 @@ function copyRows(
 }
 
 /** [outer, size, inner] -> [outer, end - start, inner] (f32 or i32). */
-export function slice(
-  gpu: Gpu,
-  x: GpuTensor,
-  outer: number,
-  size: number,
-  inner: number,
-  start: number,
-  end: number,
-): GpuTensor {
+export function slice(gpu: Gpu, { x, outer, size, inner, start, end }: Args<"slice">): GpuTensor {
   const w = (end - start) * inner;
   const out = gpu.tensor(outer * w, x.dtype);
   copyRows(gpu, x, out, outer, w, size * inner, start * inner, w, 0);
@@ -387,13 +358,7 @@ export function slice(
 }
 
 /** Joins [outer, size_i, inner] tensors along the middle axis (one copy dispatch per input). */
-export function concat(
-  gpu: Gpu,
-  xs: readonly GpuTensor[],
-  outer: number,
-  sizes: readonly number[],
-  inner: number,
-): GpuTensor {
+export function concat(gpu: Gpu, { xs, outer, sizes, inner }: Args<"concat">): GpuTensor {
   const total = sizes.reduce((a, s) => a + s, 0);
   const out = gpu.tensor(outer * total * inner, xs[0]?.dtype ?? "f32");
   let at = 0;
@@ -419,18 +384,18 @@ export function isHost(x: unknown): boolean {
 
 /** The rows of `x` twice along the batch axis, on the device: both CFG halves get the same input. */
 export function twice(gpu: Gpu, x: GpuTensor): GpuTensor {
-  return concat(gpu, [x, x], 1, [x.length, x.length], 1);
+  return concat(gpu, { xs: [x, x], outer: 1, sizes: [x.length, x.length], inner: 1 });
 }
 
 /** Scale index of every token of a schedule (computed on the host, uploaded). */
-export function levelIds(gpu: Gpu, schedule: readonly number[]): GpuTensor {
+export function levelIds(gpu: Gpu, { schedule }: Args<"levelIds">): GpuTensor {
   const out: number[] = [];
   schedule.forEach((n, s) => out.push(...new Array<number>(n * n).fill(s)));
   return gpu.upload(Int32Array.from(out));
 }
 
 /** Nearest-neighbour upsampling: x [BC, h, w] -> [BC, f·h, f·w]. */
-export function upsampleNearest(gpu: Gpu, x: GpuTensor, BC: number, h: number, w: number, f: number): GpuTensor {
+export function upsampleNearest(gpu: Gpu, { x, BC, h, w, factor: f }: Args<"upsampleNearest">): GpuTensor {
   const code = source("upsampleNearest", () =>
     kernelSource(
       [["X", "read", "u32"], ["O", "read_write", "u32"]],
@@ -526,20 +491,7 @@ function conv2dSource(): string {
  * convolution: each invocation computes 4 output pixels × 8 output channels (channels from the
  * workgroup index, so weight loads are uniform), summing over (ci, dy, dx) in the JS kernel's order.
  */
-export function conv2d(
-  gpu: Gpu,
-  x: GpuTensor,
-  B: number,
-  Ci: number,
-  H: number,
-  W: number,
-  w: GpuTensor,
-  Co: number,
-  kh: number,
-  kw: number,
-  b: GpuTensor,
-  pad: number,
-): GpuTensor {
+export function conv2d(gpu: Gpu, { x, B, Ci, H, W, w, Co, kh, kw, b, pad }: Args<"conv2d">): GpuTensor {
   const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1;
   const out = gpu.tensor(B * Co * Ho * Wo);
   const gxp = Math.ceil(Math.ceil((Ho * Wo) / CP) / WG), ncg = Math.ceil(Co / CC);
@@ -599,15 +551,7 @@ function resampleAxis(
  * x [BC, h, w] -> [BC, size, size]: out = M X Mᵀ per channel with the JS kernel's `resampleMatrix`
  * (bicubic a = −0.75 half-pixel clamped, or area), in two separable passes over each row's non-zeros.
  */
-export function interpolate(
-  gpu: Gpu,
-  x: GpuTensor,
-  BC: number,
-  h: number,
-  w: number,
-  size: number,
-  mode: "bicubic" | "area",
-): GpuTensor {
+export function interpolate(gpu: Gpu, { x, BC, h, w, size, mode }: Args<"interpolate">): GpuTensor {
   const tmp = resampleAxis(gpu, x, resampleTensor(gpu, mode, h, size), BC, h, size, w);
   const out = resampleAxis(gpu, tmp, resampleTensor(gpu, mode, w, size), BC * size, w, size, 1);
   gpu.release(tmp);
@@ -769,20 +713,7 @@ const MAX_NORM2 = (X: string, T: string, name: string) =>
  */
 export function lowrankAttention(
   gpu: Gpu,
-  q: GpuTensor,
-  k: GpuTensor,
-  v: GpuTensor,
-  BH: number,
-  Tq: number,
-  Tk: number,
-  D: number,
-  Dv: number,
-  scale: number,
-  sizes: readonly number[] | null,
-  window: number,
-  table: FeatureTable,
-  beta: number,
-  exactRanges: KeyRanges,
+  { q, k, v, BH, Tq, Tk, D, Dv, scale, sizes, window, table, beta, exactRanges }: Args<"lowrankAttention">,
 ): GpuTensor {
   const guard = source("lrGuard", () =>
     kernelSource(
@@ -869,16 +800,7 @@ function normGuard(
  */
 export function lowrankState(
   gpu: Gpu,
-  k: GpuTensor,
-  v: GpuTensor,
-  prev: GpuTensor | null,
-  BH: number,
-  T: number,
-  D: number,
-  Dv: number,
-  table: FeatureTable,
-  keyNorm: number,
-  what: string,
+  { k, v, prev, BH, T, D, Dv, table, keyNorm, what }: Args<"lowrankState">,
 ): GpuTensor {
   const site = gpu.site((_, bits) => ({
     message: `${what}: a key has norm ${wordF32(bits).toPrecision(4)} > ${
@@ -901,17 +823,7 @@ export function lowrankState(
  */
 export function lowrankRead(
   gpu: Gpu,
-  q: GpuTensor,
-  state: GpuTensor,
-  BH: number,
-  T: number,
-  D: number,
-  Dv: number,
-  scale: number,
-  table: FeatureTable,
-  beta: number,
-  keyNorm: number,
-  what: string,
+  { q, state, BH, T, D, Dv, scale, table, beta, keyNorm, what }: Args<"lowrankRead">,
 ): GpuTensor {
   const site = gpu.site((_, bits) => ({
     message: `${what}: logits reach ${(Math.abs(scale) * wordF32(bits) * keyNorm).toPrecision(4)} > β = ${

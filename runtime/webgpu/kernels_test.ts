@@ -139,7 +139,10 @@ Deno.test({
     );
     assert.throws(() => g.pipeline("broken2", code2), WgslError, "a failed source stays failed");
     g.origin = "";
-    assert.deepEqual(await g.read(G.scalar(g, up(new Float32Array([1, 2])), "add", 1)), new Float32Array([2, 3]));
+    assert.deepEqual(
+      await g.read(G.scalar(g, { x: up(new Float32Array([1, 2])), fn: "add", value: 1 })),
+      new Float32Array([2, 3]),
+    );
   },
 });
 
@@ -167,24 +170,32 @@ Deno.test({
     const N = 11, C = 6, table = randomF32(N * C, 2);
     const idx = Int32Array.from({ length: 9 }, (_, i) => (i * 5) % N);
     const tt = up(table);
-    assertExact("gather", await readF32(G.gather(g, tt, N, C, up(idx), "x")), JS.gather(table, N, C, idx, "x"));
+    assertExact(
+      "gather",
+      await readF32(G.gather(g, { table: tt, N, C, idx: up(idx), what: "x" })),
+      JS.gather({ table, N, C, idx, what: "x" }),
+    );
     for (const bad of [[3, 11, 2, -1], [-4, 0, 0, 0]]) {
       const bi = Int32Array.from(bad);
       const jsErr = (() => {
         try {
-          JS.gather(table, N, C, bi, "node %3 (gather)");
+          JS.gather({ table, N, C, idx: bi, what: "node %3 (gather)" });
         } catch (e) {
           return (e as Error).message;
         }
       })()!;
-      const out = G.gather(g, tt, N, C, up(bi), "node %3 (gather)");
+      const out = G.gather(g, { table: tt, N, C, idx: up(bi), what: "node %3 (gather)" });
       await assert.rejects(
         () => g.read(out),
         (e: unknown) => e instanceof GpuKernelError && e.kind === "range" && e.message === jsErr,
       );
     }
     // The report is cleared: the next batch reads normally.
-    assertExact("gather", await readF32(G.gather(g, tt, N, C, up(idx), "x")), JS.gather(table, N, C, idx, "x"));
+    assertExact(
+      "gather",
+      await readF32(G.gather(g, { table: tt, N, C, idx: up(idx), what: "x" })),
+      JS.gather({ table, N, C, idx, what: "x" }),
+    );
   },
 });
 
@@ -194,7 +205,7 @@ Deno.test({
   async fn() {
     const g = dev();
     const x = randomF32(300, 3);
-    G.checkFinite(g, up(x), "forward: %1");
+    G.checkFinite(g, { x: up(x), what: "forward: %1" });
     await g.flush();
     for (const [at, v] of [[217, NaN], [5, -Infinity]] as const) {
       const y = x.slice();
@@ -203,14 +214,14 @@ Deno.test({
       const what = "step_3: %12 (linear) at spec.ts:4:3";
       const jsErr = (() => {
         try {
-          JS.checkFinite(y, what);
+          JS.checkFinite({ x: y, what });
         } catch (e) {
           return (e as Error).message;
         }
       })()!;
-      G.checkFinite(g, up(y), what);
+      G.checkFinite(g, { x: up(y), what });
       // A later failing site in the same batch does not replace the first one.
-      G.gather(g, up(x), 300, 1, up(new Int32Array([400])), "later");
+      G.gather(g, { table: up(x), N: 300, C: 1, idx: up(new Int32Array([400])), what: "later" });
       await assert.rejects(
         () => g.flush(),
         (e: unknown) => e instanceof GpuKernelError && e.kind === "numerics" && e.message === jsErr,
@@ -238,8 +249,8 @@ Deno.test({
     ];
     for (const [M, K, N, bias, seed] of shapes) {
       const x = randomF32(M * K, 10 + seed), w = randomF32(N * K, 20 + seed), b = bias ? randomF32(N, 30 + seed) : null;
-      const ref = JS.linear(x, M, K, w, N, b, "none");
-      const got = await readF32(G.linear(g, up(x), M, K, up(w), N, b && up(b), "none"));
+      const ref = JS.linear({ x, M, K, w, N, b, act: "none" });
+      const got = await readF32(G.linear(g, { x: up(x), M, K, w: up(w), N, b: b && up(b), act: "none" }));
       // Σ|terms| per output: float32 accumulation of K products (vec4 dots or scalar) plus the bias.
       assertWithin(`linear M=${M} K=${K} N=${N}`, got, ref, (i) => {
         const m = Math.floor(i / N), n = i % N;
@@ -248,10 +259,10 @@ Deno.test({
         return (K + 3) * U * s + U * Math.abs(ref[i]!);
       });
       // with an activation: the GEMM's output through the unary kernel
-      const plain = G.linear(g, up(x), M, K, up(w), N, b && up(b), "none");
+      const plain = G.linear(g, { x: up(x), M, K, w: up(w), N, b: b && up(b), act: "none" });
       assert.deepEqual(
-        await readF32(G.linear(g, up(x), M, K, up(w), N, b && up(b), "gelu_tanh")),
-        await readF32(G.unary(g, plain, "gelu_tanh")),
+        await readF32(G.linear(g, { x: up(x), M, K, w: up(w), N, b: b && up(b), act: "gelu_tanh" })),
+        await readF32(G.unary(g, { x: plain, fn: "gelu_tanh" })),
         `linear + gelu_tanh M=${M}`,
       );
     }
@@ -273,8 +284,8 @@ Deno.test({
     // |Δout| ≤ (C+1)u·max|x|/σ + (C/2 + 5)u·|out| + u|out| ≤ (C + 8)·u·(max|x|/σ + |out|).
     for (const [rows, C, shift] of [[7, 64, 0], [3, 33, 5]] as const) {
       const x = randomF32(rows * C, 40 + C).map((v) => v + shift);
-      const ref = JS.layerNorm(x, C, 1e-6);
-      const got = await readF32(G.layerNorm(g, up(x), C, 1e-6));
+      const ref = JS.layerNorm({ x, C, eps: 1e-6 });
+      const got = await readF32(G.layerNorm(g, { x: up(x), C, eps: 1e-6 }));
       assertWithin(`layerNorm C=${C}`, got, ref, (i) => {
         const r = Math.floor(i / C) * C, row = x.subarray(r, r + C);
         const mean = row.reduce((a, v) => a + v, 0) / C;
@@ -288,8 +299,8 @@ Deno.test({
     x.fill(0, 0, D); // an all-zero row: eps keeps it finite
     assertWithin(
       "l2Normalize",
-      await readF32(G.l2Normalize(g, up(x), D, 1e-12)),
-      JS.l2Normalize(x, D, 1e-12),
+      await readF32(G.l2Normalize(g, { x: up(x), D, eps: 1e-12 })),
+      JS.l2Normalize({ x, D, eps: 1e-12 }),
       (i) =>
         (D / 2 + 6) * U * Math.abs(x[i]!) / Math.max(1e-12, Math.hypot(...x.subarray(i - (i % D), i - (i % D) + D))),
     );
@@ -297,8 +308,9 @@ Deno.test({
     // affine step out = x·(w·inv) + (b − mean·w·inv) adds u of each of its three terms.
     for (const [B, C, S, groups] of [[2, 4, 1600, 2], [1, 6, 9, 3]] as const) {
       const x = randomF32(B * C * S, 42 + S).map((v) => 3 + v * 2), w = randomF32(C, 43), b = randomF32(C, 44);
-      const ref = JS.groupNorm(x, w, b, B, C, S, groups, 1e-5, false);
-      const got = await readF32(G.groupNorm(g, up(x), up(w), up(b), B, C, S, groups, 1e-5, false));
+      const ref = JS.groupNorm({ x, w, b, B, C, S, groups, eps: 1e-5, silu: false });
+      const args = { x: up(x), w: up(w), b: up(b), B, C, S, groups, eps: 1e-5 };
+      const got = await readF32(G.groupNorm(g, { ...args, silu: false }));
       const n = (C / groups) * S;
       const stats = Array.from({ length: B * groups }, (_, grp) => {
         const vals = x.subarray(grp * n, grp * n + n);
@@ -314,10 +326,9 @@ Deno.test({
           Math.abs(ref[i]!));
       });
       // with SiLU fused: the same normalised value through the same WGSL expression as unary(silu)
-      const plain = G.groupNorm(g, up(x), up(w), up(b), B, C, S, groups, 1e-5, false);
       assert.deepEqual(
-        await readF32(G.groupNorm(g, up(x), up(w), up(b), B, C, S, groups, 1e-5, true)),
-        await readF32(G.unary(g, plain, "silu")),
+        await readF32(G.groupNorm(g, { ...args, silu: true })),
+        await readF32(G.unary(g, { x: G.groupNorm(g, { ...args, silu: false }), fn: "silu" })),
         `groupNorm + silu S=${S}`,
       );
     }
@@ -340,29 +351,29 @@ Deno.test({
     const expTol = (v: number, ref: number) => ((3 + 2 * Math.abs(v)) * 2 + 1) * U * Math.abs(ref) + TINY;
     // the references: JS's float64 formulas rounded once (the host's SIMD path would add its own error)
     setElementwiseBackend("js");
-    const [ex, si, ge] = (["exp", "silu", "gelu_tanh"] as const).map((fn) => JS.unary(x, fn));
+    const [ex, si, ge] = (["exp", "silu", "gelu_tanh"] as const).map((fn) => JS.unary({ x, fn }));
     setElementwiseBackend("auto");
-    assertWithin("unary_exp", await readF32(G.unary(g, xt, "exp")), ex, (i) => expTol(x[i]!, ex[i]!));
+    assertWithin("unary_exp", await readF32(G.unary(g, { x: xt, fn: "exp" })), ex, (i) => expTol(x[i]!, ex[i]!));
     // silu = v / (1 + e^-v): the exp error enters scaled by e^-v/(1 + e^-v) ≤ 1; then 1 + ·, / add 2u.
     assertWithin(
       "unary_silu",
-      await readF32(G.unary(g, xt, "silu")),
+      await readF32(G.unary(g, { x: xt, fn: "silu" })),
       si,
       (i) => ((3 + 2 * Math.abs(x[i]!)) * 2 + 4) * U * Math.abs(si[i]!) + TINY,
     );
     // gelu_tanh: tanh(z) from exp carries (3 + 2|z|)·2u relative error on e^±z, i.e. ≤ 4(3 + 2|z|)·2u
     // absolute on tanh (|z| ≤ 10 after clamping); 0.5·v·(1 + t) scales it by |v|/2 and adds 4u relative.
-    assertWithin("unary_gelu_tanh", await readF32(G.unary(g, xt, "gelu_tanh")), ge, (i) => {
+    assertWithin("unary_gelu_tanh", await readF32(G.unary(g, { x: xt, fn: "gelu_tanh" })), ge, (i) => {
       const v = x[i]!, z = Math.min(10, Math.abs(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
       return 0.5 * Math.abs(v) * 4 * (3 + 2 * z) * 2 * U + 5 * U * Math.abs(ge[i]!) + TINY;
     });
     // scalar: c is rounded to float32 (u|c|), then one float32 operation (u of the result).
     for (const fn of ["mul", "add", "min", "max"] as const) {
       const c = fn === "mul" ? 1 / 3 : 0.7;
-      const ref = JS.scalar(x, fn, c);
+      const ref = JS.scalar({ x, fn, value: c });
       assertWithin(
         `scalar_${fn}`,
-        await readF32(G.scalar(g, xt, fn, c)),
+        await readF32(G.scalar(g, { x: xt, fn, value: c })),
         ref,
         (i) => 2 * U * (Math.abs(ref[i]!) + (fn === "mul" ? Math.abs(x[i]! * c) : Math.abs(c))),
       );
@@ -391,38 +402,50 @@ Deno.test({
       const span = (st: number[]) => 1 + shape.reduce((a, d, i) => a + (d - 1) * st[i]!, 0);
       const a = randomF32(span(as), 60), b = randomF32(span(bs), 61);
       for (const fn of ["add", "sub", "mul"] as const) {
-        const got = await readF32(G.binary(g, up(a), up(b), fn, shape, as, bs));
+        const got = await readF32(G.binary(g, { a: up(a), b: up(b), fn, shape, aStrides: as, bStrides: bs }));
         assert.equal(got.length, n);
-        assertExact(`binary_${fn} [${shape}]`, got, JS.binary(a, b, fn, shape, as, bs));
+        assertExact(`binary_${fn} [${shape}]`, got, JS.binary({ a, b, fn, shape, aStrides: as, bStrides: bs }));
       }
     }
     // permute
     const sh4 = [2, 3, 4, 5], x4 = randomF32(120, 62);
     assertExact(
       "permute f32",
-      await readF32(G.permute(g, up(x4), sh4, [2, 0, 3, 1])),
-      JS.permute(x4, sh4, [2, 0, 3, 1]),
+      await readF32(G.permute(g, { x: up(x4), shape: sh4, perm: [2, 0, 3, 1] })),
+      JS.permute({ x: x4, shape: sh4, perm: [2, 0, 3, 1] }),
     );
     const sh6 = [2, 1, 3, 2, 2, 3], i6 = Int32Array.from({ length: 72 }, (_, i) => i * 3 - 50);
-    const gotI = await g.read(G.permute(g, up(i6), sh6, [5, 3, 1, 0, 4, 2]));
+    const gotI = await g.read(G.permute(g, { x: up(i6), shape: sh6, perm: [5, 3, 1, 0, 4, 2] }));
     assert.ok(gotI instanceof Int32Array);
-    assertExact("permute i32", gotI, JS.permute(i6, sh6, [5, 3, 1, 0, 4, 2]));
+    assertExact("permute i32", gotI, JS.permute({ x: i6, shape: sh6, perm: [5, 3, 1, 0, 4, 2] }));
     // slice (f32, i32), concat
-    assertExact("slice f32", await readF32(G.slice(g, up(x4), 6, 4, 5, 1, 3)), JS.slice(x4, 6, 4, 5, 1, 3));
-    assertExact("slice i32", await g.read(G.slice(g, up(i6), 4, 18, 1, 5, 18)), JS.slice(i6, 4, 18, 1, 5, 18));
+    assertExact(
+      "slice f32",
+      await readF32(G.slice(g, { x: up(x4), outer: 6, size: 4, inner: 5, start: 1, end: 3 })),
+      JS.slice({ x: x4, outer: 6, size: 4, inner: 5, start: 1, end: 3 }),
+    );
+    assertExact(
+      "slice i32",
+      await g.read(G.slice(g, { x: up(i6), outer: 4, size: 18, inner: 1, start: 5, end: 18 })),
+      JS.slice({ x: i6, outer: 4, size: 18, inner: 1, start: 5, end: 18 }),
+    );
     const parts = [randomF32(2 * 3 * 4, 63), randomF32(2 * 1 * 4, 64), randomF32(2 * 5 * 4, 65)];
     assertExact(
       "concat",
-      await readF32(G.concat(g, parts.map(up), 2, [3, 1, 5], 4)),
-      JS.concat(parts, 2, [3, 1, 5], 4),
+      await readF32(G.concat(g, { xs: parts.map(up), outer: 2, sizes: [3, 1, 5], inner: 4 })),
+      JS.concat({ xs: parts, outer: 2, sizes: [3, 1, 5], inner: 4 }),
     );
     // levelIds, upsampleNearest
-    assertExact("levelIds", await g.read(G.levelIds(g, [1, 2, 3, 5])), JS.levelIds([1, 2, 3, 5]));
+    assertExact(
+      "levelIds",
+      await g.read(G.levelIds(g, { schedule: [1, 2, 3, 5] })),
+      JS.levelIds({ schedule: [1, 2, 3, 5] }),
+    );
     const xu = randomF32(3 * 4 * 5, 66);
     assertExact(
       "upsampleNearest",
-      await readF32(G.upsampleNearest(g, up(xu), 3, 4, 5, 3)),
-      JS.upsampleNearest(xu, 3, 4, 5, 3),
+      await readF32(G.upsampleNearest(g, { x: up(xu), BC: 3, h: 4, w: 5, factor: 3 })),
+      JS.upsampleNearest({ x: xu, BC: 3, h: 4, w: 5, factor: 3 }),
     );
   },
 });
@@ -434,7 +457,7 @@ Deno.test({
     const g = dev();
     const n = 65536 * 64 + 100, x = new Float32Array(n);
     for (let i = 0; i < n; i++) x[i] = i % 1000;
-    const got = await readF32(G.scalar(g, up(x), "add", 1));
+    const got = await readF32(G.scalar(g, { x: up(x), fn: "add", value: 1 }));
     for (let i = 0; i < n; i++) if (got[i] !== (i % 1000) + 1) assert.fail(`element ${i}: ${got[i]}`);
   },
 });
@@ -462,7 +485,7 @@ function headMaxAbs(v: Float32Array, BH: number): number[] {
  * - the numerator and denominator are float32 sums of n terms, each rescale one more rounding: (n + r + 2)u.
  * A relative perturbation ≤ ε of every weight moves a softmax average by ≤ 2ε/(1 − ε)·‖V‖_∞; the output
  * rounding adds u·‖V‖_∞. Roughly (D + n)·u·‖V‖_∞ scaled by the logit magnitudes, as in
- * tests/wasm_attention_test.ts.
+ * runtime/js/wasm/attention_test.ts.
  */
 function attentionTol(
   q: Float32Array,
@@ -525,8 +548,8 @@ Deno.test({
     await bothForms(g, async (form) => {
       for (const [name, BH, Tq, Tk, D, Dv, ranges] of cases) {
         const scale = 1 / Math.sqrt(D), { q, k, v } = attentionInputs(70, BH, Tq, Tk, D, Dv);
-        const ref = JS.attention(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges);
-        const got = await readF32(G.attention(g, up(q), up(k), up(v), BH, Tq, Tk, D, Dv, scale, ranges));
+        const ref = JS.attention({ q, k, v, BH, Tq, Tk, D, Dv, scale, ranges });
+        const got = await readF32(G.attention(g, { q: up(q), k: up(k), v: up(v), BH, Tq, Tk, D, Dv, scale, ranges }));
         const tol = attentionTol(q, k, Tq, Tk, D, scale, ranges, headMaxAbs(v, BH));
         assertWithin(`attention/${form} ${name} D=${D} Dv=${Dv}`, got, ref, (i) => {
           const row = Math.floor(i / Dv);
@@ -544,7 +567,7 @@ Deno.test({
     const g = dev();
     const BH = 3, schedule = [1, 2, 3, 4, 5, 6], L = 91, D = 32, Dv = 32, scale = 1 / Math.sqrt(D);
     const ranges = JS.scaleKeyRanges(schedule, Infinity), { q, k, v } = attentionInputs(75, BH, L, L, D, Dv);
-    const ref = JS.attention(q, k, v, BH, L, L, D, Dv, scale, ranges);
+    const ref = JS.attention({ q, k, v, BH, Tq: L, Tk: L, D, Dv, scale, ranges });
     const tol = attentionTol(q, k, L, L, D, scale, ranges, headMaxAbs(v, BH));
     await bothForms(g, async (form) => {
       const out = up(new Float32Array(BH * L * Dv).fill(7));
@@ -587,8 +610,8 @@ Deno.test({
     ];
     for (const [B, Ci, H, W, Co, kh, kw, pad] of shapes) {
       const x = randomF32(B * Ci * H * W, 80 + Ci), w = randomF32(Co * Ci * kh * kw, 81), b = randomF32(Co, 82);
-      const ref = JS.conv2d(x, B, Ci, H, W, w, Co, kh, kw, b, pad);
-      const got = await readF32(G.conv2d(g, up(x), B, Ci, H, W, up(w), Co, kh, kw, up(b), pad));
+      const ref = JS.conv2d({ x, B, Ci, H, W, w, Co, kh, kw, b, pad });
+      const got = await readF32(G.conv2d(g, { x: up(x), B, Ci, H, W, w: up(w), Co, kh, kw, b: up(b), pad }));
       const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1, K = Ci * kh * kw;
       assertWithin(`conv2d ${kh}x${kw} pad ${pad}`, got, ref, (i) => {
         const ox = i % Wo, oy = Math.floor(i / Wo) % Ho, co = Math.floor(i / (Ho * Wo)) % Co;
@@ -621,8 +644,8 @@ Deno.test({
     ] as const;
     for (const [BC, h, w, size, mode] of shapes) {
       const x = randomF32(BC * h * w, 90 + size);
-      const ref = JS.interpolate(x, BC, h, w, size, mode);
-      const got = await readF32(G.interpolate(g, up(x), BC, h, w, size, mode));
+      const ref = JS.interpolate({ x, BC, h, w, size, mode });
+      const got = await readF32(G.interpolate(g, { x: up(x), BC, h, w, size, mode }));
       const my = JS.resampleMatrix(mode, h, size), mx = JS.resampleMatrix(mode, w, size);
       // Two passes of ≤ h and ≤ w products with float32-rounded weights (u each) and one rounding each.
       assertWithin(`interpolate ${mode} ${h}x${w}->${size}`, got, ref, (i) => {
@@ -715,9 +738,39 @@ Deno.test({
       const ranges = sz ? JS.scaleKeyRanges(schedule, window) : JS.fullKeyRanges(Tq, Tk);
       const { q, k, v } = lowrankInputs(100 + Tq, BH, Tq, Tk, D, Dv, s, beta);
       const js0 = { ...JLR.guardStats }, gpu0 = await g.guardStats();
-      const ref = JLR.lowrankAttention(q, k, v, BH, Tq, Tk, D, Dv, s, sz, window, table, beta, ranges);
+      const ref = JLR.lowrankAttention({
+        q,
+        k,
+        v,
+        BH,
+        Tq,
+        Tk,
+        D,
+        Dv,
+        scale: s,
+        sizes: sz,
+        window,
+        table,
+        beta,
+        exactRanges: ranges,
+      });
       const got = await readF32(
-        G.lowrankAttention(g, up(q), up(k), up(v), BH, Tq, Tk, D, Dv, s, sz, window, table, beta, ranges),
+        G.lowrankAttention(g, {
+          q: up(q),
+          k: up(k),
+          v: up(v),
+          BH,
+          Tq,
+          Tk,
+          D,
+          Dv,
+          scale: s,
+          sizes: sz,
+          window,
+          table,
+          beta,
+          exactRanges: ranges,
+        }),
       );
       const gpu1 = await g.guardStats();
       assert.equal(gpu1.checks - gpu0.checks, JLR.guardStats.checks - js0.checks);
@@ -755,9 +808,39 @@ Deno.test({
     for (let i = 0; i < L * D; i++) q[L * D + i]! *= 1.5;
     for (let c = 0; c < D; c++) k[(4 * L - 1) * D + c] = k[3 * L * D + c]! * 1.2;
     const js0 = { ...JLR.guardStats }, gpu0 = await g.guardStats();
-    const ref = JLR.lowrankAttention(q, k, v, BH, L, L, D, Dv, s, sizes, Infinity, table, beta, ranges);
+    const ref = JLR.lowrankAttention({
+      q,
+      k,
+      v,
+      BH,
+      Tq: L,
+      Tk: L,
+      D,
+      Dv,
+      scale: s,
+      sizes,
+      window: Infinity,
+      table,
+      beta,
+      exactRanges: ranges,
+    });
     const got = await readF32(
-      G.lowrankAttention(g, up(q), up(k), up(v), BH, L, L, D, Dv, s, sizes, Infinity, table, beta, ranges),
+      G.lowrankAttention(g, {
+        q: up(q),
+        k: up(k),
+        v: up(v),
+        BH,
+        Tq: L,
+        Tk: L,
+        D,
+        Dv,
+        scale: s,
+        sizes,
+        window: Infinity,
+        table,
+        beta,
+        exactRanges: ranges,
+      }),
     );
     const gpu1 = await g.guardStats();
     assert.equal(JLR.guardStats.fallbacks - js0.fallbacks, 2);
@@ -772,7 +855,7 @@ Deno.test({
         : lowrankTol(ranges.hi[t]! - ranges.lo[t]!, table.r, p.degree, p.coeffs, beta, 1e-3, vmax[bh]!);
     });
     // The exact heads really are exact attention, not the polynomial.
-    const exact = JS.attention(q, k, v, BH, L, L, D, Dv, s, ranges);
+    const exact = JS.attention({ q, k, v, BH, Tq: L, Tk: L, D, Dv, scale: s, ranges });
     for (const bh of [1, 3]) {
       const h = L * Dv;
       assertWithin(
@@ -800,10 +883,10 @@ Deno.test({
       k2.set(rowsAtNorm(210 + h, T, D, keyNorm * 0.9), h * T * D);
     }
     const v1 = randomF32(BH * T * Dv, 220), v2 = randomF32(BH * T * Dv, 221);
-    const ref1 = JLR.lowrankState(k1, v1, null, BH, T, D, Dv, table, keyNorm, "t");
-    const ref2 = JLR.lowrankState(k2, v2, ref1, BH, T, D, Dv, table, keyNorm, "t");
-    const st1 = G.lowrankState(g, up(k1), up(v1), null, BH, T, D, Dv, table, keyNorm, "t");
-    const st2 = G.lowrankState(g, up(k2), up(v2), st1, BH, T, D, Dv, table, keyNorm, "t");
+    const ref1 = JLR.lowrankState({ k: k1, v: v1, prev: null, BH, T, D, Dv, table, keyNorm, what: "t" });
+    const ref2 = JLR.lowrankState({ k: k2, v: v2, prev: ref1, BH, T, D, Dv, table, keyNorm, what: "t" });
+    const st1 = G.lowrankState(g, { k: up(k1), v: up(v1), prev: null, BH, T, D, Dv, table, keyNorm, what: "t" });
+    const st2 = G.lowrankState(g, { k: up(k2), v: up(v2), prev: st1, BH, T, D, Dv, table, keyNorm, what: "t" });
     // State entry (bh, i, c): prev + Σ_j φ_k(k_j)[i]·(v_jc or 1); the feature product costs ≤ g·u, the
     // T-term float32 sum (T + 1)u of Σ|terms| (|φ(k)| = φ(|k|)), the float32 prev u of itself.
     const absSum = (k: Float32Array, v: Float32Array) => {
@@ -833,8 +916,10 @@ Deno.test({
     const q = new Float32Array(BH * T * D);
     for (let h = 0; h < BH; h++) q.set(rowsAtNorm(230 + h, T, D, qNorm), h * T * D);
     const before = { ...JLR.guardStats }, gpu0 = await g.guardStats();
-    const ref = JLR.lowrankRead(q, ref2, BH, T, D, Dv, s, table, beta, keyNorm, "t");
-    const got = await readF32(G.lowrankRead(g, up(q), up(ref2), BH, T, D, Dv, s, table, beta, keyNorm, "t"));
+    const ref = JLR.lowrankRead({ q, state: ref2, BH, T, D, Dv, scale: s, table, beta, keyNorm, what: "t" });
+    const got = await readF32(
+      G.lowrankRead(g, { q: up(q), state: up(ref2), BH, T, D, Dv, scale: s, table, beta, keyNorm, what: "t" }),
+    );
     assert.equal((await g.guardStats()).checks - gpu0.checks, JLR.guardStats.checks - before.checks);
     const f = new Float64Array(r), gamma = (r + p.degree + 3) * U;
     assertWithin("lowrankRead", got, ref, (i) => {
@@ -862,8 +947,21 @@ Deno.test({
       }
       assert.fail("the JS kernel did not throw");
     };
-    const stateMsg = jsMsg(() => JLR.lowrankState(bad, v1, ref1, BH, T, D, Dv, table, keyNorm, "block 3"));
-    const badState = G.lowrankState(g, up(bad), up(v1), up(ref1), BH, T, D, Dv, table, keyNorm, "block 3");
+    const stateMsg = jsMsg(() =>
+      JLR.lowrankState({ k: bad, v: v1, prev: ref1, BH, T, D, Dv, table, keyNorm, what: "block 3" })
+    );
+    const badState = G.lowrankState(g, {
+      k: up(bad),
+      v: up(v1),
+      prev: up(ref1),
+      BH,
+      T,
+      D,
+      Dv,
+      table,
+      keyNorm,
+      what: "block 3",
+    });
     await assert.rejects(
       () => g.read(badState),
       (e: unknown) =>
@@ -875,8 +973,22 @@ Deno.test({
     for (let h = 0; h < BH; h++) {
       qBad.set(rowsAtNorm(240 + h, T, D, (1.05 * beta) / (Math.abs(s) * keyNorm)).reverse(), h * T * D);
     }
-    const readMsg = jsMsg(() => JLR.lowrankRead(qBad, ref2, BH, T, D, Dv, s, table, beta, keyNorm, "block 3"));
-    const badRead = G.lowrankRead(g, up(qBad), up(ref2), BH, T, D, Dv, s, table, beta, keyNorm, "block 3");
+    const readMsg = jsMsg(() =>
+      JLR.lowrankRead({ q: qBad, state: ref2, BH, T, D, Dv, scale: s, table, beta, keyNorm, what: "block 3" })
+    );
+    const badRead = G.lowrankRead(g, {
+      q: up(qBad),
+      state: up(ref2),
+      BH,
+      T,
+      D,
+      Dv,
+      scale: s,
+      table,
+      beta,
+      keyNorm,
+      what: "block 3",
+    });
     await assert.rejects(
       () => g.read(badRead),
       (e: unknown) =>

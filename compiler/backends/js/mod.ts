@@ -2,7 +2,8 @@
 import type { KernelName } from "../../../runtime/kernels.ts";
 import type { Backend, Emitted } from "../backend.ts";
 import { bundleModule } from "../bundle.ts";
-import { DTS, generateSource, type HostTarget } from "../host.ts";
+import { dts } from "../declarations.ts";
+import { generateSource, type HostTarget } from "../host.ts";
 
 /** Kernels of `runtime/js/lowrank.ts` (the others are in `runtime/js/kernels.ts`). */
 const LOWRANK = new Set<KernelName>(["lowrankAttention", "lowrankState", "lowrankRead"]);
@@ -16,7 +17,7 @@ export const jsTarget: HostTarget = {
     `import { bindInputs, type HostTensor, tapper } from "varc:exec";`,
     `export { guardStats } from "varc:lowrank";`,
   ],
-  fn: (kernel) => `${LOWRANK.has(kernel) ? "LR" : "K"}.${kernel}(`,
+  call: (kernel, args) => `${LOWRANK.has(kernel) ? "LR" : "K"}.${kernel}(${args})`,
   input: (expr) => `${expr} as never`,
   extraParam: "",
   async: false,
@@ -32,6 +33,6 @@ export const jsBackend: Backend = {
   async emit(module, options) {
     const source = generateSource(module, jsTarget, { checkNumerics: options.checkNumerics });
     const bundle = await bundleModule(source, { minify: options.minify });
-    return { source, bundle, dts: DTS } satisfies Emitted;
+    return { source, bundle, dts: dts("hostModule") } satisfies Emitted;
   },
 };

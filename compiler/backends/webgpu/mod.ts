@@ -8,9 +8,10 @@ import type { IrModule } from "../../ir/node.ts";
 import { Op } from "../../ir/ops.ts";
 import type { Backend, Emitted } from "../backend.ts";
 import { bundleModule } from "../bundle.ts";
-import { DTS, generateSource, type HostTarget } from "../host.ts";
+import { dts } from "../declarations.ts";
+import { generateSource, type HostTarget } from "../host.ts";
 
-/** Host code for `runtime/webgpu/kernels.ts` (same kernel names and arguments, a device first). */
+/** Host code for `runtime/webgpu/kernels.ts` (the contract's kernels and argument records, after the device). */
 export const webgpuTarget: HostTarget = {
   name: "webgpu",
   prelude: [
@@ -18,11 +19,11 @@ export const webgpuTarget: HostTarget = {
     `import * as LR from "varc:lowrank";`,
     `import * as G from "varc:webgpu";`,
     `import { Gpu } from "varc:webgpu-device";`,
-    `import { bindInputs, type HostTensor, tapper } from "varc:exec";`,
+    `import { bindInputs, type HostTensor, tapper, type Tensor } from "varc:exec";`,
     `export { Gpu } from "varc:webgpu-device";`,
     `export { twice } from "varc:webgpu";`,
   ],
-  fn: (kernel) => `G.${kernel}(gpu, `,
+  call: (kernel, args) => `G.${kernel}(gpu, ${args})`,
   input: (expr) => `G.asDevice(gpu, ${expr})`,
   extraParam: "gpu: Gpu",
   async: true,
@@ -65,6 +66,6 @@ export const webgpuBackend: Backend = {
     checkLimits(module, DEFAULT_MAX_BINDING);
     const source = generateSource(module, webgpuTarget, { checkNumerics: options.checkNumerics });
     const bundle = await bundleModule(source, { minify: options.minify });
-    return { source, bundle, dts: DTS } satisfies Emitted;
+    return { source, bundle, dts: dts("deviceModule") } satisfies Emitted;
   },
 };

@@ -233,7 +233,7 @@ Deno.test("fused WASM attention matches float64, with the same bits on one or tw
       for (const threads of [1, 2]) {
         setGemmThreads(threads);
         assert.deepEqual(
-          attention(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges),
+          attention({ q, k, v, BH, Tq, Tk, D, Dv, scale, ranges }),
           direct,
           `${c.what}: ${threads} thread(s)`,
         );
@@ -252,7 +252,7 @@ Deno.test("JS row form (forced backend) matches float64; the WASM path is off", 
       const { BH, Tq, Tk, D, Dv, scale, ranges } = c;
       const { q, k, v } = inputs(c, seed += 3);
       assert.equal(attentionWasm(q, k, v, BH, Tq, Tk, D, Dv, scale, groupsOf(ranges, Tq), new Float32Array(1)), false);
-      check(c, "JS", q, k, v, attention(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges));
+      check(c, "JS", q, k, v, attention({ q, k, v, BH, Tq, Tk, D, Dv, scale, ranges }));
     }
   } finally {
     setGemmBackend("auto");
@@ -267,11 +267,11 @@ Deno.test("fused WASM attention: empty key ranges and NaN inputs give NaN rows, 
   hi.fill(0, 0, 10); // queries 0–9 see no keys
   hi.fill(150, 10, 100); // queries 10–99 do not see key 200
   const ranges = { lo, hi };
-  const wasm = attention(q, k, v, BH, Tq, Tk, D, Dv, 0.25, ranges);
+  const wasm = attention({ q, k, v, BH, Tq, Tk, D, Dv, scale: 0.25, ranges });
   let js: Float32Array;
   try {
     setGemmBackend("js");
-    js = attention(q, k, v, BH, Tq, Tk, D, Dv, 0.25, ranges);
+    js = attention({ q, k, v, BH, Tq, Tk, D, Dv, scale: 0.25, ranges });
   } finally {
     setGemmBackend("auto");
   }

@@ -174,12 +174,16 @@ Deno.test("arrays across several chunks, and in place", () => {
 Deno.test("unary: WASM from UNARY_WASM_MIN floats, the JS formulas below it and with the js backend", () => {
   const big = randomF32(UNARY_WASM_MIN + 3, 13, 3), small = big.subarray(0, UNARY_WASM_MIN - 1);
   for (const fn of FNS) {
-    assert.deepEqual(unary(big, fn), wasm(big, fn), `${fn}: large arrays take the WASM path`);
-    assert.deepEqual(unary(small, fn), Float32Array.from(small, UNARY[fn]), `${fn}: small arrays take the formulas`);
+    assert.deepEqual(unary({ x: big, fn }), wasm(big, fn), `${fn}: large arrays take the WASM path`);
+    assert.deepEqual(
+      unary({ x: small, fn }),
+      Float32Array.from(small, UNARY[fn]),
+      `${fn}: small arrays take the formulas`,
+    );
     setElementwiseBackend("js");
     try {
       assert.equal(unaryWasm(big, fn, new Float32Array(big.length)), false);
-      assert.deepEqual(unary(big, fn), Float32Array.from(big, UNARY[fn]), `${fn}: js backend`);
+      assert.deepEqual(unary({ x: big, fn }), Float32Array.from(big, UNARY[fn]), `${fn}: js backend`);
     } finally {
       setElementwiseBackend("auto");
     }

@@ -117,7 +117,7 @@ Deno.test("a fused activation gives the bits of the GEMM followed by unary, on b
     for (const act of ["silu", "gelu_tanh"] as const) {
       const fused = new Float32Array(M * N);
       gemmNT(a, M, K, w, N, b, fused, act);
-      assert.deepEqual(fused, unary(plain, act), `${M}×${N}×${K} ${act}`);
+      assert.deepEqual(fused, unary({ x: plain, fn: act }), `${M}×${N}×${K} ${act}`);
     }
   }
 });

@@ -5,15 +5,15 @@
  * Skipped, saying why, only where no WebGPU adapter exists.
  */
 import assert from "node:assert/strict";
-import { findAdapter } from "../cli/compile.ts";
-import { smallestDegree } from "../compiler/lowrank/poly.ts";
-import { compile } from "../compiler/mod.ts";
-import { fullKeyRanges, scaleKeyRanges } from "../runtime/js/kernels.ts";
-import { featureTable } from "../runtime/js/lowrank.ts";
-import { bindModel, type Device, importModel, type LoadedModel, type ModelModule } from "../runtime/mod.ts";
-import { randomCheckpoint, randomF32 } from "../runtime/random.ts";
-import { Gpu, type GpuTensor } from "../runtime/webgpu/device.ts";
-import * as G from "../runtime/webgpu/kernels.ts";
+import { findAdapter } from "../../cli/compile.ts";
+import { smallestDegree } from "../../compiler/lowrank/poly.ts";
+import { compile } from "../../compiler/mod.ts";
+import { fullKeyRanges, scaleKeyRanges } from "../js/kernels.ts";
+import { featureTable } from "../js/lowrank.ts";
+import { bindModel, type Device, importModel, type LoadedModel, type ModelModule } from "../mod.ts";
+import { randomCheckpoint, randomF32 } from "../random.ts";
+import { Gpu, type GpuTensor } from "./device.ts";
+import * as G from "./kernels.ts";
 
 const adapter = await findAdapter();
 if (!adapter) console.log("webgpu pool tests skipped: navigator.gpu gives no adapter on this machine");
@@ -66,22 +66,86 @@ async function partialWrites(g: Gpu): Promise<(Float32Array | Int32Array)[]> {
   const [gq, gk, gv] = [q, k, v].map(up) as [GpuTensor, GpuTensor, GpuTensor];
   const outs: GpuTensor[] = [];
   for (const [i, window] of [Infinity, 2].entries()) {
-    outs.push(G.lowrankAttention(g, gq, gk, gv, BH, L, L, D, Dv, scale, sizes, window, table, beta, ranges[i]!));
+    outs.push(
+      G.lowrankAttention(g, {
+        q: gq,
+        k: gk,
+        v: gv,
+        BH,
+        Tq: L,
+        Tk: L,
+        D,
+        Dv,
+        scale,
+        sizes,
+        window,
+        table,
+        beta,
+        exactRanges: ranges[i]!,
+      }),
+    );
   }
-  outs.push(G.lowrankAttention(g, gq, gk, gv, BH, L, L, D, Dv, scale, null, Infinity, table, beta, full));
-  outs.push(G.attention(g, gq, gk, gv, BH, L, L, D, Dv, scale, ranges[2]!));
-  const st1 = G.lowrankState(g, gk, gv, null, BH, L, D, Dv, table, keyNorm, "s1");
-  const st2 = G.lowrankState(g, gq, gv, st1, BH, L, D, Dv, table, 1e9, "s2");
-  outs.push(st1, st2, G.lowrankRead(g, gk, st2, BH, L, D, Dv, scale, table, 1e9, 1e-9, "r"));
+  outs.push(
+    G.lowrankAttention(g, {
+      q: gq,
+      k: gk,
+      v: gv,
+      BH,
+      Tq: L,
+      Tk: L,
+      D,
+      Dv,
+      scale,
+      sizes: null,
+      window: Infinity,
+      table,
+      beta,
+      exactRanges: full,
+    }),
+  );
+  outs.push(G.attention(g, { q: gq, k: gk, v: gv, BH, Tq: L, Tk: L, D, Dv, scale, ranges: ranges[2]! }));
+  const st1 = G.lowrankState(g, { k: gk, v: gv, prev: null, BH, T: L, D, Dv, table, keyNorm, what: "s1" });
+  const st2 = G.lowrankState(g, { k: gq, v: gv, prev: st1, BH, T: L, D, Dv, table, keyNorm: 1e9, what: "s2" });
+  outs.push(
+    st1,
+    st2,
+    G.lowrankRead(g, { q: gk, state: st2, BH, T: L, D, Dv, scale, table, beta: 1e9, keyNorm: 1e-9, what: "r" }),
+  );
   const x = up(randomF32(2 * 3 * 7 * 5, 4));
-  outs.push(G.conv2d(g, x, 2, 3, 7, 5, up(randomF32(9 * 3 * 3 * 3, 5)), 9, 3, 3, up(randomF32(9, 6)), 1));
-  outs.push(G.groupNorm(g, x, up(randomF32(6, 7)), up(randomF32(6, 8)), 1, 6, 35, 3, 1e-5, false));
-  outs.push(G.interpolate(g, x, 6, 7, 5, 9, "bicubic"));
-  outs.push(G.linear(g, x, 30, 7, up(randomF32(13 * 7, 9)), 13, null, "none"));
-  const sl = G.slice(g, x, 6, 35, 1, 3, 20);
-  outs.push(sl, G.concat(g, [x, sl, x], 6, [35, 17, 35], 1));
-  outs.push(G.gather(g, x, 30, 7, up(Int32Array.from([3, 0, 29, 7, 7])), "g"));
-  outs.push(G.permute(g, x, [2, 3, 7, 5], [3, 1, 0, 2]));
+  outs.push(
+    G.conv2d(g, {
+      x,
+      B: 2,
+      Ci: 3,
+      H: 7,
+      W: 5,
+      w: up(randomF32(9 * 3 * 3 * 3, 5)),
+      Co: 9,
+      kh: 3,
+      kw: 3,
+      b: up(randomF32(9, 6)),
+      pad: 1,
+    }),
+  );
+  outs.push(
+    G.groupNorm(g, {
+      x,
+      w: up(randomF32(6, 7)),
+      b: up(randomF32(6, 8)),
+      B: 1,
+      C: 6,
+      S: 35,
+      groups: 3,
+      eps: 1e-5,
+      silu: false,
+    }),
+  );
+  outs.push(G.interpolate(g, { x, BC: 6, h: 7, w: 5, size: 9, mode: "bicubic" }));
+  outs.push(G.linear(g, { x, M: 30, K: 7, w: up(randomF32(13 * 7, 9)), N: 13, b: null, act: "none" }));
+  const sl = G.slice(g, { x, outer: 6, size: 35, inner: 1, start: 3, end: 20 });
+  outs.push(sl, G.concat(g, { xs: [x, sl, x], outer: 6, sizes: [35, 17, 35], inner: 1 }));
+  outs.push(G.gather(g, { table: x, N: 30, C: 7, idx: up(Int32Array.from([3, 0, 29, 7, 7])), what: "g" }));
+  outs.push(G.permute(g, { x, shape: [2, 3, 7, 5], perm: [3, 1, 0, 2] }));
   const res: (Float32Array | Int32Array)[] = [];
   for (const t of outs) res.push(await g.read(t));
   for (const t of [...inputs, ...outs]) g.release(t);
@@ -148,11 +212,11 @@ Deno.test({
       assert.deepEqual(await g.read(z0), new Float32Array(12));
       // y is read by u, released, and its buffer handed to z: the clear must run after u's dispatch.
       const x = g.upload(Float32Array.from({ length: 12 }, (_, i) => i + 1));
-      const y = G.scalar(g, x, "add", 5), u = G.scalar(g, y, "mul", 2);
+      const y = G.scalar(g, { x, fn: "add", value: 5 }), u = G.scalar(g, { x: y, fn: "mul", value: 2 });
       g.release(y);
       const z = g.tensor(12, "f32", true);
       assert.equal(z.buffer, y.buffer, "z reuses y's buffer within the batch");
-      const w = G.binary(g, z, x, "add", [12], [1], [1]);
+      const w = G.binary(g, { a: z, b: x, fn: "add", shape: [12], aStrides: [1], bStrides: [1] });
       assert.deepEqual(await g.read(u), Float32Array.from({ length: 12 }, (_, i) => (i + 6) * 2));
       assert.deepEqual(await g.read(z), new Float32Array(12));
       assert.deepEqual(await g.read(w), await g.read(x));
@@ -169,7 +233,7 @@ Deno.test({
     const g = await Gpu.create();
     try {
       const a = g.upload(new Float32Array([1, 2, 3, 4]));
-      const out = G.scalar(g, a, "add", 10); // pending: reads a
+      const out = G.scalar(g, { x: a, fn: "add", value: 10 }); // pending: reads a
       g.release(a);
       const b = g.upload(new Float32Array([100, 200, 300, 400]));
       assert.notEqual(b.buffer, a.buffer);

@@ -11,10 +11,10 @@
  * Skipped, saying why, where no WebGPU adapter exists.
  */
 import assert from "node:assert/strict";
-import { bothForms } from "./_helpers.ts";
-import { randomF32 } from "./_rng.ts";
-import { Gpu, type GpuTensor } from "../runtime/webgpu/device.ts";
-import * as G from "../runtime/webgpu/kernels.ts";
+import { bothForms } from "../../tests/_helpers.ts";
+import { randomF32 } from "../../tests/_rng.ts";
+import { Gpu, type GpuTensor } from "./device.ts";
+import * as G from "./kernels.ts";
 
 const U = 2 ** -24;
 
@@ -73,7 +73,9 @@ Deno.test({
     await bothForms(g, async (form) => {
       for (const [i, [M, K, N, bias]] of shapes.entries()) {
         const a = randomF32(M * K, 10 + i), w = randomF32(N * K, 20 + i), b = bias ? randomF32(N, 30 + i) : null;
-        const got = await g.read(G.linear(g, up(a), M, K, up(w), N, b && up(b), "none")) as Float32Array;
+        const got = await g.read(
+          G.linear(g, { x: up(a), M, K, w: up(w), N, b: b && up(b), act: "none" }),
+        ) as Float32Array;
         check(`${form} linear M=${M} K=${K} N=${N}${bias ? " +bias" : ""}`, got, a, w, b, M, K, N);
       }
       // gemmNT writes into an existing tensor (a bias of zeros when null).
@@ -92,7 +94,9 @@ Deno.test({
     g.tiling = true;
     const M = 64 * 65536 + 3, a = new Float32Array(M), w = Float32Array.of(0.5), b = Float32Array.of(1);
     for (let m = 0; m < M; m++) a[m] = m % 1000;
-    const got = await g.read(G.linear(g, g.upload(a), M, 1, g.upload(w), 1, g.upload(b), "none")) as Float32Array;
+    const got = await g.read(
+      G.linear(g, { x: g.upload(a), M, K: 1, w: g.upload(w), N: 1, b: g.upload(b), act: "none" }),
+    ) as Float32Array;
     g.tiling = was;
     for (let m = 0; m < M; m++) if (got[m] !== (m % 1000) * 0.5 + 1) assert.fail(`row ${m}: ${got[m]}`);
   },
