@@ -312,7 +312,7 @@ function ntDriver(at: (name: string) => number): Fn {
 }
 
 /** NN GEMM tiles: MR rows of a packed panel × NR = 8 columns of b; K blocks of KC. */
-export const NN = { mr: 6, nr: 8, kc: 256 } as const;
+export const NN = { mr: 4, nr: 8, kc: 256 } as const;
 
 /**
  * The NN micro-kernel nn_tile(pa, pb, po, pbias, kl, ldb, ldo, first): out[MR, 8] (+)= A[MR, kl] ·
