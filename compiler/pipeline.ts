@@ -2,6 +2,7 @@
 import type { Pass } from "./pass.ts";
 import { eliminateDeadCode } from "./passes/eliminate_dead_code.ts";
 import { fuseActivations } from "./passes/fuse_activations.ts";
+import { fuseModulation } from "./passes/fuse_modulation.ts";
 import { inferShapes } from "./passes/infer_shapes.ts";
 import { lowerAttention } from "./passes/lower_attention.ts";
 import { mergeParams } from "./passes/merge_params.ts";
@@ -14,6 +15,7 @@ export const defaultPipeline: readonly Pass[] = [
   mergeParams, // one node per checkpoint tensor; conflicting declarations are errors
   normBounds, // per attention node: the logit half-range β per head and where it comes from
   lowerAttention, // attention -> exact or low-rank kernels by bound and cost; low-rank state in steps
+  fuseModulation, // h + h·s + b of a LayerNorm h (AdaLN) -> one modulated LayerNorm
   fuseActivations, // silu(groupNorm(x)), silu|gelu(linear(x)) -> one node applying the activation
   eliminateDeadCode, // drop what no output needs (the merged duplicates, replaced KV caches)
   planMemory, // peak live bytes per entry and batch row; tensors that cannot fit are errors

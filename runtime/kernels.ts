@@ -34,8 +34,11 @@ export interface Kernels<F, I = F> {
   readonly gather: (a: { table: F; N: number; C: number; idx: I; what: string }) => F;
   /** act(x [M, K] · w [N, K]ᵀ (+ b [N])) -> [M, N]; act as `unary` computes it. */
   readonly linear: (a: { x: F; M: number; K: number; w: F; N: number; b: F | null; act: LinearAct }) => F;
-  /** Over the last axis of C, no affine. */
-  readonly layerNorm: (a: { x: F; C: number; eps: number }) => F;
+  /**
+   * h = LayerNorm over the last axis of C, no affine; with s and b [rows / T, C] (one row per T rows
+   * of x) the AdaLN modulation h + h·s + b, each step rounded to float32 as the binary kernels do.
+   */
+  readonly layerNorm: (a: { x: F; C: number; eps: number; s: F | null; b: F | null; T: number }) => F;
   /** x [B, C, S] with weight w and bias b [C], statistics per (batch, group); then SiLU when `silu`. */
   readonly groupNorm: (
     a: { x: F; w: F; b: F; B: number; C: number; S: number; groups: number; eps: number; silu: boolean },

@@ -64,7 +64,17 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
     const act = lit(c.node.params.act);
     return c.call("linear", { x: c.arg(0), M: prod(x.slice(0, -1)), K: k!, w: c.arg(1), N: n!, b, act });
   },
-  [Op.LayerNorm]: (c) => c.call("layerNorm", { x: c.arg(0), C: c.out.shape.at(-1)!, eps: c.node.params.eps }),
+  [Op.LayerNorm]: (c) => {
+    const mod = c.node.inputs.length === 3, x = c.out.shape;
+    return c.call("layerNorm", {
+      x: c.arg(0),
+      C: x.at(-1)!,
+      eps: c.node.params.eps,
+      s: mod ? c.arg(1) : "null",
+      b: mod ? c.arg(2) : "null",
+      T: mod ? x.at(-2)! : 1,
+    });
+  },
   [Op.GroupNorm]: (c) => {
     const [b, ch, h, w] = c.ins[0]!.shape;
     const { groups, eps, silu } = c.node.params;

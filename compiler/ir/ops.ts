@@ -51,7 +51,7 @@ export enum Op {
   LevelIds = "level_ids", // [L] i32: the scale index of every token of a schedule
   Gather = "gather", // table [N, C], idx [...] -> [..., C]
   Linear = "linear", // act(x [..., K] @ w[N, K]ᵀ (+ b [N])) -> [..., N]
-  LayerNorm = "layer_norm", // over the last axis, no affine
+  LayerNorm = "layer_norm", // over the last axis, no affine; with inputs s, b [B,1,C] (x [B,T,C]): h + h·s + b
   GroupNorm = "group_norm", // x [B,C,H,W], weight/bias [C]: normalise each of `groups` channel groups over (C/groups, H, W), then SiLU if `silu`
   L2Normalize = "l2_normalize", // x / max(‖x‖₂, eps) over the last axis
   Unary = "unary", // elementwise fn(x)
@@ -128,7 +128,7 @@ export const arity: { readonly [O in Op]: number | "n" | readonly [number, numbe
   [Op.LevelIds]: 0,
   [Op.Gather]: 2,
   [Op.Linear]: [2, 3],
-  [Op.LayerNorm]: 1,
+  [Op.LayerNorm]: [1, 3],
   [Op.GroupNorm]: 3,
   [Op.L2Normalize]: 1,
   [Op.Unary]: 1,

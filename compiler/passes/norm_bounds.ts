@@ -61,7 +61,13 @@ export const boundRules: { readonly [O in Op]: BoundRule<O> } = {
     if (n.params.act === "none") return fact;
     return { ...fact, lo: Math.max(fact.lo, n.params.act === "silu" ? -0.2785 : -0.1701) };
   },
-  [Op.LayerNorm]: (n) => sym(Math.sqrt(last(n.type!) - 1), Math.sqrt(last(n.type!))),
+  [Op.LayerNorm]: (n, [, s, b]) => {
+    const C = last(n.type!);
+    if (!s || !b) return sym(Math.sqrt(C - 1), Math.sqrt(C));
+    // modulated: |h + h·s + b| ≤ |h|·(1 + max|s|) + max|b|, ‖·‖₂ ≤ √C·(1 + max|s|) + ‖b‖₂
+    const grow = 1 + absMax(s);
+    return sym(Math.sqrt(C - 1) * grow + absMax(b), Math.sqrt(C) * grow + b.row);
+  },
   [Op.GroupNorm]: (n, [, w, b]) => {
     const [, ch, h, wd] = n.type!.shape as number[];
     const size = (ch! / n.params.groups) * h! * wd!; // values per group; a normalised entry is ≤ √(size − 1)

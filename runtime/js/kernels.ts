@@ -160,10 +160,12 @@ function dot(a: Float32Array, ai: number, b: Float32Array, bi: number, K: number
 /**
  * LayerNorm without affine over rows of C. The variance is the mean of (x − mean)² (a second pass
  * over the row, which is in L1), each sum in two float64 accumulators (independent add chains).
+ * With s and b, row r is modulated by row ⌊r / T⌋ of each: h + h·s + b, with h, h·s and h + h·s
+ * rounded to float32 as the separate kernels store them (the same bits, one pass instead of four).
  */
-export function layerNorm({ x, C, eps }: Args<"layerNorm">): Float32Array {
+export function layerNorm({ x, C, eps, s, b, T }: Args<"layerNorm">): Float32Array {
   const out = allocF32(x.length);
-  for (let r = 0; r < x.length; r += C) {
+  for (let r = 0, row = 0; r < x.length; r += C, row++) {
     const end = r + C;
     let s0 = 0, s1 = 0, i = r;
     for (; i + 1 < end; i += 2) s0 += x[i]!, s1 += x[i + 1]!;
@@ -176,7 +178,14 @@ export function layerNorm({ x, C, eps }: Args<"layerNorm">): Float32Array {
     }
     if (i < end) v0 += (x[i]! - mean) * (x[i]! - mean);
     const inv = 1 / Math.sqrt((v0 + v1) / C + eps);
-    for (i = r; i < end; i++) out[i] = (x[i]! - mean) * inv;
+    if (!s || !b) {
+      for (i = r; i < end; i++) out[i] = (x[i]! - mean) * inv;
+      continue;
+    }
+    for (let i = r, c = Math.floor(row / T) * C; i < end; i++, c++) {
+      const h = Math.fround((x[i]! - mean) * inv);
+      out[i] = Math.fround(h + Math.fround(h * s[c]!)) + b[c]!;
+    }
   }
   return out;
 }

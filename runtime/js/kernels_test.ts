@@ -160,7 +160,7 @@ Deno.test("layerNorm: zero mean, unit (biased) variance per row; a constant row 
     v /= C;
     for (let c = 0; c < C; c++) ref[r * C + c] = (x[r * C + c]! - mean) / Math.sqrt(v + eps);
   }
-  const out = layerNorm({ x, C, eps });
+  const out = layerNorm({ x, C, eps, s: null, b: null, T: 1 });
   assertClose(out, ref, "layerNorm");
   for (let c = 0; c < C; c++) assert.equal(out[2 * C + c], 0);
 });
@@ -201,9 +201,20 @@ Deno.test("layerNorm and l2Normalize: odd and width-1 rows (accumulator tails), 
         l2[r * C + c] = x[r * C + c]! / Math.max(Math.sqrt(s), 1e-12);
       }
     }
-    assertClose(layerNorm({ x, C, eps: 1e-6 }), ln, `layerNorm C=${C}`);
+    assertClose(layerNorm({ x, C, eps: 1e-6, s: null, b: null, T: 1 }), ln, `layerNorm C=${C}`);
     assertClose(l2Normalize({ x, D: C, eps: 1e-12 }), l2, `l2Normalize D=${C}`);
   }
+});
+
+Deno.test("layerNorm with modulation: the bits of layerNorm, mul, add and add run apart", () => {
+  // x [2, 3, C], s and b [2, 1, C] (row r of x takes row ⌊r / 3⌋): h + h·s + b
+  const C = 40, T = 3, x = randomF32(2 * T * C, 61), s = randomF32(2 * C, 62), b = randomF32(2 * C, 63);
+  const h = layerNorm({ x, C, eps: 1e-6, s: null, b: null, T: 1 });
+  const shape = [2, T, C], full = [T * C, C, 1], row = [C, 0, 1];
+  const hs = binary({ a: h, b: s, fn: "mul", shape, aStrides: full, bStrides: row });
+  const sum = binary({ a: h, b: hs, fn: "add", shape, aStrides: full, bStrides: full });
+  const want = binary({ a: sum, b, fn: "add", shape, aStrides: full, bStrides: row });
+  assert.deepEqual(layerNorm({ x, C, eps: 1e-6, s, b, T }), want);
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -100,11 +100,19 @@ export function linear(gpu: Gpu, { x, M, K, w, N, b, act }: Args<"linear">): Gpu
 // ---------------------------------------------------------------------------------------------
 // Normalisation
 
-/** LayerNorm without affine over rows of C (one invocation per row, two passes, float32). */
-export function layerNorm(gpu: Gpu, { x, C, eps }: Args<"layerNorm">): GpuTensor {
-  const code = source("layerNorm", () =>
+/**
+ * LayerNorm without affine over rows of C (one invocation per row, two passes, float32); with s and
+ * b, row r modulated by row ⌊r / T⌋ of each: h + h·s + b.
+ */
+export function layerNorm(gpu: Gpu, { x, C, eps, s, b, T }: Args<"layerNorm">): GpuTensor {
+  const mod = s !== null && b !== null, name = mod ? "layerNormMod" : "layerNorm";
+  const code = source(name, () =>
     kernelSource(
-      [["X", "read", "f32"], ["O", "read_write", "f32"]],
+      [["X", "read", "f32"], ...(mod ? [["S", "read", "f32"], ["Bs", "read", "f32"]] as const : []), [
+        "O",
+        "read_write",
+        "f32",
+      ]],
       `  let C = pu(1u);
   if (gid >= pu(0u)) { return; }
   let b = gid * C;
@@ -114,10 +122,13 @@ export function layerNorm(gpu: Gpu, { x, C, eps }: Args<"layerNorm">): GpuTensor
   var v = 0.0;
   for (var c = 0u; c < C; c++) { let d = X[b + c] - mean; v += d * d; }
   let inv = 1.0 / sqrt(v / f32(C) + pf(2u));
-  for (var c = 0u; c < C; c++) { O[b + c] = (X[b + c] - mean) * inv; }`,
+` + (mod
+        ? `  let m = (gid / pu(3u)) * C;
+  for (var c = 0u; c < C; c++) { let h = (X[b + c] - mean) * inv; O[b + c] = (h + h * S[m + c]) + Bs[m + c]; }`
+        : `  for (var c = 0u; c < C; c++) { O[b + c] = (X[b + c] - mean) * inv; }`),
     ));
   const out = gpu.tensor(x.length), rows = C ? x.length / C : 0;
-  run(gpu, "layerNorm", code, [rows, C, f32Word(eps)], [x, out], rows);
+  run(gpu, name, code, [rows, C, f32Word(eps), T], mod ? [x, s, b, out] : [x, out], rows);
   return out;
 }
 

@@ -284,14 +284,26 @@ Deno.test({
     // |Δout| ≤ (C+1)u·max|x|/σ + (C/2 + 5)u·|out| + u|out| ≤ (C + 8)·u·(max|x|/σ + |out|).
     for (const [rows, C, shift] of [[7, 64, 0], [3, 33, 5]] as const) {
       const x = randomF32(rows * C, 40 + C).map((v) => v + shift);
-      const ref = JS.layerNorm({ x, C, eps: 1e-6 });
-      const got = await readF32(G.layerNorm(g, { x: up(x), C, eps: 1e-6 }));
+      const ref = JS.layerNorm({ x, C, eps: 1e-6, s: null, b: null, T: 1 });
+      const got = await readF32(G.layerNorm(g, { x: up(x), C, eps: 1e-6, s: null, b: null, T: 1 }));
       assertWithin(`layerNorm C=${C}`, got, ref, (i) => {
         const r = Math.floor(i / C) * C, row = x.subarray(r, r + C);
         const mean = row.reduce((a, v) => a + v, 0) / C;
         const sd = Math.sqrt(row.reduce((a, v) => a + (v - mean) ** 2, 0) / C + 1e-6);
         const maxAbs = row.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
         return (C + 8) * U * (maxAbs / sd + Math.abs(ref[i]!));
+      });
+      // modulated (row r by row r of s and b): the error of h grown by 1 + |s|, plus three roundings
+      const sm = randomF32(rows * C, 45 + C), bm = randomF32(rows * C, 46 + C);
+      const modRef = JS.layerNorm({ x, C, eps: 1e-6, s: sm, b: bm, T: 1 });
+      const mod = await readF32(G.layerNorm(g, { x: up(x), C, eps: 1e-6, s: up(sm), b: up(bm), T: 1 }));
+      assertWithin(`layerNorm modulated C=${C}`, mod, modRef, (i) => {
+        const r = Math.floor(i / C) * C, row = x.subarray(r, r + C);
+        const mean = row.reduce((a, v) => a + v, 0) / C;
+        const sd = Math.sqrt(row.reduce((a, v) => a + (v - mean) ** 2, 0) / C + 1e-6);
+        const maxAbs = row.reduce((a, v) => Math.max(a, Math.abs(v)), 0), h = Math.abs(ref[i]!);
+        return (C + 8) * U * (maxAbs / sd + h) * (1 + Math.abs(sm[i]!)) +
+          4 * U * (h + h * Math.abs(sm[i]!) + Math.abs(bm[i]!));
       });
     }
     // l2Normalize: Σx² within (D+1)u relative, √ and 1/· add 2u, the product u: ≤ (D/2 + 5)u·|out| (+u JS).
