@@ -86,6 +86,17 @@ export function allOutputs(module: IrModule): number[] {
   return Object.values(module.entries).flatMap((outs) => Object.values(outs));
 }
 
+/**
+ * For fusion passes: whether node n is read by exactly `readers` nodes and is neither an entry
+ * output nor labelled (a tap), so that its readers may absorb it.
+ */
+export function absorbable(module: IrModule): (n: Node, readers: number) => boolean {
+  const count = new Map<number, number>();
+  for (const n of module.nodes) for (const i of n.inputs) count.set(i, (count.get(i) ?? 0) + 1);
+  const outputs = new Set(allOutputs(module));
+  return (n, readers) => count.get(n.id) === readers && !outputs.has(n.id) && !n.label;
+}
+
 /** Ids of the nodes an entry needs, in topological order. */
 export function entryNodes(module: IrModule, entry: string): number[] {
   const live = new Set<number>();

@@ -4,7 +4,7 @@
  * GroupNorm with `silu: true` (every ResNet block of the VQ-VAE decoder has two), and silu or
  * gelu_tanh of a linear becomes a Linear with that `act` (the transformer's MLP).
  */
-import { isOp, type Node } from "../ir/node.ts";
+import { absorbable, isOp, type Node } from "../ir/node.ts";
 import { Op } from "../ir/ops.ts";
 import type { Pass } from "../pass.ts";
 
@@ -18,14 +18,12 @@ export const fuseActivations: Pass = {
   name: "fuse-activations",
   summary: "Fold silu into the GroupNorm and silu/gelu into the linear they read (one pass over memory)",
   run(module) {
-    const readers = new Map<number, number>();
-    for (const n of module.nodes) for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
-    const outputs = new Set(Object.values(module.entries).flatMap((outs) => Object.values(outs)));
+    const alone = absorbable(module);
     let changed = false;
     const nodes = module.nodes.map((n): Node => {
       if (!isOp(n, Op.Unary) || n.params.fn === "exp") return n;
       const src = module.nodes[n.inputs[0]!]!;
-      if (readers.get(src.id) !== 1 || outputs.has(src.id) || src.label) return n;
+      if (!alone(src, 1)) return n;
       const fn = n.params.fn;
       if (isOp(src, Op.GroupNorm) && fn === "silu" && !src.params.silu) {
         changed = true;

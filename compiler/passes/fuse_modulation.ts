@@ -3,7 +3,7 @@
  * x [B, T, C] and s, b [B, 1, C] (`modulate` of compiler/dsl/lib/var.ts), becomes one LayerNorm
  * node reading x, s and b: one pass over the activations instead of four.
  */
-import { isOp, type Node } from "../ir/node.ts";
+import { absorbable, isOp, type Node } from "../ir/node.ts";
 import { Op } from "../ir/ops.ts";
 import type { Pass } from "../pass.ts";
 
@@ -17,11 +17,7 @@ export const fuseModulation: Pass = {
   name: "fuse-modulation",
   summary: "Fold the AdaLN modulation h + h·s + b into the LayerNorm h it reads (one pass instead of four)",
   run(module) {
-    const readers = new Map<number, number>();
-    for (const n of module.nodes) for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
-    const outputs = new Set(Object.values(module.entries).flatMap((outs) => Object.values(outs)));
-    const node = (id: number) => module.nodes[id]!;
-    const inner = (n: Node, count: number) => readers.get(n.id) === count && !outputs.has(n.id) && !n.label;
+    const node = (id: number) => module.nodes[id]!, inner = absorbable(module);
     const isAdd = (n: Node) => isOp(n, Op.Binary) && n.params.fn === "add";
     /** The other operand of a two-input node when one of them is `id`. */
     const other = (n: Node, id: number) =>

@@ -160,6 +160,27 @@ function tile(rm: number, rn: number, relaxed: boolean): Fn {
 }
 
 /**
+ * for (k = 0; k < kl; ): UNROLL steps per iteration while a whole group fits (`step(u)` emits step
+ * u of a group, `advance(n)` moves the operand pointers n steps on), then single steps. k and kU
+ * are i32 locals, kl the step count.
+ */
+function kLoop(f: Fn, k: number, kU: number, kl: number, step: (u: number) => void, advance: (n: number) => void) {
+  f.local_get(kl).i32_const(UNROLL - 1).i32_sub().local_set(kU);
+  f.i32_const(0).local_set(k);
+  for (const n of [UNROLL, 1]) {
+    f.block(() =>
+      f.loop(() => {
+        f.local_get(k).local_get(n === 1 ? kl : kU).i32_ge_s().br_if(1);
+        for (let u = 0; u < n; u++) step(u);
+        advance(n);
+        f.local_get(k).i32_const(n).i32_add().local_set(k);
+        f.br(0);
+      })
+    );
+  }
+}
+
+/**
  * Broadcast NT GEMM tiles: MR rows of w × NR = 8 rows of a (one packed panel of a), K blocks of KC.
  * 6 × 2 f32x4 accumulators, two vectors of a and one splat of w live at once: 15 of the 16 vector
  * registers of x64 (the engine keeps one as scratch).
@@ -219,29 +240,10 @@ function ntTile(relaxed: boolean): Fn {
       }
     }
   };
-  const advance = (ks: number) => {
+  kLoop(f, k, kU, kl, step, (ks) => {
     f.local_get(pa).i32_const(32 * ks).i32_add().local_set(pa);
     for (const l of wr) f.local_get(l).i32_const(4 * ks).i32_add().local_set(l);
-    f.local_get(k).i32_const(ks).i32_add().local_set(k);
-  };
-  f.local_get(kl).i32_const(UNROLL - 1).i32_sub().local_set(kU);
-  f.i32_const(0).local_set(k);
-  f.block(() =>
-    f.loop(() => {
-      f.local_get(k).local_get(kU).i32_ge_s().br_if(1);
-      for (let u = 0; u < UNROLL; u++) step(u);
-      advance(UNROLL);
-      f.br(0);
-    })
-  );
-  f.block(() =>
-    f.loop(() => {
-      f.local_get(k).local_get(kl).i32_ge_s().br_if(1);
-      step(0);
-      advance(1);
-      f.br(0);
-    })
-  );
+  });
   const scratch = Array.from({ length: 4 }, () => vec(f, 4));
   const act = (emit: typeof emitSilu) => {
     const k = consts(f);
@@ -342,26 +344,7 @@ function nnTile(relaxed: boolean): Fn {
       }
     }
   };
-  f.local_get(kl).i32_const(UNROLL - 1).i32_sub().local_set(kU);
-  f.i32_const(0).local_set(k);
-  f.block(() =>
-    f.loop(() => {
-      f.local_get(k).local_get(kU).i32_ge_s().br_if(1);
-      for (let u = 0; u < UNROLL; u++) step(u);
-      f.local_get(pa).i32_const(4 * mr * UNROLL).i32_add().local_set(pa);
-      f.local_get(k).i32_const(UNROLL).i32_add().local_set(k);
-      f.br(0);
-    })
-  );
-  f.block(() =>
-    f.loop(() => {
-      f.local_get(k).local_get(kl).i32_ge_s().br_if(1);
-      step(0);
-      f.local_get(pa).i32_const(4 * mr).i32_add().local_set(pa);
-      f.local_get(k).i32_const(1).i32_add().local_set(k);
-      f.br(0);
-    })
-  );
+  kLoop(f, k, kU, kl, step, (ks) => f.local_get(pa).i32_const(4 * mr * ks).i32_add().local_set(pa));
   for (let r = 0; r < mr; r++) {
     for (let c = 0; c < 2; c++) {
       const s = acc[2 * r + c]!;
