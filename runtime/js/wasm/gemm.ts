@@ -299,7 +299,7 @@ export const NT_MIN_ROWS = 16;
 
 /**
  * The broadcast NT GEMM: a packed as panels of 8 rows, w read in place (resident) or copied as is,
- * out [Mp, Nq] copied back row by row when Nq > N.
+ * out [Mp, Nq] (rows padded to whole cache lines) copied back row by row when Nq > N.
  */
 function ntWasm(
   rt: Runtime,
@@ -312,8 +312,8 @@ function ntWasm(
   out: Float32Array,
   act: number,
 ): boolean {
-  const { mr, nr, kc } = NT;
-  const Mp = Math.ceil(M / nr) * nr, Nq = Math.ceil(N / mr) * mr;
+  const { nr, kc, nq } = NT;
+  const Mp = Math.ceil(M / nr) * nr, Nq = Math.ceil(N / nq) * nq;
   const wIn = residentAt(rt, w);
   const aAt = scratchBase(rt), wAt = wIn >= 0 ? wIn : align(aAt + Mp * K * 4);
   const bAt = align(wIn >= 0 ? aAt + Mp * K * 4 : wAt + N * K * 4);
@@ -328,11 +328,12 @@ function ntWasm(
   const threads = M * N * K >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
   if (threads <= 1) rt.nt(wAt, aAt, biasAt, oAt, tAt, Mp, N, K, act, 0, Mp, 0, N);
   else {
-    // chunks: about 4 per thread, over panels of w rows when there are enough, else over panels of a
+    // chunks: about 4 per thread, over NQ columns of out when there are enough, else over rows of a
+    // in steps of 16 (the partial sums t are [Nq, Mp]: 16 floats are one cache line)
     const want = 4 * threads;
     let mStep = Mp, nStep = Nq;
-    if (Nq >= want * mr) nStep = Math.ceil(Nq / want / mr) * mr;
-    else mStep = Math.max(nr, Math.ceil(Mp / want / nr) * nr);
+    if (Nq >= want * nq) nStep = Math.ceil(Nq / want / nq) * nq;
+    else mStep = Math.max(16, Math.ceil(Mp / want / 16) * 16);
     const mCount = Math.ceil(Mp / mStep), total = mCount * Math.ceil(N / nStep);
     const ctl = rt.i32;
     ctl[CTL.KIND] = 5, ctl[CTL.A] = wAt, ctl[CTL.W] = aAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;

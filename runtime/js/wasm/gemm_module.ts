@@ -185,7 +185,7 @@ function kLoop(f: Fn, k: number, kU: number, kl: number, step: (u: number) => vo
  * 6 × 2 f32x4 accumulators, two vectors of a and one splat of w live at once: 15 of the 16 vector
  * registers of x64 (the engine keeps one as scratch).
  */
-export const NT = { mr: 6, nr: 8, kc: 256 } as const;
+export const NT = { mr: 6, nr: 8, kc: 256, nq: 48 } as const;
 
 /** Activation codes of the broadcast NT kernel's epilogue (flags bits 2–3). */
 export const NT_ACT = { none: 0, silu: 1, gelu_tanh: 2 } as const;
@@ -274,8 +274,9 @@ function ntTile(relaxed: boolean): Fn {
 /**
  * nt(w, apack, bias, out, t, Mp, N, K, act, m0, m1, n0, n1): rows [m0, m1) of a (multiples of 8) ×
  * columns [n0, n1) of out = act(a · wᵀ (+ bias)) (act: an `NT_ACT` code), with w [N, K] rows in place, a packed as panels
- * [Mp/8][K][8], bias padded to Nq = ⌈N/MR⌉·MR floats (0: none), out [Mp, Nq] and the partial sums
- * t [Nq, Mp] (read only when K > KC). Per K block, MR rows of w (MR·KC floats) stay in L1 while
+ * [Mp/8][K][8], bias padded to Nq = ⌈N/NQ⌉·NQ floats (0: none), out [Mp, Nq] and the partial sums
+ * t [Nq, Mp] (read only when K > KC). NQ = 48 (a multiple of MR and of 16 floats): rows of out start
+ * on cache lines, and jobs split along N at multiples of NQ, so two threads never write one line. Per K block, MR rows of w (MR·KC floats) stay in L1 while
  * the panels of a stream from L2.
  */
 function ntDriver(at: (name: string) => number): Fn {
@@ -284,8 +285,9 @@ function ntDriver(at: (name: string) => number): Fn {
   const [w, a, bias, out, t, Mp, N, K, act, m0, m1, n0, n1] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
   const kc0 = f.local(I32), kl = f.local(I32), n = f.local(I32), m = f.local(I32), ldo = f.local(I32);
   const rows = f.local(I32), flags = f.local(I32);
-  // ldo = ⌈N/MR⌉·MR·4
-  f.local_get(N).i32_const(mr - 1).i32_add().i32_const(mr).i32_div_u().i32_const(4 * mr).i32_mul().local_set(ldo);
+  // ldo = ⌈N/NQ⌉·NQ·4
+  const { nq } = NT;
+  f.local_get(N).i32_const(nq - 1).i32_add().i32_const(nq).i32_div_u().i32_const(4 * nq).i32_mul().local_set(ldo);
   f.for(kc0, () => f.i32_const(0), () => f.local_get(K), kc, () => {
     // kl = min(KC, K − kc0); flags = (kc0 = 0) | (kc0 + KC ≥ K) << 1 | act << 2
     f.i32_const(kc).local_get(K).local_get(kc0).i32_sub().local_tee(kl);
