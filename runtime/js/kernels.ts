@@ -487,8 +487,8 @@ export function interpolate({ x, BC, h, w, size, mode }: Args<"interpolate">): F
  * (256 KiB at 256×256); the group's Σ(x − mean)² is Σ_c M2_c + S·Σ_c (mean_c − mean)² (the exact
  * parallel-variance identity), so a group is read twice from memory, not three times, with the
  * accuracy of the two-pass variance. Sums in float64, two accumulators each. Where S is a multiple
- * of 16 the same computation runs in WebAssembly on all threads (`./wasm/norm.ts`; the
- * normalisation in float32 there), with SiLU (`silu`) fused into its single write.
+ * of 16 the same computation runs in WebAssembly on all threads (`./wasm/norm.ts`), with SiLU
+ * (`silu`) fused into its single write; here SiLU follows as `unary` computes it.
  */
 export function groupNorm({ x, w, b, B, C, S, groups, eps, silu }: Args<"groupNorm">): Float32Array {
   const out = allocF32(x.length);
@@ -522,7 +522,7 @@ export function groupNorm({ x, w, b, B, C, S, groups, eps, silu }: Args<"groupNo
       }
     }
   }
-  if (silu) unaryJs(out, "silu", out);
+  if (silu) activate(out, "silu", out);
   return out;
 }
 

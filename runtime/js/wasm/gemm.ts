@@ -4,8 +4,8 @@
  *
  * Operands are copied into the module's memory (for the dot-product tiles, rows of a and w padded
  * to a multiple of 4 floats with zeros; for the broadcast tiles, a packed into panels of 8 rows),
- * checkpoint weights already there are read in place, the kernel runs, and the result is copied out; the memory grows as needed and is
- * kept for later calls. With worker threads (Deno and Node, through `node:worker_threads`, when
+ * checkpoint weights already there are read in place, the kernel runs, and the result is copied
+ * out; the memory grows as needed and is kept for later calls. With worker threads (Deno and Node, through `node:worker_threads`, when
  * SharedArrayBuffer exists) the memory is shared: the caller publishes a job in the control block,
  * wakes the workers, computes chunks itself, and blocks in `Atomics.wait` until the last chunk is
  * done, so the call stays synchronous. Workers are unref'd and never keep a process alive.

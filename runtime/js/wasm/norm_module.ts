@@ -6,7 +6,7 @@
  * `gn_stats(x, S, stats, ch)`: channel ch of x (S floats at x + 4·ch·S) → its mean and the sum of
  * squared deviations from that mean, both accumulated in float64 (two passes: the channel is in L2
  * for the second), stored as two f64 at stats + 16·ch. The host combines channels into groups
- * (Chan et al.'s parallel variance) and writes each channel's f32 scale and shift.
+ * (Chan et al.'s parallel variance) and writes each channel's float64 scale and shift.
  *
  * `gn_apply(x, S, affine, ch, silu)`: y = x·scale + shift in float64 (scale, shift: two f64 at
  * affine + 16·ch), rounded once to float32 (the JS loop's arithmetic: the same bits for the same
