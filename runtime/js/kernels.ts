@@ -21,7 +21,7 @@ export { fullKeyRanges, resampleMatrix, scaleKeyRanges } from "../host_constants
 import { conv2dWasm } from "./wasm/conv.ts";
 import { gemmNTWasm, WASM_MIN_MACS } from "./wasm/gemm.ts";
 import { groupNormWasm } from "./wasm/norm.ts";
-import { BINARY_ROWS, collapseStrides, permuteInt32, unaryJs } from "./loops.ts";
+import { BINARY_ROWS, collapseStrides, groupAffine, permuteInt32, unaryJs } from "./loops.ts";
 import { UNARY_WASM_MIN, unaryWasm } from "./wasm/elementwise.ts";
 
 export { release } from "./pool.ts";
@@ -485,7 +485,8 @@ export function interpolate({ x, BC, h, w, size, mode }: Args<"interpolate">): F
  * GroupNorm with affine: x [B, C, S] (S = H·W), statistics per (batch, group) over (C/groups)·S
  * values. Each channel's S values are summed, then centred on their own mean while still in cache
  * (256 KiB at 256×256); the group's Σ(x − mean)² is Σ_c M2_c + S·Σ_c (mean_c − mean)² (the exact
- * parallel-variance identity), so a group is read twice from memory, not three times, with the
+ * parallel-variance identity, `groupAffine` of ./loops.ts, which the WebAssembly path shares), so a
+ * group is read twice from memory, not three times, with the
  * accuracy of the two-pass variance. Sums in float64, two accumulators each. Where S is a multiple
  * of 16 the same computation runs in WebAssembly on all threads (`./wasm/norm.ts`), with SiLU
  * (`silu`) fused into its single write; here SiLU follows as `unary` computes it.
@@ -493,34 +494,26 @@ export function interpolate({ x, BC, h, w, size, mode }: Args<"interpolate">): F
 export function groupNorm({ x, w, b, B, C, S, groups, eps, silu }: Args<"groupNorm">): Float32Array {
   const out = allocF32(x.length);
   if (groupNormWasm(x, w, b, B, C, S, groups, eps, silu, out)) return out;
-  const cg = C / groups, n = cg * S, means = new Float64Array(cg);
-  for (let bi = 0; bi < B; bi++) {
-    for (let g = 0; g < groups; g++) {
-      const base = (bi * C + g * cg) * S;
-      let total = 0, m2 = 0;
-      for (let c = 0; c < cg; c++) {
-        const at = base + c * S, end = at + S;
-        let s0 = 0, s1 = 0, i = at;
-        for (; i + 1 < end; i += 2) s0 += x[i]!, s1 += x[i + 1]!;
-        if (i < end) s0 += x[i]!;
-        const mc = (s0 + s1) / S;
-        let v0 = 0, v1 = 0;
-        for (i = at; i + 1 < end; i += 2) {
-          const d0 = x[i]! - mc, d1 = x[i + 1]! - mc;
-          v0 += d0 * d0, v1 += d1 * d1;
-        }
-        if (i < end) v0 += (x[i]! - mc) * (x[i]! - mc);
-        means[c] = mc, total += mc, m2 += v0 + v1;
-      }
-      const mean = total / cg;
-      for (let c = 0; c < cg; c++) m2 += S * (means[c]! - mean) * (means[c]! - mean);
-      const inv = 1 / Math.sqrt(m2 / n + eps);
-      for (let c = 0; c < cg; c++) {
-        const ch = g * cg + c, scale = w[ch]! * inv, shift = b[ch]! - mean * scale;
-        const at = base + c * S, end = at + S;
-        for (let i = at; i < end; i++) out[i] = x[i]! * scale + shift;
-      }
+  // per channel: mean and Σ(x − mean)² (the channel is in cache for the second pass)
+  const channels = B * C, stats = new Float64Array(2 * channels), affine = new Float64Array(2 * channels);
+  for (let ch = 0; ch < channels; ch++) {
+    const at = ch * S, end = at + S;
+    let s0 = 0, s1 = 0, i = at;
+    for (; i + 1 < end; i += 2) s0 += x[i]!, s1 += x[i + 1]!;
+    if (i < end) s0 += x[i]!;
+    const mc = (s0 + s1) / S;
+    let v0 = 0, v1 = 0;
+    for (i = at; i + 1 < end; i += 2) {
+      const d0 = x[i]! - mc, d1 = x[i + 1]! - mc;
+      v0 += d0 * d0, v1 += d1 * d1;
     }
+    if (i < end) v0 += (x[i]! - mc) * (x[i]! - mc);
+    stats[2 * ch] = mc, stats[2 * ch + 1] = v0 + v1;
+  }
+  groupAffine(stats, w, b, C, groups, S, eps, affine);
+  for (let ch = 0; ch < channels; ch++) {
+    const scale = affine[2 * ch]!, shift = affine[2 * ch + 1]!;
+    for (let i = ch * S, end = i + S; i < end; i++) out[i] = x[i]! * scale + shift;
   }
   if (silu) activate(out, "silu", out);
   return out;

@@ -266,3 +266,33 @@ export function permuteInt32(
     }
   }
 }
+
+/**
+ * GroupNorm's per-channel affine from per-channel statistics: `stats` [B·C, 2] holds each channel's
+ * mean and Σ(x − mean)² over its S values; a group's Σ(x − mean)² is Σ_c M2_c + S·Σ_c (mean_c −
+ * mean)² (the exact parallel-variance identity). Writes scale = w·inv and shift = b − mean·scale
+ * per channel into `affine` [B·C, 2], in float64.
+ */
+export function groupAffine(
+  stats: Float64Array,
+  w: Float32Array,
+  b: Float32Array,
+  C: number,
+  groups: number,
+  S: number,
+  eps: number,
+  affine: Float64Array,
+): void {
+  const cg = C / groups;
+  for (let g0 = 0; g0 < stats.length / 2; g0 += cg) {
+    let total = 0, m2 = 0;
+    for (let c = g0; c < g0 + cg; c++) total += stats[2 * c]!, m2 += stats[2 * c + 1]!;
+    const mean = total / cg;
+    for (let c = g0; c < g0 + cg; c++) m2 += S * (stats[2 * c]! - mean) * (stats[2 * c]! - mean);
+    const inv = 1 / Math.sqrt(m2 / (cg * S) + eps);
+    for (let c = g0; c < g0 + cg; c++) {
+      const scale = w[c % C]! * inv;
+      affine[2 * c] = scale, affine[2 * c + 1] = b[c % C]! - mean * scale;
+    }
+  }
+}

@@ -1,12 +1,13 @@
 /**
  * @file Host side of the WebAssembly GroupNorm (norm_module.ts): x is copied into the GEMM module's
  * memory, per-channel statistics run on all threads, the host combines them per group in float64
- * and writes each channel's scale and shift (float64), the normalisation (+ SiLU) runs in place on all
+ * and writes each channel's scale and shift (`groupAffine`, as the JS kernel does), the normalisation (+ SiLU) runs in place on all
  * threads, and the result is copied out.
  */
 import { CTL } from "./gemm_module.ts";
 import { align, ensureWorkers, PARALLEL_MIN_MACS, reserve, runShared, scratchBase, wasmRuntime } from "./gemm.ts";
 import { NORM_S_MULTIPLE } from "./norm_module.ts";
+import { groupAffine } from "../loops.ts";
 
 /**
  * out = GroupNorm(x [B, C, S]; w, b [C]; groups, eps), then SiLU when `silu`; false (nothing
@@ -40,21 +41,8 @@ export function groupNormWasm(
     else for (let ch = 0; ch < channels; ch++) rt.gnApply(xAt, S, at, ch, silu ? 1 : 0);
   };
   run(6, statsAt);
-  // per group: mean of the channel means, M2 = Σ channel M2 + S·Σ (channel mean − mean)²
   const stats = new Float64Array(rt.memory.buffer, statsAt, 2 * channels);
-  const affine = new Float64Array(rt.memory.buffer, affineAt, 2 * channels);
-  const cg = C / groups;
-  for (let g0 = 0; g0 < channels; g0 += cg) {
-    let total = 0, m2 = 0;
-    for (let c = g0; c < g0 + cg; c++) total += stats[2 * c]!, m2 += stats[2 * c + 1]!;
-    const mean = total / cg;
-    for (let c = g0; c < g0 + cg; c++) m2 += S * (stats[2 * c]! - mean) ** 2;
-    const inv = 1 / Math.sqrt(m2 / (cg * S) + eps);
-    for (let c = g0; c < g0 + cg; c++) {
-      const scale = w[c % C]! * inv;
-      affine[2 * c] = scale, affine[2 * c + 1] = b[c % C]! - mean * scale;
-    }
-  }
+  groupAffine(stats, w, b, C, groups, S, eps, new Float64Array(rt.memory.buffer, affineAt, 2 * channels));
   run(7, affineAt);
   out.set(rt.f32.subarray(xAt / 4, xAt / 4 + n));
   return true;
