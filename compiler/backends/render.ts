@@ -134,24 +134,15 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
   [Op.Attention]: (c) => exactAttention(c),
   [Op.ExactAttention]: (c) => exactAttention(c),
   [Op.LowRankAttention]: (c) => {
-    const [b, h, tq, d] = c.ins[0]!.shape;
-    const tk = c.ins[1]!.shape[2]!, dv = c.ins[2]!.shape[3]!;
-    const { mask, scale, plan } = c.node.params;
+    const { mask, scale, plan } = c.node.params, qkv = attentionOperands(c);
     return c.call("lowrankAttention", {
-      q: c.arg(0),
-      k: c.arg(1),
-      v: c.arg(2),
-      BH: prod([b!, h!]),
-      Tq: tq!,
-      Tk: tk,
-      D: d!,
-      Dv: dv,
+      ...qkv,
       scale: numberLit(scale),
       sizes: mask.kind === "none" ? "null" : lit(mask.schedule.map((n) => n * n)),
       window: mask.kind === "scale_window" ? mask.window : "Infinity",
-      table: c.hoist(`LR.featureTable(${d}, ${lit(plan.coeffs)}, ${numberLit(scale)})`),
+      table: c.hoist(`LR.featureTable(${qkv.D}, ${lit(plan.coeffs)}, ${numberLit(scale)})`),
       beta: numberLit(plan.beta),
-      exactRanges: c.hoist(maskRanges(mask, Number(tq), Number(tk))),
+      exactRanges: c.hoist(maskRanges(mask, Number(qkv.Tq), Number(qkv.Tk))),
     });
   },
   [Op.LowRankState]: (c) => {
@@ -217,20 +208,19 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
 
 /** Exact fused attention (online softmax over each query's key range). */
 function exactAttention(c: RenderCtx<Op.Attention | Op.ExactAttention>): string {
+  const qkv = attentionOperands(c);
+  return c.call("attention", {
+    ...qkv,
+    scale: numberLit(c.node.params.scale),
+    ranges: c.hoist(maskRanges(c.node.params.mask, Number(qkv.Tq), Number(qkv.Tk))),
+  });
+}
+
+/** The fields every attention kernel takes: q [B, H, Tq, D], k [B, H, Tk, D], v [B, H, Tk, Dv]. */
+function attentionOperands(c: RenderCtx<Op.Attention | Op.ExactAttention | Op.LowRankAttention>) {
   const [b, h, tq, d] = c.ins[0]!.shape;
   const tk = c.ins[1]!.shape[2]!, dv = c.ins[2]!.shape[3]!;
-  return c.call("attention", {
-    q: c.arg(0),
-    k: c.arg(1),
-    v: c.arg(2),
-    BH: prod([b!, h!]),
-    Tq: tq!,
-    Tk: tk,
-    D: d!,
-    Dv: dv,
-    scale: numberLit(c.node.params.scale),
-    ranges: c.hoist(maskRanges(c.node.params.mask, Number(tq), Number(tk))),
-  });
+  return { q: c.arg(0), k: c.arg(1), v: c.arg(2), BH: prod([b!, h!]), Tq: tq!, Tk: tk, D: d!, Dv: dv };
 }
 
 /** The spec location of a node, for run-time messages. */
