@@ -4,6 +4,7 @@
  * device, and logits are guided and sampled there). The generation loop is written once against it.
  */
 import type { Device, HostTensor, ModelModule, Tensor } from "./mod.ts";
+import { allocF32, pin, release } from "./js/pool.ts";
 import { guide, sampleRowsWith } from "./sample.ts";
 import type { Gpu, GpuTensor } from "./webgpu/device.ts";
 import { type DeviceSampleOptions, sampleOnDevice } from "./webgpu/sample.ts";
@@ -21,7 +22,7 @@ export interface ModelDevice {
   read(t: Tensor): Promise<HostTensor>;
   /** Its rows twice along the batch axis (`[n, ...]` -> `[2n, ...]`), where the tensor lives. */
   twice(t: Tensor): Promise<Tensor>;
-  /** Frees a tensor (host arrays are left to the garbage collector). */
+  /** Frees a tensor (a host array the JS kernels allocated goes back to their pool for reuse). */
   release(t: Tensor): Promise<void>;
   /**
    * Guides logits [2B, T, V] (`guide`) and samples one token per row (`sampleRowsWith`) with the
@@ -33,18 +34,24 @@ export interface ModelDevice {
   readStats(): Promise<{ reads: number; bytes: number }>;
 }
 
-/** The host: tensors are typed arrays, so reads and releases are free and sampling runs here. */
+/**
+ * The host: tensors are typed arrays, so reads are free and sampling runs here. Released arrays
+ * (and consumed logits) go back to the JS kernels' pool, so that the next image's caches and
+ * activations reuse mapped memory; an array handed to the caller by `read` is pinned out of it.
+ */
 export const hostDevice: ModelDevice = {
   deferred: false,
-  read: (t) => Promise.resolve(host(t)),
+  read: (t) => (pin(t.data), Promise.resolve(host(t))),
   twice(t) {
-    const x = host(t), data = new (x.data.constructor as Float32ArrayConstructor)(x.data.length * 2);
+    const x = host(t), n = x.data.length * 2;
+    const data = x.data instanceof Float32Array ? allocF32(n, { zeroed: false }) : new Int32Array(n);
     data.set(x.data), data.set(x.data, x.data.length);
     return Promise.resolve({ data, shape: [x.shape[0]! * 2, ...x.shape.slice(1)] });
   },
-  release: () => Promise.resolve(),
+  release: (t) => Promise.resolve(release(t.data)),
   sample(logits, o) {
     const g = guide(host(logits).data as Float32Array, o.B, o.T * o.V, o.t);
+    release(logits.data);
     const tokens = sampleRowsWith(g, o.V, o, o.uniforms);
     return Promise.resolve({
       tokens: { data: tokens, shape: [o.B, o.T] },

@@ -231,7 +231,7 @@ export interface ModelDevice {
   read(t: Tensor): Promise<HostTensor>;
   /** Its rows twice along the batch axis (\`[n, ...]\` -> \`[2n, ...]\`), where the tensor lives. */
   twice(t: Tensor): Promise<Tensor>;
-  /** Frees a tensor (host arrays are left to the garbage collector). */
+  /** Frees a tensor (a host array the JS kernels allocated goes back to their pool for reuse). */
   release(t: Tensor): Promise<void>;
   /**
    * Guides logits [2B, T, V] (\`guide\`) and samples one token per row (\`sampleRowsWith\`) with the

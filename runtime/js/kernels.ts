@@ -62,7 +62,7 @@ export function checkFinite({ x, what }: Args<"checkFinite">): void {
 
 /** table [N, C], idx [n] -> [n, C]. */
 export function gather({ table, N, C, idx, what }: Args<"gather">): Float32Array {
-  const out = allocF32(idx.length * C);
+  const out = allocF32(idx.length * C, { zeroed: false });
   for (let i = 0; i < idx.length; i++) {
     const r = idx[i]!;
     if (!(r >= 0 && r < N)) throw new KernelError(`${what}: index ${r} at position ${i} is out of range [0, ${N})`);
@@ -73,7 +73,7 @@ export function gather({ table, N, C, idx, what }: Args<"gather">): Float32Array
 
 /** x [M, K] @ w[N, K]ᵀ (+ b [N]) -> [M, N]. */
 export function linear({ x, M, K, w, N, b, act }: Args<"linear">): Float32Array {
-  const out = allocF32(M * N);
+  const out = allocF32(M * N, { zeroed: false });
   gemmNT(x, M, K, w, N, b, out, act);
   return out;
 }
@@ -164,7 +164,7 @@ function dot(a: Float32Array, ai: number, b: Float32Array, bi: number, K: number
  * rounded to float32 as the separate kernels store them (the same bits, one pass instead of four).
  */
 export function layerNorm({ x, C, eps, s, b, T }: Args<"layerNorm">): Float32Array {
-  const out = allocF32(x.length);
+  const out = allocF32(x.length, { zeroed: false });
   for (let r = 0, row = 0; r < x.length; r += C, row++) {
     const end = r + C;
     let s0 = 0, s1 = 0, i = r;
@@ -192,7 +192,7 @@ export function layerNorm({ x, C, eps, s, b, T }: Args<"layerNorm">): Float32Arr
 
 /** x / max(‖x‖₂, eps) over rows of D (the sum of squares in two float64 accumulators). */
 export function l2Normalize({ x, D, eps }: Args<"l2Normalize">): Float32Array {
-  const out = allocF32(x.length);
+  const out = allocF32(x.length, { zeroed: false });
   for (let r = 0; r < x.length; r += D) {
     const end = r + D;
     let s0 = 0, s1 = 0, i = r;
@@ -223,7 +223,7 @@ export const UNARY = {
  * from rounding its argument z; ±∞ and NaN as here); the others use the formulas in float64.
  */
 export function unary({ x, fn }: Args<"unary">): Float32Array {
-  const out = allocF32(x.length);
+  const out = allocF32(x.length, { zeroed: false });
   activate(x, fn, out);
   return out;
 }
@@ -243,7 +243,7 @@ export const SCALAR = {
 
 /** fn(x, c) elementwise: one loop per function, results as the `SCALAR` formulas. */
 export function scalar({ x, fn, value: c }: Args<"scalar">): Float32Array {
-  const n = x.length, out = allocF32(n);
+  const n = x.length, out = allocF32(n, { zeroed: false });
   if (fn === "mul") { for (let i = 0; i < n; i++) out[i] = x[i]! * c; }
   else if (fn === "add") { for (let i = 0; i < n; i++) out[i] = x[i]! + c; }
   else if (fn === "min") { for (let i = 0; i < n; i++) out[i] = Math.min(x[i]!, c); }
@@ -268,7 +268,7 @@ export const BINARY = {
  */
 export function binary({ a, b, fn, shape, aStrides: as, bStrides: bs }: Args<"binary">): Float32Array {
   const n = shape.reduce((p, d) => p * d, 1);
-  const out = allocF32(n);
+  const out = allocF32(n, { zeroed: false });
   if (n === 0) return out;
   const c = collapseStrides(shape, as, bs), r = c.shape.length, rows = BINARY_ROWS[fn];
   const inner = r > 0 ? c.shape[r - 1]! : 1, ai = r > 0 ? c.as[r - 1]! : 0, bi = r > 0 ? c.bs[r - 1]! : 0;
@@ -286,13 +286,18 @@ export function binary({ a, b, fn, shape, aStrides: as, bStrides: bs }: Args<"bi
   return out;
 }
 
+/** An output like x (Float32: from the pool, stale; Int32: fresh) that the caller writes in full. */
+function alloc<T extends Float32Array | Int32Array>(x: T, n: number): T {
+  return (x instanceof Float32Array ? allocF32(n, { zeroed: false }) : new Int32Array(n)) as T;
+}
+
 /**
  * Transpose: out.shape[i] = shape[perm[i]]. Axes are collapsed first (size-1 axes dropped, axes
  * that stay adjacent merged); 2-D and batched 2-D transposes go by cache-sized tiles, the rest copy
  * runs along the last axis (`./loops.ts`). Elements are copied as i32, bit for bit.
  */
 export function permute<T extends Float32Array | Int32Array>({ x, shape, perm }: Args<"permute"> & { x: T }): T {
-  const out = new (x.constructor as new (n: number) => T)(x.length);
+  const out = alloc(x, x.length);
   const src = new Int32Array(x.buffer, x.byteOffset, x.length);
   permuteInt32(src, new Int32Array(out.buffer, out.byteOffset, out.length), shape, perm);
   return out;
@@ -303,7 +308,7 @@ export function slice<T extends Float32Array | Int32Array>(
   { x, outer, size, inner, start, end }: Args<"slice"> & { x: T },
 ): T {
   const w = (end - start) * inner;
-  const out = new (x.constructor as new (n: number) => T)(outer * w);
+  const out = alloc(x, outer * w);
   for (let o = 0; o < outer; o++) out.set(x.subarray((o * size + start) * inner, (o * size + end) * inner), o * w);
   return out;
 }
@@ -311,7 +316,7 @@ export function slice<T extends Float32Array | Int32Array>(
 /** Joins [outer, size_i, inner] tensors along the middle axis. */
 export function concat({ xs, outer, sizes, inner }: Args<"concat">): Float32Array {
   const total = sizes.reduce((a, s) => a + s, 0);
-  const out = allocF32(outer * total * inner);
+  const out = allocF32(outer * total * inner, { zeroed: false });
   for (let o = 0; o < outer; o++) {
     let at = o * total * inner;
     xs.forEach((x, i) => {
@@ -406,7 +411,7 @@ function attentionRows(
  */
 export function conv2d({ x, B, Ci, H, W, w, Co, kh, kw, b, pad }: Args<"conv2d">): Float32Array {
   const Ho = H + 2 * pad - kh + 1, Wo = W + 2 * pad - kw + 1, K = Ci * kh * kw, HW = Ho * Wo;
-  const out = allocF32(B * Co * HW);
+  const out = allocF32(B * Co * HW, { zeroed: false });
   if (Co * HW * K >= WASM_MIN_MACS && conv2dWasm(x, B, Ci, H, W, w, Co, kh, kw, b, pad, out)) return out;
   const chunk = Math.max(4, Math.min(HW, Math.floor((1 << 20) / K))); // pixels per GEMM, ~4 MiB of col
   const col = new Float32Array(chunk * K), res = new Float32Array(chunk * Co);
@@ -459,7 +464,7 @@ function im2col(
 /** x [BC, h, w] -> [BC, size, size]: out = M X Mᵀ per channel (separable resampling). */
 export function interpolate({ x, BC, h, w, size, mode }: Args<"interpolate">): Float32Array {
   const my = resampleMatrix(mode, h, size), mx = resampleMatrix(mode, w, size);
-  const out = allocF32(BC * size * size);
+  const out = allocF32(BC * size * size, { zeroed: false });
   const tmp = new Float64Array(size * w);
   for (let c = 0; c < BC; c++) {
     const xb = c * h * w;
@@ -492,7 +497,7 @@ export function interpolate({ x, BC, h, w, size, mode }: Args<"interpolate">): F
  * (`silu`) fused into its single write; here SiLU follows as `unary` computes it.
  */
 export function groupNorm({ x, w, b, B, C, S, groups, eps, silu }: Args<"groupNorm">): Float32Array {
-  const out = allocF32(x.length);
+  const out = allocF32(x.length, { zeroed: false });
   if (groupNormWasm(x, w, b, B, C, S, groups, eps, silu, out)) return out;
   // per channel: mean and Σ(x − mean)² (the channel is in cache for the second pass)
   const channels = B * C, stats = new Float64Array(2 * channels), affine = new Float64Array(2 * channels);
@@ -522,7 +527,7 @@ export function groupNorm({ x, w, b, B, C, S, groups, eps, silu }: Args<"groupNo
 /** Nearest-neighbour upsampling: x [BC, h, w] -> [BC, f·h, f·w]. */
 export function upsampleNearest({ x, BC, h, w, factor: f }: Args<"upsampleNearest">): Float32Array {
   const H = h * f, W = w * f;
-  const out = allocF32(BC * H * W);
+  const out = allocF32(BC * H * W, { zeroed: false });
   for (let c = 0; c < BC; c++) {
     for (let y = 0; y < H; y++) {
       const src = (c * h + Math.floor(y / f)) * w, dst = (c * H + y) * W;

@@ -1,13 +1,15 @@
 /**
  * @file Reuse of large kernel outputs on the JS target. Generated code releases a value after its
- * last use (`release`); the next output of the same length takes that array (zeroed) instead of
- * fresh memory, which the VM must map and fault in page by page: a fresh 42 MB array costs several
- * times a reused one. Only arrays this pool allocated are taken back, each once; tapped values are
- * pinned (the caller holds them). Shared by every bundled model through a global symbol.
+ * last use (`release`), and so does the host device for values kept between entries (the KV
+ * caches of the last scale, consumed logits); the next output of the same length takes that array
+ * instead of fresh memory, which the VM must map and fault in page by page: a fresh 42 MB array
+ * costs several times a reused one. A reused array is zeroed unless its kernel writes every
+ * element. Only arrays this pool allocated are taken back, each once; tapped values and arrays
+ * handed to the caller are pinned. Shared by every bundled model through a global symbol.
  */
 
 /** Arrays below this many floats are left to the allocator (cheap, and many). */
-const MIN_FLOATS = 1 << 16;
+export const POOL_MIN_FLOATS = 1 << 16;
 /** Bytes of released arrays kept at most; beyond it, released arrays are left to the collector. */
 const LIMIT_BYTES = 1 << 30;
 
@@ -27,13 +29,16 @@ const pool = ((globalThis as Record<symbol, unknown>)[KEY] ??= {
   bytes: 0,
 }) as Pool;
 
-/** A zeroed Float32Array of n elements, reusing a released one when there is one. */
-export function allocF32(n: number): Float32Array {
-  if (n < MIN_FLOATS) return new Float32Array(n);
+/**
+ * A Float32Array of n elements, reusing a released one when there is one: zeroed, or with
+ * `{ zeroed: false }` holding stale values (for kernels that write every element; saves a pass).
+ */
+export function allocF32(n: number, { zeroed = true }: { zeroed?: boolean } = {}): Float32Array {
+  if (n < POOL_MIN_FLOATS) return new Float32Array(n);
   const out = pool.free.get(n)?.pop();
   if (out) {
     pool.bytes -= out.byteLength;
-    out.fill(0);
+    if (zeroed) out.fill(0);
   }
   const a = out ?? new Float32Array(n);
   pool.live.add(a);

@@ -273,13 +273,21 @@ function winograd(
   const f32 = rt.f32, i32 = rt.i32;
   f32.fill(0, biasAt / 4, biasAt / 4 + cop);
   f32.set(b.subarray(0, Co), biasAt / 4);
-  const xp = f32.subarray(xAt / 4, xAt / 4 + Ci * Hp * Wp);
-  xp.fill(0);
+  // x padded [Ci, Hp, Wp]: zero rows above and below each channel, and the 64-byte tail that
+  // vector loads may touch; the interior rows are written whole (zero, row, zeros) per image
+  const xp = f32.subarray(xAt / 4, xAt / 4 + Ci * Hp * Wp + 16);
+  for (let c = 0; c < Ci; c++) {
+    xp.fill(0, c * Hp * Wp, (c * Hp + 1) * Wp);
+    xp.fill(0, (c * Hp + H + 1) * Wp, (c + 1) * Hp * Wp);
+  }
+  xp.fill(0, Ci * Hp * Wp);
   for (let n = 0; n < B; n++) {
     for (let c = 0; c < Ci; c++) {
       for (let y = 0; y < H; y++) {
-        const src = ((n * Ci + c) * H + y) * W;
-        xp.set(x.subarray(src, src + W), (c * Hp + y + 1) * Wp + 1);
+        const src = ((n * Ci + c) * H + y) * W, row = (c * Hp + y + 1) * Wp;
+        xp[row] = 0;
+        xp.set(x.subarray(src, src + W), row + 1);
+        xp.fill(0, row + W + 1, row + Wp);
       }
     }
     i32[WG.X] = xAt, i32[WG.U] = uAt, i32[WG.BIAS] = biasAt, i32[WG.OUT] = oAt, i32[WG.CI] = Ci;

@@ -22,7 +22,7 @@
 import assert from "node:assert/strict";
 import { randomF32 } from "../../random.ts";
 import { conv2dWasm, winogradTile } from "./conv.ts";
-import { residentAt, residentBytes, wasmRuntime } from "./gemm.ts";
+import { reserve, residentAt, residentBytes, scratchBase, wasmRuntime } from "./gemm.ts";
 
 const U = 2 ** -24;
 
@@ -174,6 +174,13 @@ function check(what: string, got: Float32Array, y: Float64Array, bound: (i: numb
   return worst;
 }
 
+/** Fills the first 8 MiB of the WASM scratch area with NaN, as stale values of earlier kernels. */
+function poisonScratch(): void {
+  const rt = wasmRuntime()!, at = scratchBase(rt), bytes = 8 * 2 ** 20;
+  assert.ok(reserve(rt, at + bytes));
+  rt.f32.fill(NaN, at / 4, (at + bytes) / 4);
+}
+
 Deno.test("WASM conv: Winograd F(2×2, 3×3) and F(4×4, 3×3) within their derived bounds (odd channels, bias, batch 2)", () => {
   // [B, Ci, H, W, Co, m]: F(4×4) where H is a multiple of 4, W of 16 and there are ≥ 64 tiles, else F(2×2)
   const cases = [
@@ -199,6 +206,7 @@ Deno.test("WASM conv: Winograd F(2×2, 3×3) and F(4×4, 3×3) within their deri
     // plain weights (U packed per call), then resident ones (U packed once and cached), twice
     for (const w of [plain, resident(plain), resident(plain)]) {
       const out = new Float32Array(B * Co * H * W).fill(NaN);
+      poisonScratch(); // the padded input's zeros must be written, not found
       assert.ok(conv2dWasm(x, B, Ci, H, W, w, Co, 3, 3, b, 1, out), "WASM path taken");
       check(`winograd F(${m}×${m}) ${[B, Ci, H, W, Co]}`, out, y, bound);
     }
