@@ -108,9 +108,9 @@ export function sampleRowsWith(
   if (uniforms.length !== rows) throw new RangeError(`sampleRowsWith: ${uniforms.length} uniforms for ${rows} rows`);
   checkFiniteLogits(g, V);
   const out = new Int32Array(rows);
-  const order = new Int32Array(V), keys = V <= INDEX_LIMIT ? new Float64Array(V) : null;
+  const order = new Int32Array(V), keys = V <= INDEX_LIMIT ? new Float64Array(V) : null, p = new Float64Array(V);
   for (let r = 0; r < rows; r++) {
-    out[r] = sampleRow(g.subarray(r * V, r * V + V), options, uniforms[r]!, order, keys);
+    out[r] = sampleRow(g.subarray(r * V, r * V + V), options, uniforms[r]!, order, keys, p);
   }
   return out;
 }
@@ -146,14 +146,77 @@ export function sortRow(row: Float32Array, order: Int32Array, keys: Float64Array
     order.sort((a, b) => row[a]! - row[b]! || a - b);
     return;
   }
-  const bits = new Uint32Array(row.buffer, row.byteOffset, V);
-  for (let i = 0; i < V; i++) {
+  packKeys(row, keys);
+  keys.sort();
+  for (let i = 0; i < V; i++) order[i] = keys[i]! % INDEX_LIMIT;
+}
+
+/** keys[i] = u(row[i])·2²¹ + i, u the order-preserving u32 of the value's bits (−0 as +0). */
+function packKeys(row: Float32Array, keys: Float64Array): void {
+  const bits = new Uint32Array(row.buffer, row.byteOffset, row.length);
+  for (let i = 0; i < row.length; i++) {
     const b = row[i] === 0 ? 0 : bits[i]!; // −0 ties with +0, as in the comparator
     const u = b >= 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
     keys[i] = u * INDEX_LIMIT + i;
   }
-  keys.sort();
-  for (let i = 0; i < V; i++) order[i] = keys[i]! % INDEX_LIMIT;
+}
+
+/**
+ * The candidates of a top-k cut in `sortRow`'s order: returns `first` with order[first, V) the
+ * indices of every logit ≥ the k-th largest (ties with it kept), ascending; order[0, first) is
+ * left unspecified. With packed keys and 0 < topK < V, a selection finds the k-th largest key and
+ * only the candidates are sorted (O(V + c log c) instead of O(V log V)); else the row is sorted.
+ */
+export function topOrder(row: Float32Array, topK: number, order: Int32Array, keys: Float64Array | null): number {
+  const V = row.length, cut = topK > 0 && topK < V;
+  if (!keys || !cut) {
+    sortRow(row, order, keys);
+    if (!cut) return 0;
+    const kth = row[order[V - topK]!]!;
+    let first = 0;
+    while (first < V - 1 && row[order[first]!]! < kth) first++;
+    return first;
+  }
+  packKeys(row, keys);
+  select(keys, V - topK); // keys[V − topK, V): the topK largest keys
+  // the k-th largest value's ties with smaller indices sit below V − topK: move them up to the rest
+  const tie = Math.floor(keys[V - topK]! / INDEX_LIMIT) * INDEX_LIMIT;
+  let first = V - topK;
+  for (let i = first - 1; i >= 0; i--) {
+    if (keys[i]! >= tie) {
+      const k = keys[i]!;
+      keys[i] = keys[--first]!, keys[first] = k;
+    }
+  }
+  keys.subarray(first).sort();
+  for (let i = first; i < V; i++) order[i] = keys[i]! % INDEX_LIMIT;
+  return first;
+}
+
+/** Reorders the distinct keys a in place so that a[t] is the t-th smallest, smaller ones before it, larger after. */
+function select(a: Float64Array, t: number): void {
+  let lo = 0, hi = a.length - 1;
+  const swap = (i: number, j: number) => {
+    const x = a[i]!;
+    a[i] = a[j]!, a[j] = x;
+  };
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1; // median of three as the pivot
+    if (a[mid]! < a[lo]!) swap(lo, mid);
+    if (a[hi]! < a[lo]!) swap(lo, hi);
+    if (a[hi]! < a[mid]!) swap(mid, hi);
+    const pivot = a[mid]!;
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) swap(i++, j--);
+    }
+    // a[lo, j] ≤ pivot ≤ a[i, hi]; between them only the pivot itself (the keys are distinct)
+    if (t <= j) hi = j;
+    else if (t >= i) lo = i;
+    else return;
+  }
 }
 
 function sampleRow(
@@ -162,29 +225,30 @@ function sampleRow(
   uniform: number,
   order: Int32Array,
   keys: Float64Array | null,
+  p: Float64Array,
 ): number {
   const V = row.length;
-  sortRow(row, order, keys); // ascending
-  const kth = topK > 0 && topK < V ? row[order[V - topK]!]! : -Infinity;
-  let first = 0; // order[first..] are the kept logits, ascending
-  while (first < V - 1 && row[order[first]!]! < kth) first++;
+  let first = topOrder(row, topK, order, keys); // order[first..] are the kept logits, ascending
   const max = row[order[V - 1]!]!;
+  for (let j = first; j < V; j++) p[j] = Math.exp(row[order[j]!]! - max); // each weight once
   if (topP > 0) {
     let total = 0;
-    for (let j = first; j < V; j++) total += Math.exp(row[order[j]!]! - max);
+    for (let j = first; j < V; j++) total += p[j]!;
     let cum = 0;
     let cut = first;
+    // the cumulative sum of non-negative terms never decreases: stop at the first past 1 − p
     for (let j = first; j < V - 1; j++) {
-      cum += Math.exp(row[order[j]!]! - max) / total;
+      cum += p[j]! / total;
       if (cum <= 1 - topP) cut = j + 1;
+      else break;
     }
     first = cut;
   }
   let total = 0;
-  for (let j = first; j < V; j++) total += Math.exp(row[order[j]!]! - max);
+  for (let j = first; j < V; j++) total += p[j]!;
   let u = uniform * total;
   for (let j = V - 1; j >= first; j--) {
-    u -= Math.exp(row[order[j]!]! - max);
+    u -= p[j]!;
     if (u < 0) return order[j]!;
   }
   return order[V - 1]!;

@@ -15,6 +15,7 @@ import {
   type SampleOptions,
   sampleRows,
   sortRow,
+  topOrder,
 } from "./sample.ts";
 import { checkGenerateOptions, GenerateError, type GenerateOptions } from "./generate.ts";
 
@@ -419,6 +420,28 @@ Deno.test("sortRow: packed (value, index) keys give the comparator's order (ties
     sortRow(row, packed, new Float64Array(V));
     sortRow(row, compared, null);
     assert.deepEqual(packed, compared, `V = ${V}`);
+  }
+});
+
+Deno.test("topOrder: selection and a partial sort give the full comparator sort's candidates (ties at the k-th kept)", () => {
+  const gen = new Generator(12);
+  for (const V of [2, 7, 300, 4096]) {
+    for (const levels of [3, 40, 0]) {
+      // few levels: ties at the k-th value are the rule; 0: continuous values
+      const row = Float32Array.from({ length: V }, () => {
+        const r = gen.uniform();
+        return levels ? Math.floor(r * levels) - levels / 2 : (r - 0.5) * 20;
+      });
+      for (const topK of [1, 2, Math.ceil(V / 3), V - 1, V, 0]) {
+        const fast = new Int32Array(V), full = new Int32Array(V);
+        const first = topOrder(row, topK, fast, new Float64Array(V));
+        sortRow(row, full, null);
+        const kth = topK > 0 && topK < V ? row[full[V - topK]!]! : -Infinity;
+        const want = full.findIndex((i) => row[i]! >= kth);
+        assert.equal(first, want, `V ${V}, levels ${levels}, topK ${topK}: first`);
+        assert.deepEqual(fast.subarray(first), full.subarray(want), `V ${V}, levels ${levels}, topK ${topK}: order`);
+      }
+    }
   }
 });
 

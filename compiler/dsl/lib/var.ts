@@ -31,6 +31,7 @@ import {
   permute,
   range,
   reshape,
+  scale,
   scaleWindow,
   silu,
   slice,
@@ -249,11 +250,14 @@ export function mergeHeads(x: Tensor, c: VarConfig, T: number): Tensor {
 /** Official SelfAttention: q/k L2-normalised per head, q scaled by τ_h = exp(min(scale_mul_h, ln 100)), softmax scale 1. */
 export function selfAttention(x: Tensor, i: number, c: VarConfig, attend: Attend, T: number): Tensor {
   const p = `blocks.${i}.attn`, C = c.width;
-  const qkv = linear(x, param(`${p}.mat_qkv.weight`, [3 * C, C])); // [B, T, 3C], packed [q | k | v]
+  // the official packed bias [q_bias | 0 | v_bias] (the k bias is a zero buffer), added by the GEMM
+  const qBias = param(`${p}.q_bias`, [C]);
+  const bias = concat([qBias, scale(qBias, 0), param(`${p}.v_bias`, [C])], 0); // [3C]
+  const qkv = linear(x, param(`${p}.mat_qkv.weight`, [3 * C, C]), bias); // [B, T, 3C], packed [q | k | v]
   const tau = exp(clampMax(param(`${p}.scale_mul_1H11`, [1, c.heads, 1, 1]), logTauMax(c))); // [1, H, 1, 1]
-  const q = add(slice(qkv, 2, 0, C), param(`${p}.q_bias`, [C]));
-  const k = slice(qkv, 2, C, 2 * C); // the k bias is a zero buffer
-  const v = add(slice(qkv, 2, 2 * C, 3 * C), param(`${p}.v_bias`, [C]));
+  const q = slice(qkv, 2, 0, C);
+  const k = slice(qkv, 2, C, 2 * C);
+  const v = slice(qkv, 2, 2 * C, 3 * C);
   const qh = tag(mul(l2Normalize(splitHeads(q, c, T), 1e-12), tau), `${p}.q`); // [B, H, T, D]
   const kh = tag(l2Normalize(splitHeads(k, c, T), 1e-12), `${p}.k`);
   const vh = tag(splitHeads(v, c, T), `${p}.v`);
