@@ -3,6 +3,7 @@ import type { Pass } from "./pass.ts";
 import { eliminateDeadCode } from "./passes/eliminate_dead_code.ts";
 import { fuseActivations } from "./passes/fuse_activations.ts";
 import { fuseModulation } from "./passes/fuse_modulation.ts";
+import { fuseResidual } from "./passes/fuse_residual.ts";
 import { inferShapes } from "./passes/infer_shapes.ts";
 import { lowerAttention } from "./passes/lower_attention.ts";
 import { mergeParams } from "./passes/merge_params.ts";
@@ -16,6 +17,7 @@ export const defaultPipeline: readonly Pass[] = [
   normBounds, // per attention node: the logit half-range β per head and where it comes from
   lowerAttention, // attention -> exact or low-rank kernels by bound and cost; low-rank state in steps
   fuseModulation, // h + h·s + b of a LayerNorm h (AdaLN) -> one modulated LayerNorm
+  fuseResidual, // x + g·a (a gated residual) -> one three-input add
   fuseActivations, // silu(groupNorm(x)), silu|gelu(linear(x)) -> one node applying the activation
   eliminateDeadCode, // drop what no output needs (the merged duplicates, replaced KV caches)
   planMemory, // peak live bytes per entry and batch row; tensors that cannot fit are errors

@@ -50,6 +50,21 @@ export interface Kernels<F, I = F> {
   readonly binary: (
     a: { a: F; b: F; fn: BinaryFn; shape: readonly number[]; aStrides: readonly number[]; bStrides: readonly number[] },
   ) => F;
+  /**
+   * a + b·c over `shape` (a residual plus a gated branch), each input read with its strides over it;
+   * b·c rounded to float32 first, so the bits are those of `binary` mul, then add, in one pass.
+   */
+  readonly addMul: (
+    a: {
+      a: F;
+      b: F;
+      c: F;
+      shape: readonly number[];
+      aStrides: readonly number[];
+      bStrides: readonly number[];
+      cStrides: readonly number[];
+    },
+  ) => F;
   readonly scalar: (a: { x: F; fn: ScalarFn; value: number }) => F;
   /** Transpose (either dtype): out.shape[i] = shape[perm[i]]. */
   readonly permute: (a: { x: F | I; shape: readonly number[]; perm: readonly number[] }) => F | I;
@@ -155,6 +170,7 @@ export const KERNEL_NAMES = Object.keys(
     l2Normalize: 0,
     unary: 0,
     binary: 0,
+    addMul: 0,
     scalar: 0,
     permute: 0,
     slice: 0,

@@ -95,6 +95,17 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
   [Op.Binary]: (c) => {
     const out = c.out.shape;
     const sa = broadcastStrides(c.ins[0]!.shape, out), sb = broadcastStrides(c.ins[1]!.shape, out);
+    if (c.ins.length === 3) {
+      return c.call("addMul", {
+        a: c.arg(0),
+        b: c.arg(1),
+        c: c.arg(2),
+        shape: shapeLit(out),
+        aStrides: `[${sa}]`,
+        bStrides: `[${sb}]`,
+        cStrides: `[${broadcastStrides(c.ins[2]!.shape, out)}]`,
+      });
+    }
     return c.call("binary", {
       a: c.arg(0),
       b: c.arg(1),

@@ -55,7 +55,7 @@ export enum Op {
   GroupNorm = "group_norm", // x [B,C,H,W], weight/bias [C]: normalise each of `groups` channel groups over (C/groups, H, W), then SiLU if `silu`
   L2Normalize = "l2_normalize", // x / max(‖x‖₂, eps) over the last axis
   Unary = "unary", // elementwise fn(x)
-  Binary = "binary", // elementwise fn(a, b) with numpy broadcasting
+  Binary = "binary", // elementwise fn(a, b) with numpy broadcasting; with a third input c (fn add): a + b·c
   Scalar = "scalar", // elementwise fn(x, constant)
   Reshape = "reshape", // same elements, new shape (row-major)
   Permute = "permute", // axes reordered: out.shape[i] = in.shape[perm[i]]
@@ -132,7 +132,7 @@ export const arity: { readonly [O in Op]: number | "n" | readonly [number, numbe
   [Op.GroupNorm]: 3,
   [Op.L2Normalize]: 1,
   [Op.Unary]: 1,
-  [Op.Binary]: 2,
+  [Op.Binary]: [2, 3],
   [Op.Scalar]: 1,
   [Op.Reshape]: 1,
   [Op.Permute]: 1,

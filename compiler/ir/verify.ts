@@ -1,6 +1,6 @@
 /** @file Structural invariants of an IR module, checked after every pass. */
-import type { IrModule } from "./node.ts";
-import { arity } from "./ops.ts";
+import { type IrModule, isOp } from "./node.ts";
+import { arity, Op } from "./ops.ts";
 
 /** Returns the broken invariants (empty when the module is valid). */
 export function verifyModule(module: IrModule): string[] {
@@ -15,6 +15,9 @@ export function verifyModule(module: IrModule): string[] {
     const n = node.inputs.length;
     const ok = want === "n" ? n >= 1 : typeof want === "number" ? n === want : n >= want[0] && n <= want[1];
     if (!ok) problems.push(`%${i} (${node.op}) has ${n} inputs`);
+    if (isOp(node, Op.Binary) && n === 3 && node.params.fn !== "add") {
+      problems.push(`%${i} (binary ${node.params.fn}) has 3 inputs: only add takes a third (a + b·c)`);
+    }
     if (typed && node.type === undefined) problems.push(`%${i} (${node.op}) has no type after infer-shapes`);
   });
   for (const [entry, outs] of Object.entries(module.entries)) {

@@ -56,7 +56,7 @@ export const shapeRules: { readonly [O in Op]: ShapeRule<O> } = {
   },
   [Op.L2Normalize]: (_, [x]) => x!,
   [Op.Unary]: (_, [x]) => x!,
-  [Op.Binary]: (p, [a, b]) => f32(broadcast(p.fn, a!.shape, b!.shape)),
+  [Op.Binary]: (p, [a, b, c]) => f32(broadcast(p.fn, a!.shape, c ? broadcast("mul", b!.shape, c.shape) : b!.shape)),
   [Op.Scalar]: (_, [x]) => x!,
   [Op.Reshape]: (p, [x]) => {
     const batchIn = x!.shape.filter((d) => d === "B").length;

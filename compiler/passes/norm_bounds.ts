@@ -85,11 +85,13 @@ export const boundRules: { readonly [O in Op]: BoundRule<O> } = {
         return { lo: x!.lo >= 0 ? 0 : -0.1701, hi: Math.max(x!.hi, 0), row: x!.row };
     }
   },
-  [Op.Binary]: (n, [a, b], c) => {
+  [Op.Binary]: (n, [a, b, g], c) => {
     const N = last(n.type!);
-    const [ta, tb] = n.inputs.map((i) => c.nodes[i]!.type!);
+    const [ta, tb, tg] = n.inputs.map((i) => c.nodes[i]!.type!);
     const rows = { a: { ...a!, row: rowIn(a!, ta!, N) }, b: { ...b!, row: rowIn(b!, tb!, N) } };
-    return binaryFact(n.params.fn, rows.a, rows.b, N);
+    if (!g) return binaryFact(n.params.fn, rows.a, rows.b, N);
+    const product = binaryFact("mul", rows.b, { ...g, row: rowIn(g, tg!, N) }, N); // a + b·c
+    return binaryFact("add", rows.a, product, N);
   },
   [Op.Scalar]: (n, [x]) => {
     const { fn, value: v } = n.params;

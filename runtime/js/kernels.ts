@@ -21,7 +21,7 @@ export { fullKeyRanges, resampleMatrix, scaleKeyRanges } from "../host_constants
 import { conv2dWasm } from "./wasm/conv.ts";
 import { gemmNTWasm, WASM_MIN_MACS } from "./wasm/gemm.ts";
 import { groupNormWasm } from "./wasm/norm.ts";
-import { BINARY_ROWS, collapseStrides, groupAffine, permuteInt32, unaryJs } from "./loops.ts";
+import { BINARY_ROWS, collapseAll, collapseStrides, groupAffine, permuteInt32, unaryJs } from "./loops.ts";
 import { UNARY_WASM_MIN, unaryWasm } from "./wasm/elementwise.ts";
 
 export { release } from "./pool.ts";
@@ -289,6 +289,41 @@ export function binary({ a, b, fn, shape, aStrides: as, bStrides: bs }: Args<"bi
 /** An output like x (Float32: from the pool, stale; Int32: fresh) that the caller writes in full. */
 function alloc<T extends Float32Array | Int32Array>(x: T, n: number): T {
   return (x instanceof Float32Array ? allocF32(n, { zeroed: false }) : new Int32Array(n)) as T;
+}
+
+/**
+ * a + b·c with broadcasting, in one pass with the bits of `binary` mul then add (the product of
+ * two float32 values is exact in float64 and rounded once by `Math.fround`; the sum rounds once on
+ * store). Axes are collapsed as in `binary`; the last one is a loop (contiguous operands and a b
+ * repeated along it have their own), the axes before it are walked.
+ */
+export function addMul({ a, b, c, shape, aStrides, bStrides, cStrides }: Args<"addMul">): Float32Array {
+  const n = shape.reduce((p, d) => p * d, 1);
+  const out = allocF32(n, { zeroed: false });
+  if (n === 0) return out;
+  const [s, [as, bs, cs]] = collapseAll(shape, [aStrides, bStrides, cStrides]);
+  const r = s.length, inner = r > 0 ? s[r - 1]! : 1;
+  const ai = r > 0 ? as![r - 1]! : 0, bi = r > 0 ? bs![r - 1]! : 0, ci = r > 0 ? cs![r - 1]! : 0;
+  const idx = new Array<number>(Math.max(0, r - 1)).fill(0);
+  for (let o = 0; o < n; o += inner) {
+    let pa = 0, pb = 0, pc = 0;
+    for (let d = 0; d < r - 1; d++) pa += idx[d]! * as![d]!, pb += idx[d]! * bs![d]!, pc += idx[d]! * cs![d]!;
+    if (ai === 1 && bi === 1 && ci === 1) {
+      for (let j = 0; j < inner; j++) out[o + j] = a[pa + j]! + Math.fround(b[pb + j]! * c[pc + j]!);
+    } else if (ai === 1 && bi === 0 && ci === 1) {
+      const y = b[pb]!;
+      for (let j = 0; j < inner; j++) out[o + j] = a[pa + j]! + Math.fround(y * c[pc + j]!);
+    } else {
+      for (let j = 0; j < inner; j++) {
+        out[o + j] = a[pa + j * ai]! + Math.fround(b[pb + j * bi]! * c[pc + j * ci]!);
+      }
+    }
+    for (let d = r - 2; d >= 0; d--) {
+      if (++idx[d]! < s[d]!) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
 }
 
 /**

@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { randomF32 } from "../../tests/_rng.ts";
 import { collapsePermutation, collapseStrides } from "./loops.ts";
 import {
+  addMul,
   attention,
   type BINARY,
   binary,
@@ -373,6 +374,30 @@ Deno.test("binary fast paths: each broadcast pattern collapses as expected and m
     }).length,
     0,
   );
+});
+
+Deno.test("addMul: exactly binary mul then add, over the gate, broadcast and general patterns", () => {
+  // [out, a, b, c]: the AdaLN gate x + γ·f (γ [B, 1, C]), each operand broadcast in turn, size-1
+  // axes, an inner broadcast of a (the general loop), rank 0
+  const cases: [number[], number[], number[], number[]][] = [
+    [[2, 5, 7], [2, 5, 7], [2, 1, 7], [2, 5, 7]],
+    [[2, 5, 7], [2, 5, 7], [2, 5, 7], [2, 5, 7]],
+    [[2, 5, 7], [2, 5, 7], [2, 5, 7], [7]],
+    [[2, 5, 7], [2, 5, 1], [2, 5, 7], [2, 1, 7]],
+    [[1, 6, 1, 8], [1, 6, 1, 8], [1, 1, 1, 8], [1, 6, 1, 8]],
+    [[3, 4], [3, 1], [3, 4], [4]],
+    [[], [], [], []],
+  ];
+  let seed = 80;
+  for (const [shape, aShape, bShape, cShape] of cases) {
+    const [as, bs, cs] = [aShape, bShape, cShape].map((t) => broadcastStrides(t, shape));
+    const a = withSpecials(prod(aShape), seed++), b = withSpecials(prod(bShape), seed++);
+    const c = withSpecials(prod(cShape), seed++);
+    const product = binary({ a: b, b: c, fn: "mul", shape, aStrides: bs!, bStrides: cs! });
+    const want = binary({ a, b: product, fn: "add", shape, aStrides: as!, bStrides: broadcastStrides(shape, shape) });
+    const got = addMul({ a, b, c, shape, aStrides: as!, bStrides: bs!, cStrides: cs! });
+    assertExact(got, want, `addMul [${shape}] a[${aShape}] b[${bShape}] c[${cShape}]`);
+  }
 });
 
 Deno.test("binary: inner strides other than 0 and 1 take the general loop", () => {

@@ -152,15 +152,22 @@ export function collapseStrides(
   as: readonly number[],
   bs: readonly number[],
 ): Strided {
-  const out: Strided = { shape: [], as: [], bs: [] };
+  const [c, [a2, b2]] = collapseAll(shape, [as, bs]);
+  return { shape: c, as: a2!, bs: b2! };
+}
+
+/** `collapseStrides` for any number of inputs: the collapsed shape and each input's strides over it. */
+export function collapseAll(shape: readonly number[], strides: readonly (readonly number[])[]): [number[], number[][]] {
+  const out: number[] = [], outS = strides.map(() => [] as number[]);
   for (let d = 0; d < shape.length; d++) {
-    const n = shape[d]!, k = out.shape.length - 1;
+    const n = shape[d]!, k = out.length - 1;
     if (n === 1) continue;
-    if (k >= 0 && out.as[k] === as[d]! * n && out.bs[k] === bs[d]! * n) {
-      out.shape[k]! *= n, out.as[k] = as[d]!, out.bs[k] = bs[d]!;
-    } else out.shape.push(n), out.as.push(as[d]!), out.bs.push(bs[d]!);
+    if (k >= 0 && strides.every((s, i) => outS[i]![k] === s[d]! * n)) {
+      out[k]! *= n;
+      strides.forEach((s, i) => outS[i]![k] = s[d]!);
+    } else out.push(n), strides.forEach((s, i) => outS[i]!.push(s[d]!));
   }
-  return out;
+  return [out, outS];
 }
 
 /**

@@ -313,6 +313,28 @@ ${unravel(["pa", "pb"])}
   return out;
 }
 
+/**
+ * a + b·c with broadcasting (rank ≤ 6), the product and the sum each rounded to float32 as
+ * `binary` mul then add: one pass instead of two.
+ */
+export function addMul(
+  gpu: Gpu,
+  { a, b, c, shape, aStrides: as, bStrides: bs, cStrides: cs }: Args<"addMul">,
+): GpuTensor {
+  const code = source("addMul", () =>
+    kernelSource(
+      [["A", "read", "f32"], ["Bv", "read", "f32"], ["Cv", "read", "f32"], ["O", "read_write", "f32"]],
+      `  if (gid >= pu(0u)) { return; }
+${unravel(["pa", "pb", "pc"])}
+  let p = Bv[pb] * Cv[pc];
+  O[gid] = A[pa] + p;`,
+    ));
+  const n = shape.reduce((p, d) => p * d, 1);
+  const out = gpu.tensor(n);
+  run(gpu, "addMul", code, [n, ...padRank("addMul", shape, as, bs, cs)], [a, b, c, out], n);
+  return out;
+}
+
 /** Transpose (f32 or i32, rank ≤ 6): out.shape[i] = shape[perm[i]]. */
 export function permute(gpu: Gpu, { x, shape, perm }: Args<"permute">): GpuTensor {
   const code = source("permute", () =>

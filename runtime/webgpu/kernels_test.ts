@@ -394,7 +394,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "binary (broadcast, rank ≤ 6), permute (f32/i32), slice, concat, levelIds, upsampleNearest: exact",
+  name: "binary and addMul (broadcast, rank ≤ 6), permute (f32/i32), slice, concat, levelIds, upsampleNearest: exact",
   ignore,
   async fn() {
     const g = dev();
@@ -418,6 +418,10 @@ Deno.test({
         assert.equal(got.length, n);
         assertExact(`binary_${fn} [${shape}]`, got, JS.binary({ a, b, fn, shape, aStrides: as, bStrides: bs }));
       }
+      // a + b·c, c read as a is: the product and the sum rounded apart, as the JS kernel does
+      const c = randomF32(span(as), 63), args = { shape, aStrides: as, bStrides: bs, cStrides: as };
+      const got = await readF32(G.addMul(g, { a: up(a), b: up(b), c: up(c), ...args }));
+      assertExact(`addMul [${shape}]`, got, JS.addMul({ a, b, c, ...args }));
     }
     // permute
     const sh4 = [2, 3, 4, 5], x4 = randomF32(120, 62);
