@@ -2,6 +2,7 @@
 import type { Pass } from "./pass.ts";
 import { eliminateDeadCode } from "./passes/eliminate_dead_code.ts";
 import { fuseActivations } from "./passes/fuse_activations.ts";
+import { fuseHeads } from "./passes/fuse_heads.ts";
 import { fuseModulation } from "./passes/fuse_modulation.ts";
 import { fuseResidual } from "./passes/fuse_residual.ts";
 import { inferShapes } from "./passes/infer_shapes.ts";
@@ -18,6 +19,7 @@ export const defaultPipeline: readonly Pass[] = [
   lowerAttention, // attention -> exact or low-rank kernels by bound and cost; low-rank state in steps
   fuseModulation, // h + h·s + b of a LayerNorm h (AdaLN) -> one modulated LayerNorm
   fuseResidual, // x + g·a (a gated residual) -> one three-input add
+  fuseHeads, // slice, head split, L2 normalisation and per-head scale of q, k, v -> one Heads node
   fuseActivations, // silu(groupNorm(x)), silu|gelu(linear(x)) -> one node applying the activation
   eliminateDeadCode, // drop what no output needs (the merged duplicates, replaced KV caches)
   planMemory, // peak live bytes per entry and batch row; tensors that cannot fit are errors

@@ -66,6 +66,24 @@ export interface Kernels<F, I = F> {
     },
   ) => F;
   readonly scalar: (a: { x: F; fn: ScalarFn; value: number }) => F;
+  /**
+   * Heads of a packed projection: x [rows = B·T, W] -> [B, H, T, D], out[b, h, t, d] = x[b·T + t,
+   * start + h·D + d]; with eps, each row of D divided by max(‖·‖₂, eps) as `l2Normalize` does; with
+   * tau [H], then times τ_h as `binary` mul does: the bits of slice, permute, l2Normalize and mul.
+   */
+  readonly heads: (
+    a: {
+      x: F;
+      rows: number;
+      T: number;
+      W: number;
+      start: number;
+      H: number;
+      D: number;
+      eps: number | null;
+      tau: F | null;
+    },
+  ) => F;
   /** Transpose (either dtype): out.shape[i] = shape[perm[i]]. */
   readonly permute: (a: { x: F | I; shape: readonly number[]; perm: readonly number[] }) => F | I;
   /** [outer, size, inner] -> [outer, end − start, inner] (either dtype). */
@@ -172,6 +190,7 @@ export const KERNEL_NAMES = Object.keys(
     binary: 0,
     addMul: 0,
     scalar: 0,
+    heads: 0,
     permute: 0,
     slice: 0,
     concat: 0,

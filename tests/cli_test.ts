@@ -184,7 +184,7 @@ Deno.test("--print-ir-after prints the IR after the named pass; --list-passes li
   const l = await run("compile", "--list-passes");
   assert.match(
     l.out,
-    /^infer-shapes .*\nmerge-params .*\nnorm-bounds .*\nlower-attention .*\nfuse-modulation .*\nfuse-residual .*\nfuse-activations .*\neliminate-dead-code /m,
+    /^infer-shapes .*\nmerge-params .*\nnorm-bounds .*\nlower-attention .*\nfuse-modulation .*\nfuse-residual .*\nfuse-heads .*\nfuse-activations .*\neliminate-dead-code /m,
   );
   await Deno.remove(dir, { recursive: true });
 });

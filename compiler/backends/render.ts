@@ -118,6 +118,20 @@ export const renderOp: { readonly [O in Op]: RenderRule<O> } = {
   [Op.Scalar]: (c) =>
     c.call("scalar", { x: c.arg(0), fn: lit(c.node.params.fn), value: numberLit(c.node.params.value) }),
   [Op.Reshape]: (c) => c.arg(0),
+  [Op.Heads]: (c) => {
+    const [b, t, w] = c.ins[0]!.shape, { start, heads, dim, eps } = c.node.params;
+    return c.call("heads", {
+      x: c.arg(0),
+      rows: prod([b!, t!]),
+      T: t!,
+      W: w!,
+      start,
+      H: heads,
+      D: dim,
+      eps: eps === null ? "null" : eps,
+      tau: c.ins.length === 2 ? c.arg(1) : "null",
+    });
+  },
   [Op.Permute]: (c) =>
     c.call("permute", { x: c.arg(0), shape: shapeLit(c.ins[0]!.shape), perm: lit(c.node.params.perm) }),
   [Op.Slice]: (c) => {

@@ -59,6 +59,7 @@ export enum Op {
   Scalar = "scalar", // elementwise fn(x, constant)
   Reshape = "reshape", // same elements, new shape (row-major)
   Permute = "permute", // axes reordered: out.shape[i] = in.shape[perm[i]]
+  Heads = "heads", // x [B,T,W] -> [B,H,T,D]: columns start + hD + d, L2-normalised over d if eps, times τ [1,H,1,1] if given
   Slice = "slice", // [start, end) along one axis
   Concat = "concat", // inputs joined along one axis
   Attention = "attention", // q [B,H,Tq,D], k/v [B,H,Tk,D]: softmax(scale·q kᵀ + mask) v; lowered by lower-attention
@@ -92,6 +93,8 @@ export interface OpParams {
   [Op.Scalar]: { readonly fn: ScalarFn; readonly value: number };
   [Op.Reshape]: { readonly shape: readonly Dim[] };
   [Op.Permute]: { readonly perm: readonly number[] };
+  /** pass fuse-heads: slice, split into heads, (L2-normalise,) (scale per head) in one node. */
+  [Op.Heads]: { readonly start: number; readonly heads: number; readonly dim: number; readonly eps: number | null };
   [Op.Slice]: { readonly axis: number; readonly start: number; readonly end: number };
   [Op.Concat]: { readonly axis: number };
   [Op.Attention]: { readonly scale: number; readonly mask: MaskSpec; readonly bound?: AttentionBound };
@@ -136,6 +139,7 @@ export const arity: { readonly [O in Op]: number | "n" | readonly [number, numbe
   [Op.Scalar]: 1,
   [Op.Reshape]: 1,
   [Op.Permute]: 1,
+  [Op.Heads]: [1, 2],
   [Op.Slice]: 1,
   [Op.Concat]: "n",
   [Op.Attention]: 3,

@@ -70,6 +70,10 @@ export const shapeRules: { readonly [O in Op]: ShapeRule<O> } = {
     }
     return { dtype: x!.dtype, shape: p.shape };
   },
+  [Op.Heads]: (p, [x]) => {
+    const [b, t] = x!.shape;
+    return { dtype: "f32", shape: [b!, p.heads, t!, p.dim] };
+  },
   [Op.Permute]: (p, [x]) => {
     const r = x!.shape.length;
     const ok = p.perm.length === r && [...p.perm].sort((a, b) => a - b).every((a, i) => a === i);

@@ -114,6 +114,12 @@ export const boundRules: { readonly [O in Op]: BoundRule<O> } = {
     const r = n.params.perm.length;
     return n.params.perm[r - 1] === r - 1 ? { lo: x!.lo, hi: x!.hi, row: x!.row } : fromAbs(absMax(x!), n.type!);
   },
+  [Op.Heads]: (n, [x, tau]) => {
+    // a row of D values: L2-normalised (norm ≤ 1) or a piece of x's row; times |τ| ≤ max |τ|
+    const grow = tau ? absMax(tau) : 1;
+    if (n.params.eps !== null) return sym(grow, grow);
+    return tau ? sym(absMax(x!) * grow, x!.row * grow) : { lo: x!.lo, hi: x!.hi, row: x!.row };
+  },
   [Op.Slice]: (_, [x]) => ({ lo: x!.lo, hi: x!.hi, row: x!.row }),
   [Op.Concat]: (n, xs) => {
     const lo = Math.min(...xs.map((x) => x.lo)), hi = Math.max(...xs.map((x) => x.hi));

@@ -327,6 +327,39 @@ export function addMul({ a, b, c, shape, aStrides, bStrides, cStrides }: Args<"a
 }
 
 /**
+ * Heads of a packed projection in one pass (see the contract): each row of D read where it lies in
+ * x, its sum of squares in two float64 accumulators as `l2Normalize` takes it, x·inv rounded to
+ * float32, then times τ_h and rounded again, as the separate kernels store them.
+ */
+export function heads({ x, rows, T, W, start, H, D, eps, tau }: Args<"heads">): Float32Array {
+  const out = allocF32(rows * H * D, { zeroed: false });
+  for (let r = 0; r < rows; r++) {
+    const b = Math.floor(r / T), t = r - b * T;
+    for (let h = 0; h < H; h++) {
+      const from = r * W + start + h * D, to = ((b * H + h) * T + t) * D, end = from + D;
+      if (eps === null) {
+        const g = tau ? tau[h]! : 1;
+        if (tau) { for (let i = from, o = to; i < end; i++, o++) out[o] = x[i]! * g; }
+        else for (let i = from, o = to; i < end; i++, o++) out[o] = x[i]!;
+        continue;
+      }
+      let s0 = 0, s1 = 0, i = from;
+      for (; i + 1 < end; i += 2) {
+        const u = x[i]!, v = x[i + 1]!;
+        s0 += u * u, s1 += v * v;
+      }
+      if (i < end) s0 += x[i]! * x[i]!;
+      const inv = 1 / Math.max(Math.sqrt(s0 + s1), eps);
+      if (tau) {
+        const g = tau[h]!;
+        for (let i = from, o = to; i < end; i++, o++) out[o] = Math.fround(x[i]! * inv) * g;
+      } else for (let i = from, o = to; i < end; i++, o++) out[o] = x[i]! * inv;
+    }
+  }
+  return out;
+}
+
+/**
  * Transpose: out.shape[i] = shape[perm[i]]. Axes are collapsed first (size-1 axes dropped, axes
  * that stay adjacent merged); 2-D and batched 2-D transposes go by cache-sized tiles, the rest copy
  * runs along the last axis (`./loops.ts`). Elements are copied as i32, bit for bit.

@@ -22,6 +22,7 @@ import {
   fullKeyRanges,
   gather,
   groupNorm,
+  heads,
   interpolate,
   KernelError,
   type KeyRanges,
@@ -397,6 +398,29 @@ Deno.test("addMul: exactly binary mul then add, over the gate, broadcast and gen
     const want = binary({ a, b: product, fn: "add", shape, aStrides: as!, bStrides: broadcastStrides(shape, shape) });
     const got = addMul({ a, b, c, shape, aStrides: as!, bStrides: bs!, cStrides: cs! });
     assertExact(got, want, `addMul [${shape}] a[${aShape}] b[${bShape}] c[${cShape}]`);
+  }
+});
+
+Deno.test("heads: exactly slice, permute, l2Normalize and mul by τ (every combination, odd D, zero rows)", () => {
+  // [B, T, W, start, H, D]: the k of a packed q|k|v projection with odd D (accumulator tails); a whole row
+  const cases = [[2, 3, 60, 20, 4, 5], [1, 4, 16, 0, 2, 8]] as const;
+  let seed = 90;
+  for (const [B, T, W, start, H, D] of cases) {
+    const x = randomF32(B * T * W, seed++), tau = randomF32(H, seed++);
+    x.fill(0, start, start + D); // a zero row: eps keeps it finite
+    const cut = slice({ x, outer: B * T, size: W, inner: 1, start, end: start + H * D });
+    const split = permute({ x: cut, shape: [B, T, H, D], perm: [0, 2, 1, 3] });
+    const shape = [B, H, T, D], strides = broadcastStrides(shape, shape);
+    for (const eps of [null, 1e-12]) {
+      const normed = eps === null ? split : l2Normalize({ x: split, D, eps });
+      for (const t of [null, tau]) {
+        const want = t
+          ? binary({ a: normed, b: t, fn: "mul", shape, aStrides: strides, bStrides: [0, 1, 0, 0] })
+          : normed;
+        const got = heads({ x, rows: B * T, T, W, start, H, D, eps, tau: t });
+        assertExact(got, want, `heads [${B}, ${T}, ${W}] start ${start} eps ${eps} τ ${t !== null}`);
+      }
+    }
   }
 });
 

@@ -335,6 +335,33 @@ ${unravel(["pa", "pb", "pc"])}
   return out;
 }
 
+/**
+ * Heads of a packed projection (x [B·T, W] -> [B, H, T, D], see the contract) as the kernels it
+ * replaces: slice, permute, l2Normalize and mul by τ, each on the device, so the bits are theirs.
+ */
+export function heads(gpu: Gpu, { x, rows, T, W, start, H, D, eps, tau }: Args<"heads">): GpuTensor {
+  const B = rows / T, whole = start === 0 && H * D === W;
+  const cut = whole ? x : slice(gpu, { x, outer: rows, size: W, inner: 1, start, end: start + H * D });
+  let y = permute(gpu, { x: cut, shape: [B, T, H, D], perm: [0, 2, 1, 3] });
+  if (!whole) gpu.release(cut);
+  if (eps !== null) {
+    const n = l2Normalize(gpu, { x: y, D, eps });
+    gpu.release(y), y = n;
+  }
+  if (!tau) return y;
+  const shape = [B, H, T, D];
+  const out = binary(gpu, {
+    a: y,
+    b: tau,
+    fn: "mul",
+    shape,
+    aStrides: [H * T * D, T * D, D, 1],
+    bStrides: [0, 1, 0, 0],
+  });
+  gpu.release(y);
+  return out;
+}
+
 /** Transpose (f32 or i32, rank ≤ 6): out.shape[i] = shape[perm[i]]. */
 export function permute(gpu: Gpu, { x, shape, perm }: Args<"permute">): GpuTensor {
   const code = source("permute", () =>

@@ -316,6 +316,26 @@ Deno.test({
       (i) =>
         (D / 2 + 6) * U * Math.abs(x[i]!) / Math.max(1e-12, Math.hypot(...x.subarray(i - (i % D), i - (i % D) + D))),
     );
+    // heads: the same rows of D read in place (k of a packed projection, odd D), then as l2Normalize
+    // (the bound above) and τ's product (u more, relative); without eps a copy and one product: exact
+    const [B, T, W, H, Dh, start] = [2, 3, 60, 4, 5, 20], xh = randomF32(B * T * W, 47), tau = randomF32(H, 48);
+    for (const eps of [null, 1e-12]) {
+      for (const t of [null, tau]) {
+        const args = { rows: B * T, T, W, start, H, D: Dh, eps };
+        const ref = JS.heads({ x: xh, ...args, tau: t });
+        const got = await readF32(G.heads(g, { x: up(xh), ...args, tau: t ? up(t) : null }));
+        const what = `heads eps ${eps} τ ${t !== null}`;
+        if (eps === null) assertExact(what, got, ref);
+        else {
+          assertWithin(what, got, ref, (i) => {
+            const d = i % Dh, tt = Math.floor(i / Dh) % T, h = Math.floor(i / (Dh * T)) % H;
+            const b = Math.floor(i / (Dh * T * H)), at = (b * T + tt) * W + start + h * Dh;
+            const row = xh.subarray(at, at + Dh), gain = t ? Math.abs(t[h]!) : 1;
+            return (Dh / 2 + 7) * U * gain * Math.abs(row[d]!) / Math.max(1e-12, Math.hypot(...row));
+          });
+        }
+      }
+    }
     // groupNorm over n = 2·1600 values per group (several chunks merged): as layerNorm with n, then the
     // affine step out = x·(w·inv) + (b − mean·w·inv) adds u of each of its three terms.
     for (const [B, C, S, groups] of [[2, 4, 1600, 2], [1, 6, 9, 3]] as const) {

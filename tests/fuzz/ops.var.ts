@@ -52,7 +52,7 @@ const a = attention(q, k, heads(h), { scale: 0.5, mask: blockCausal(schedule) })
 const w = attention(q, k, k, { scale: -0, mask: scaleWindow(schedule, 1) });
 const n = attention(q, k, k, { scale: 1e308, mask: noMask() });
 const merged = reshape(permute(add(add(a, w), n), [0, 2, 1, 3]), [B, L, 8]);
-const mixed = sub(mul(silu(merged), geluTanh(merged)), exp(clampMax(merged, 4)));
+const mixed = sub(mul(silu(merged), geluTanh(l2Normalize(merged, 1e-12))), exp(clampMax(merged, 4)));
 const out = tag(clamp(shift(scale(mixed, 2), -1), -3, 3), "out.logits");
 
 const img = input("img", [B, 4, 2, 2]);
