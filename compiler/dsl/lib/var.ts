@@ -104,19 +104,22 @@ export function forwardEntry(c: VarConfig, ffn: Ffn, mask: Mask): Record<string,
   const cond = classEmbedding(labels, c);
   const x = add(concat([startToken(cond, c), wordEmbed(xTF, c)], 1), levelPosition(c, 0, c.tokens));
   const attend: Attend = (q, k, v) => attention(q, k, v, { scale: 1, mask });
-  return { logits_BLV: transformer(x, cond, c, ffn, attend, c.tokens), x_BLCv_wo_first_l: xTF };
+  return { logits_BLV: transformer(x, modulations(cond, c), c, ffn, attend, c.tokens), x_BLCv_wo_first_l: xTF };
 }
 
 /**
  * Scale s of `autoregressive_infer_cfg` on 2B rows (conditional, then unconditional labels): the
  * input is the start token (s = 0) or `x_words` [2B, pn², Cv]; `k_i`/`v_i` [2B, H, P, D] hold the
- * keys and values of the earlier scales and come back extended by this scale.
+ * keys and values of the earlier scales and come back extended by this scale. The AdaLN
+ * modulations depend on the labels alone: scale 0 computes them from the labels and every scale
+ * but the last hands them on (`ada_i`, `ada_head`), so the later ones read no ada_lin weights.
  */
 export function stepEntry(s: number, c: VarConfig, ffn: Ffn, window: number): Record<string, Tensor> {
   const pn = c.schedule[s];
   const start = tokensBefore(c, s), T = pn * pn;
-  const cond = classEmbedding(input("labels", [B], "i32"), c);
-  const x0 = s === 0 ? startToken(cond, c) : wordEmbed(input("x_words", [B, T, c.cvae]), c);
+  const cond = s === 0 ? classEmbedding(input("labels", [B], "i32"), c) : undefined;
+  const mods = cond ? modulations(cond, c) : carriedModulations(c);
+  const x0 = cond ? startToken(cond, c) : wordEmbed(input("x_words", [B, T, c.cvae]), c);
   const x = add(x0, levelPosition(c, start, start + T));
   const caches: [string, Tensor][] = [];
   const visible = tokensBefore(c, Math.max(0, s - window + 1)); // keys before this index are out of the window
@@ -128,8 +131,11 @@ export function stepEntry(s: number, c: VarConfig, ffn: Ffn, window: number): Re
     };
     return attention(q, grow(k, `k_${i}`), grow(v, `v_${i}`), { scale: 1, mask: noMask() });
   };
-  const logits = transformer(x, cond, c, ffn, attend, T);
-  return caches.reduce((o, [k, v]) => ({ ...o, [k]: v }), { logits });
+  const logits = transformer(x, mods, c, ffn, attend, T);
+  const handed: [string, Tensor][] = s === c.schedule.length - 1
+    ? []
+    : [...mods.blocks.map((m, i): [string, Tensor] => [`ada_${i}`, m]), ["ada_head", mods.head]];
+  return [...caches, ...handed].reduce((o, [k, v]) => ({ ...o, [k]: v }), { logits });
 }
 
 /** Adds scale s's tokens `idx` [B, pn²] to `fhat` [B, Cv, n, n] (none at s = 0) and makes the next input. */
@@ -191,12 +197,34 @@ export function levelPosition(c: VarConfig, start: number, end: number): Tensor 
   return start === 0 && end === c.tokens ? lvlPos : slice(lvlPos, 1, start, end);
 }
 
+/** The AdaLN modulations of a class embedding: each block's [B, 1, 6, C] and the head's [B, 1, 2, C]. */
+export interface Modulations {
+  readonly blocks: readonly Tensor[];
+  readonly head: Tensor;
+}
+
+/** Modulations from cond [B, C]: per block its own ada_lin, or the shared one plus the block's ada_gss. */
+export function modulations(cond: Tensor, c: VarConfig): Modulations {
+  const C = c.width, shared = c.sharedAdaLN ? adaLN(cond, "shared_ada_lin.1", C, 6) : undefined;
+  const blocks = range(c.depth).map((i) =>
+    shared === undefined
+      ? adaLN(cond, `blocks.${i}.ada_lin.1`, C, 6)
+      : add(shared, param(`blocks.${i}.ada_gss`, [1, 1, 6, C]))
+  );
+  return { blocks, head: adaLN(cond, "head_nm.ada_lin.1", C, 2) };
+}
+
+/** Modulations handed on by the previous generation step (inputs `ada_i` and `ada_head`). */
+export function carriedModulations(c: VarConfig): Modulations {
+  const blocks = range(c.depth).map((i) => input(`ada_${i}`, [B, 1, 6, c.width]));
+  return { blocks, head: input("ada_head", [B, 1, 2, c.width]) };
+}
+
 /** The block stack and the head: x [B, T, C] -> logits [B, T, V]. */
-export function transformer(x: Tensor, cond: Tensor, c: VarConfig, ffn: Ffn, attend: Attend, T: number): Tensor {
-  const shared = c.sharedAdaLN ? adaLN(cond, "shared_ada_lin.1", c.width, 6) : undefined;
+export function transformer(x: Tensor, mods: Modulations, c: VarConfig, ffn: Ffn, attend: Attend, T: number): Tensor {
   let h = x;
-  for (let i = 0; i < c.depth; i++) h = adaLNBlock(h, cond, shared, i, c, ffn, attend, T);
-  return head(h, cond, c);
+  for (let i = 0; i < c.depth; i++) h = adaLNBlock(h, mods.blocks[i], i, c, ffn, attend, T);
+  return head(h, mods.head, c);
 }
 
 /** SiLU(cond) @ Wᵀ + b, as [B, 1, n, C] chunks. */
@@ -216,21 +244,12 @@ export function modulate(x: Tensor, s: Tensor, b: Tensor, eps: number): Tensor {
   return add(add(h, mul(h, s)), b);
 }
 
-/** AdaLN self-attention block i: x [B, T, C] -> [B, T, C]. Chunks: gamma1, gamma2, scale1, scale2, shift1, shift2. */
-export function adaLNBlock(
-  x: Tensor,
-  cond: Tensor,
-  shared: Tensor | undefined,
-  i: number,
-  c: VarConfig,
-  ffn: Ffn,
-  attend: Attend,
-  T: number,
-): Tensor {
+/**
+ * AdaLN self-attention block i: x [B, T, C] -> [B, T, C], modulated by m [B, 1, 6, C] (chunks:
+ * gamma1, gamma2, scale1, scale2, shift1, shift2).
+ */
+export function adaLNBlock(x: Tensor, m: Tensor, i: number, c: VarConfig, ffn: Ffn, attend: Attend, T: number): Tensor {
   const p = `blocks.${i}`, C = c.width;
-  const m = shared === undefined
-    ? adaLN(cond, `${p}.ada_lin.1`, C, 6)
-    : add(shared, param(`${p}.ada_gss`, [1, 1, 6, C]));
   const [g1, g2, s1, s2, b1, b2] = range(6).map((j) => chunk(m, j, C));
   const a = selfAttention(tag(modulate(x, s1, b1, c.normEps), `${p}.attn.x_in`), i, c, attend, T);
   const h = add(x, mul(g1, a));
@@ -276,9 +295,8 @@ export function tanhGeluFfn(x: Tensor, p: string, c: VarConfig): Tensor {
   return linear(geluTanh(fc1), param(`${p}.fc2.weight`, [c.width, c.ffnHidden]), param(`${p}.fc2.bias`, [c.width]));
 }
 
-/** AdaLN before the head ([scale, shift]), then the vocabulary projection: [B, T, C] -> [B, T, V]. */
-export function head(x: Tensor, cond: Tensor, c: VarConfig): Tensor {
-  const m = adaLN(cond, "head_nm.ada_lin.1", c.width, 2);
+/** AdaLN before the head (m [B, 1, 2, C]: scale, shift), then the vocabulary projection: [B, T, C] -> [B, T, V]. */
+export function head(x: Tensor, m: Tensor, c: VarConfig): Tensor {
   const h = modulate(x, chunk(m, 0, c.width), chunk(m, 1, c.width), c.normEps);
   return linear(h, param("head.weight", [c.vocab, c.width]), param("head.bias", [c.vocab]));
 }
