@@ -10,24 +10,39 @@
 
 /** Arrays below this many floats are left to the allocator (cheap, and many). */
 export const POOL_MIN_FLOATS = 1 << 16;
-/** Bytes of released arrays kept at most; beyond it, released arrays are left to the collector. */
-const LIMIT_BYTES = 1 << 30;
+/**
+ * Bytes of released arrays kept at most; beyond it the longest-kept ones go to the collector, so
+ * that a new phase (the decoder after the transformer's caches) finds room for its own arrays.
+ */
+export const POOL_LIMIT_BYTES = 1 << 30;
 
 interface Pool {
   readonly free: Map<number, Float32Array[]>;
+  /** The arrays of `free` in the order they were released (oldest first). */
+  readonly order: Set<Float32Array>;
   /** Arrays allocated here and not released since. */
   readonly live: WeakSet<Float32Array>;
   readonly pinned: WeakSet<object>;
   bytes: number;
+  /** POOL_LIMIT_BYTES unless set otherwise (`setPoolLimit`). */
+  limit: number;
 }
 
-const KEY = Symbol.for("varc.js.pool.v1");
+const KEY = Symbol.for("varc.js.pool.v2");
 const pool = ((globalThis as Record<symbol, unknown>)[KEY] ??= {
   free: new Map(),
+  order: new Set(),
   live: new WeakSet(),
   pinned: new WeakSet(),
   bytes: 0,
+  limit: POOL_LIMIT_BYTES,
 }) as Pool;
+
+/** Sets the bytes the pool keeps at most (undefined: POOL_LIMIT_BYTES), evicting the oldest beyond it. */
+export function setPoolLimit(bytes: number | undefined): void {
+  pool.limit = bytes ?? POOL_LIMIT_BYTES;
+  evict();
+}
 
 /**
  * A Float32Array of n elements, reusing a released one when there is one: zeroed, or with
@@ -37,7 +52,7 @@ export function allocF32(n: number, { zeroed = true }: { zeroed?: boolean } = {}
   if (n < POOL_MIN_FLOATS) return new Float32Array(n);
   const out = pool.free.get(n)?.pop();
   if (out) {
-    pool.bytes -= out.byteLength;
+    pool.order.delete(out), pool.bytes -= out.byteLength;
     if (zeroed) out.fill(0);
   }
   const a = out ?? new Float32Array(n);
@@ -49,11 +64,21 @@ export function allocF32(n: number, { zeroed = true }: { zeroed?: boolean } = {}
 export function release(x: unknown): void {
   if (!(x instanceof Float32Array) || !pool.live.has(x) || pool.pinned.has(x)) return;
   pool.live.delete(x);
-  if (pool.bytes + x.byteLength > LIMIT_BYTES) return;
   const list = pool.free.get(x.length) ?? [];
   list.push(x);
   pool.free.set(x.length, list);
-  pool.bytes += x.byteLength;
+  pool.order.add(x), pool.bytes += x.byteLength;
+  evict();
+}
+
+/** Drops the longest-kept arrays until the pool is within its limit. */
+function evict(): void {
+  for (const old of pool.order) {
+    if (pool.bytes <= pool.limit) break;
+    const same = pool.free.get(old.length)!;
+    same.splice(same.indexOf(old), 1);
+    pool.order.delete(old), pool.bytes -= old.byteLength;
+  }
 }
 
 /** Keeps x out of the pool for good (it escapes to the caller, e.g. as a tap). */
@@ -64,5 +89,6 @@ export function pin(x: object): void {
 /** Empties the pool (its arrays go to the collector). */
 export function drainPool(): void {
   pool.free.clear();
+  pool.order.clear();
   pool.bytes = 0;
 }

@@ -17,7 +17,7 @@ import {
   unary,
   upsampleNearest,
 } from "./kernels.ts";
-import { allocF32, drainPool, POOL_MIN_FLOATS, release } from "./pool.ts";
+import { allocF32, drainPool, POOL_MIN_FLOATS, release, setPoolLimit } from "./pool.ts";
 
 // One pooled length: every output below has exactly N floats, so each kernel can be handed a
 // released array of its output's size.
@@ -94,4 +94,20 @@ Deno.test("host device: a released kernel output is reused; an array handed out 
   next.fill(1);
   assert.deepEqual(kept, copy, "the array the caller read stays intact");
   drainPool();
+});
+
+Deno.test("pool: beyond its limit the longest-kept arrays are dropped, so the latest released stay reusable", () => {
+  drainPool();
+  setPoolLimit(3 * N * 4); // three arrays of N floats
+  try {
+    const old = [allocF32(N), allocF32(N)], other = allocF32(2 * N);
+    for (const x of old) release(x);
+    release(other); // 4 arrays' worth: the first released goes
+    const again = [allocF32(N), allocF32(N)];
+    assert.ok(again.includes(old[1]!) && !again.includes(old[0]!), "the oldest N-float array was dropped");
+    assert.equal(allocF32(2 * N), other, "the latest released array is kept");
+  } finally {
+    setPoolLimit(undefined);
+    drainPool();
+  }
 });
