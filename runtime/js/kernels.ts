@@ -194,17 +194,21 @@ export function layerNorm({ x, C, eps, s, b, T }: Args<"layerNorm">): Float32Arr
 export function l2Normalize({ x, D, eps }: Args<"l2Normalize">): Float32Array {
   const out = allocF32(x.length, { zeroed: false });
   for (let r = 0; r < x.length; r += D) {
-    const end = r + D;
-    let s0 = 0, s1 = 0, i = r;
-    for (; i + 1 < end; i += 2) {
-      const u = x[i]!, v = x[i + 1]!;
-      s0 += u * u, s1 += v * v;
-    }
-    if (i < end) s0 += x[i]! * x[i]!;
-    const inv = 1 / Math.max(Math.sqrt(s0 + s1), eps);
-    for (i = r; i < end; i++) out[i] = x[i]! * inv;
+    const inv = invNorm(x, r, r + D, eps);
+    for (let i = r; i < r + D; i++) out[i] = x[i]! * inv;
   }
   return out;
+}
+
+/** 1 / max(‖x[from, end)‖₂, eps), the sum of squares in two float64 accumulators (independent add chains). */
+function invNorm(x: Float32Array, from: number, end: number, eps: number): number {
+  let s0 = 0, s1 = 0, i = from;
+  for (; i + 1 < end; i += 2) {
+    const u = x[i]!, v = x[i + 1]!;
+    s0 += u * u, s1 += v * v;
+  }
+  if (i < end) s0 += x[i]! * x[i]!;
+  return 1 / Math.max(Math.sqrt(s0 + s1), eps);
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -343,13 +347,7 @@ export function heads({ x, rows, T, W, start, H, D, eps, tau }: Args<"heads">): 
         else for (let i = from, o = to; i < end; i++, o++) out[o] = x[i]!;
         continue;
       }
-      let s0 = 0, s1 = 0, i = from;
-      for (; i + 1 < end; i += 2) {
-        const u = x[i]!, v = x[i + 1]!;
-        s0 += u * u, s1 += v * v;
-      }
-      if (i < end) s0 += x[i]! * x[i]!;
-      const inv = 1 / Math.max(Math.sqrt(s0 + s1), eps);
+      const inv = invNorm(x, from, end, eps);
       if (tau) {
         const g = tau[h]!;
         for (let i = from, o = to; i < end; i++, o++) out[o] = Math.fround(x[i]! * inv) * g;
