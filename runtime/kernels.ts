@@ -23,6 +23,19 @@ export type ScalarFn = "mul" | "add" | "min" | "max";
 /** What `linear` applies to its outputs: nothing, or a `unary` function fused into the GEMM. */
 export type LinearAct = "none" | "silu" | "gelu_tanh";
 
+/** What both attention kernels take: q [BH, Tq, D], k [BH, Tk, D], v [BH, Tk, Dv] and the logit scale. */
+export interface AttentionOperands<F> {
+  q: F;
+  k: F;
+  v: F;
+  BH: number;
+  Tq: number;
+  Tk: number;
+  D: number;
+  Dv: number;
+  scale: number;
+}
+
 /**
  * The kernels, by name, each a function of one argument record. Shapes are static numbers except `B`
  * (the batch), known when the entry runs.
@@ -93,38 +106,20 @@ export interface Kernels<F, I = F> {
   /** [outer, sizes[i], inner] joined along the middle axis. */
   readonly concat: (a: { xs: readonly F[]; outer: number; sizes: readonly number[]; inner: number }) => F;
   /** softmax(scale·q kᵀ) v over each query's key range; q [BH, Tq, D], k [BH, Tk, D], v [BH, Tk, Dv]. */
-  readonly attention: (a: {
-    q: F;
-    k: F;
-    v: F;
-    BH: number;
-    Tq: number;
-    Tk: number;
-    D: number;
-    Dv: number;
-    scale: number;
-    ranges: KeyRanges;
-  }) => F;
+  readonly attention: (a: AttentionOperands<F> & { ranges: KeyRanges }) => F;
   /**
    * Attention with exp ≈ the polynomial of `table` (block-causal over scales of `sizes` within
    * `window` scales, or unmasked); heads whose logits exceed `beta` are computed exactly over `exactRanges`.
    */
-  readonly lowrankAttention: (a: {
-    q: F;
-    k: F;
-    v: F;
-    BH: number;
-    Tq: number;
-    Tk: number;
-    D: number;
-    Dv: number;
-    scale: number;
-    sizes: readonly number[] | null;
-    window: number;
-    table: FeatureTable;
-    beta: number;
-    exactRanges: KeyRanges;
-  }) => F;
+  readonly lowrankAttention: (
+    a: AttentionOperands<F> & {
+      sizes: readonly number[] | null;
+      window: number;
+      table: FeatureTable;
+      beta: number;
+      exactRanges: KeyRanges;
+    },
+  ) => F;
   /** The generation state S' = S + Σ_j φ(k_j) [v_j, 1] [BH, r, Dv + 1]; keys above `keyNorm` are an error. */
   readonly lowrankState: (a: {
     k: F;
