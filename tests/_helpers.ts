@@ -1,4 +1,5 @@
 /** @file Shared test helpers: fixture paths, comparisons, compiling and running a spec on the JS target. */
+import assert from "node:assert/strict";
 import { compile } from "../compiler/mod.ts";
 import { importModel, type LoadedModel, loadModel, type ModelModule } from "../runtime/mod.ts";
 import type { Gpu } from "../runtime/webgpu/device.ts";
@@ -56,4 +57,15 @@ export async function bothForms(g: Gpu, f: (form: string) => Promise<void>): Pro
   } finally {
     g.tiling = was;
   }
+}
+
+/** Runs `deno check --quiet ARGS` in cwd and fails with its diagnostics unless it exits 0. */
+export async function assertDenoChecks(args: readonly string[], cwd: string): Promise<void> {
+  const check = await new Deno.Command(Deno.execPath(), {
+    args: ["check", "--quiet", ...args],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(check.code, 0, new TextDecoder().decode(check.stderr));
 }

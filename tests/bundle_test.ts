@@ -5,6 +5,7 @@
  * rebuilds in watch mode; spec diagnostics become esbuild errors at the spec's file:line:column.
  */
 import assert from "node:assert/strict";
+import { assertDenoChecks } from "./_helpers.ts";
 import * as esbuild from "esbuild";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -137,13 +138,7 @@ const n: number = model.report.nodes + model.guardStats.checks + whole.info.para
 console.log(image.width, n, Object.keys(model.entries), await model.fetchBytes("file:///dev/null"));
 `,
   );
-  const check = await new Deno.Command(Deno.execPath(), {
-    args: ["check", "--quiet", "consumer.ts"],
-    cwd: dir,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(check.code, 0, new TextDecoder().decode(check.stderr));
+  await assertDenoChecks(["consumer.ts"], dir);
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -6,6 +6,7 @@
  * through `tests/fuzz/ops.var.ts`, the low-rank kernels through `paper_small`).
  */
 import assert from "node:assert/strict";
+import { assertDenoChecks } from "./_helpers.ts";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { RUNTIME_MODULES } from "../compiler/backends/bundle.ts";
@@ -67,13 +68,7 @@ Deno.test("generated source type-checks against the runtime, a call of every ker
     const imports = Object.fromEntries(Object.entries(RUNTIME_MODULES).map(([k, f]) => [k, pathToFileURL(f).href]));
     const config = { imports, compilerOptions: { strict: true }, unstable: ["webgpu"] };
     await Deno.writeTextFile(join(dir, "deno.json"), JSON.stringify(config));
-    const check = await new Deno.Command(Deno.execPath(), {
-      args: ["check", "--quiet", "--config", join(dir, "deno.json"), ...files],
-      cwd: dir,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(check.code, 0, new TextDecoder().decode(check.stderr));
+    await assertDenoChecks(["--config", join(dir, "deno.json"), ...files], dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

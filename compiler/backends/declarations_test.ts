@@ -3,6 +3,7 @@
  * the current types (else it is stale), and each `.d.ts` it gives type-checks on its own.
  */
 import assert from "node:assert/strict";
+import { assertDenoChecks } from "../../tests/_helpers.ts";
 import { join } from "node:path";
 import { declarations } from "../../tools/dts.ts";
 import { dts } from "./declarations.ts";
@@ -17,13 +18,7 @@ Deno.test("every .d.ts of declarations.ts type-checks alone", async () => {
   const dir = await Deno.makeTempDir({ prefix: "varc_dts_" });
   try {
     for (const f of files) await Deno.writeTextFile(join(dir, `${f}.d.ts`), dts(f));
-    const check = await new Deno.Command(Deno.execPath(), {
-      args: ["check", "--quiet", "--no-config", ...files.map((f) => `${f}.d.ts`)],
-      cwd: dir,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(check.code, 0, new TextDecoder().decode(check.stderr));
+    await assertDenoChecks(["--no-config", ...files.map((f) => `${f}.d.ts`)], dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
