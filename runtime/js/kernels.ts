@@ -21,8 +21,17 @@ export { fullKeyRanges, resampleMatrix, scaleKeyRanges } from "../host_constants
 import { conv2dWasm } from "./wasm/conv.ts";
 import { gemmNTWasm, WASM_MIN_MACS } from "./wasm/gemm.ts";
 import { groupNormWasm } from "./wasm/norm.ts";
-import { BINARY_ROWS, collapseAll, collapseStrides, groupAffine, permuteInt32, unaryJs } from "./loops.ts";
-import { UNARY_WASM_MIN, unaryWasm } from "./wasm/elementwise.ts";
+import {
+  BINARY_FLAT,
+  BINARY_ROWS,
+  collapseAll,
+  collapseStrides,
+  groupAffine,
+  permuteInt32,
+  sum8,
+  unaryJs,
+} from "./loops.ts";
+import { addMulWasm, headsWasm, layerNormWasm, UNARY_WASM_MIN, unaryWasm } from "./wasm/elementwise.ts";
 
 export { release } from "./pool.ts";
 export { type GemmBackend, gemmBackend, gemmThreads, setGemmBackend, setGemmThreads } from "./wasm/gemm.ts";
@@ -159,27 +168,19 @@ function dot(a: Float32Array, ai: number, b: Float32Array, bi: number, K: number
 
 /**
  * LayerNorm without affine over rows of C. The variance is the mean of (x − mean)² (a second pass
- * over the row, which is in L1), each sum in two float64 accumulators (independent add chains).
- * With s and b, row r is modulated by row ⌊r / T⌋ of each: h + h·s + b, with h, h·s and h + h·s
- * rounded to float32 as the separate kernels store them (the same bits, one pass instead of four).
+ * over the row, which is in L1), each sum in float64 as `sum8` takes it (eight independent add
+ * chains). With s and b, row r is modulated by row ⌊r / T⌋ of each: h + h·s + b, with h, h·s and
+ * h + h·s rounded to float32 as the separate kernels store them (the same bits, one pass instead of
+ * four). Rows of a multiple of 8 floats run in WebAssembly (`layerNormWasm`), with the same bits.
  */
 export function layerNorm({ x, C, eps, s, b, T }: Args<"layerNorm">): Float32Array {
   const out = allocF32(x.length, { zeroed: false });
+  if (layerNormWasm(x, C, eps, s, b, T, out)) return out;
   for (let r = 0, row = 0; r < x.length; r += C, row++) {
-    const end = r + C;
-    let s0 = 0, s1 = 0, i = r;
-    for (; i + 1 < end; i += 2) s0 += x[i]!, s1 += x[i + 1]!;
-    if (i < end) s0 += x[i]!;
-    const mean = (s0 + s1) / C;
-    let v0 = 0, v1 = 0;
-    for (i = r; i + 1 < end; i += 2) {
-      const d0 = x[i]! - mean, d1 = x[i + 1]! - mean;
-      v0 += d0 * d0, v1 += d1 * d1;
-    }
-    if (i < end) v0 += (x[i]! - mean) * (x[i]! - mean);
-    const inv = 1 / Math.sqrt((v0 + v1) / C + eps);
+    const end = r + C, mean = sum8(x, r, end) / C;
+    const inv = 1 / Math.sqrt(sum8(x, r, end, mean) / C + eps);
     if (!s || !b) {
-      for (i = r; i < end; i++) out[i] = (x[i]! - mean) * inv;
+      for (let i = r; i < end; i++) out[i] = (x[i]! - mean) * inv;
       continue;
     }
     for (let i = r, c = Math.floor(row / T) * C; i < end; i++, c++) {
@@ -190,7 +191,7 @@ export function layerNorm({ x, C, eps, s, b, T }: Args<"layerNorm">): Float32Arr
   return out;
 }
 
-/** x / max(‖x‖₂, eps) over rows of D (the sum of squares in two float64 accumulators). */
+/** x / max(‖x‖₂, eps) over rows of D (the sum of squares in float64 as `sum8` takes it). */
 export function l2Normalize({ x, D, eps }: Args<"l2Normalize">): Float32Array {
   const out = allocF32(x.length, { zeroed: false });
   for (let r = 0; r < x.length; r += D) {
@@ -200,15 +201,9 @@ export function l2Normalize({ x, D, eps }: Args<"l2Normalize">): Float32Array {
   return out;
 }
 
-/** 1 / max(‖x[from, end)‖₂, eps), the sum of squares in two float64 accumulators (independent add chains). */
+/** 1 / max(‖x[from, end)‖₂, eps), the sum of squares in float64 as `sum8` takes it. */
 function invNorm(x: Float32Array, from: number, end: number, eps: number): number {
-  let s0 = 0, s1 = 0, i = from;
-  for (; i + 1 < end; i += 2) {
-    const u = x[i]!, v = x[i + 1]!;
-    s0 += u * u, s1 += v * v;
-  }
-  if (i < end) s0 += x[i]! * x[i]!;
-  return 1 / Math.max(Math.sqrt(s0 + s1), eps);
+  return 1 / Math.max(Math.sqrt(sum8(x, from, end, 0)), eps);
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -277,6 +272,7 @@ export function binary({ a, b, fn, shape, aStrides: as, bStrides: bs }: Args<"bi
   const c = collapseStrides(shape, as, bs), r = c.shape.length, rows = BINARY_ROWS[fn];
   const inner = r > 0 ? c.shape[r - 1]! : 1, ai = r > 0 ? c.as[r - 1]! : 0, bi = r > 0 ? c.bs[r - 1]! : 0;
   const R = r > 1 ? c.shape[r - 2]! : 1, ra = r > 1 ? c.as[r - 2]! : 0, rb = r > 1 ? c.bs[r - 2]! : 0;
+  if (r === 1 && ai === 1 && bi === 1) return BINARY_FLAT[fn](a, b, out, n), out;
   const walk = r - 2, idx = new Array<number>(Math.max(0, walk)).fill(0);
   for (let o = 0; o < n; o += R * inner) {
     let pa = 0, pb = 0;
@@ -309,10 +305,13 @@ export function addMul({ a, b, c, shape, aStrides, bStrides, cStrides }: Args<"a
   const r = s.length, inner = r > 0 ? s[r - 1]! : 1;
   const ai = r > 0 ? as![r - 1]! : 0, bi = r > 0 ? bs![r - 1]! : 0, ci = r > 0 ? cs![r - 1]! : 0;
   const idx = new Array<number>(Math.max(0, r - 1)).fill(0);
+  // rows of whole vectors go to WebAssembly (the same bits), given each row's offsets
+  const offsets = ai === 1 && bi === 1 && ci === 1 && inner >= ROW_WASM_MIN ? new Int32Array(3 * (n / inner)) : null;
   for (let o = 0; o < n; o += inner) {
     let pa = 0, pb = 0, pc = 0;
     for (let d = 0; d < r - 1; d++) pa += idx[d]! * as![d]!, pb += idx[d]! * bs![d]!, pc += idx[d]! * cs![d]!;
-    if (ai === 1 && bi === 1 && ci === 1) {
+    if (offsets) offsets[3 * (o / inner)] = pa, offsets[3 * (o / inner) + 1] = pb, offsets[3 * (o / inner) + 2] = pc;
+    else if (ai === 1 && bi === 1 && ci === 1) {
       for (let j = 0; j < inner; j++) out[o + j] = a[pa + j]! + Math.fround(b[pb + j]! * c[pc + j]!);
     } else if (ai === 1 && bi === 0 && ci === 1) {
       const y = b[pb]!;
@@ -327,16 +326,27 @@ export function addMul({ a, b, c, shape, aStrides, bStrides, cStrides }: Args<"a
       idx[d] = 0;
     }
   }
+  if (offsets && !addMulWasm(a, b, c, offsets, inner, out)) {
+    for (let row = 0, o = 0; o < n; row++, o += inner) {
+      const pa = offsets[3 * row]!, pb = offsets[3 * row + 1]!, pc = offsets[3 * row + 2]!;
+      for (let j = 0; j < inner; j++) out[o + j] = a[pa + j]! + Math.fround(b[pb + j]! * c[pc + j]!);
+    }
+  }
   return out;
 }
 
+/** Rows at least this long go to the WebAssembly row kernels (shorter ones: per-row copies cost more). */
+const ROW_WASM_MIN = 64;
+
 /**
  * Heads of a packed projection in one pass (see the contract): each row of D read where it lies in
- * x, its sum of squares in two float64 accumulators as `l2Normalize` takes it, x·inv rounded to
- * float32, then times τ_h and rounded again, as the separate kernels store them.
+ * x, its sum of squares as `l2Normalize` takes it, x·inv rounded to float32, then times τ_h and
+ * rounded again, as the separate kernels store them. With eps and D a multiple of 8 it runs in
+ * WebAssembly (`headsWasm`), with the same bits.
  */
 export function heads({ x, rows, T, W, start, H, D, eps, tau }: Args<"heads">): Float32Array {
   const out = allocF32(rows * H * D, { zeroed: false });
+  if (eps !== null && headsWasm(x, rows, T, W, start, H, D, eps, tau, out)) return out;
   for (let r = 0; r < rows; r++) {
     const b = Math.floor(r / T), t = r - b * T;
     for (let h = 0; h < H; h++) {
@@ -344,7 +354,7 @@ export function heads({ x, rows, T, W, start, H, D, eps, tau }: Args<"heads">): 
       if (eps === null) {
         const g = tau ? tau[h]! : 1;
         if (tau) { for (let i = from, o = to; i < end; i++, o++) out[o] = x[i]! * g; }
-        else for (let i = from, o = to; i < end; i++, o++) out[o] = x[i]!;
+        else out.set(x.subarray(from, end), to);
         continue;
       }
       const inv = invNorm(x, from, end, eps);

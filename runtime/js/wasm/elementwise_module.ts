@@ -18,6 +18,7 @@
  */
 import { EXP_P } from "./attention_module.ts";
 import { encodeModule, Fn, I32, V128 } from "./encode.ts";
+import { rowFns } from "./rows_module.ts";
 
 /** Names of the exported functions (all `(p, n)`), in module order. */
 export const ELEMENTWISE_FNS = ["silu", "gelu_tanh", "exp"] as const;
@@ -179,7 +180,7 @@ export function elementwiseFns(): Fn[] {
   ];
 }
 
-/** The module, importing a non-shared memory of exactly `pages` 64 KiB pages. */
+/** The module (activations, then rows_module.ts's row kernels), importing a non-shared memory of exactly `pages` 64 KiB pages. */
 export function elementwiseModule(pages: number): Uint8Array<ArrayBuffer> {
-  return encodeModule(elementwiseFns(), { initial: pages, maximum: pages, shared: false });
+  return encodeModule([...elementwiseFns(), ...rowFns()], { initial: pages, maximum: pages, shared: false });
 }

@@ -402,8 +402,20 @@ export class Fn {
   f32x4_demote_f64x2_zero(): this {
     return this.simd(0x5e);
   }
+  f64_sub(): this {
+    return this.code.push(0xa1), this;
+  }
+  f64_mul(): this {
+    return this.code.push(0xa2), this;
+  }
   f64_div(): this {
     return this.code.push(0xa3), this;
+  }
+  f64_max(): this {
+    return this.code.push(0xa5), this;
+  }
+  f64_sqrt(): this {
+    return this.code.push(0x9f), this;
   }
   /** a·b + c (relaxed SIMD: fused or not, as the hardware prefers). */
   f32x4_relaxed_madd(): this {
