@@ -1,6 +1,7 @@
 /**
  * @file Host side of the fused WebAssembly attention (attention_module.ts): copies q, kᵀ and v of
- * a call into the module's memory once (heads in batches of at most 64 MiB), writes one job record
+ * a call into the module's memory once (heads in batches of at most 64 MiB; k as rows, then
+ * transposed into panels by the module's `transpose4` where D is a multiple of 4), writes one job record
  * per (head, block of ≤ qb queries of a group), runs the jobs on the GEMM's worker pool (or on the
  * calling thread) and copies the output back.
  */
@@ -70,7 +71,10 @@ export function attentionWasm(
   // 16 bytes of slack: the last key block of a head may read up to 3 columns past its panels
   const vAt = align(kAt + 4 * hb * D * Np + 16), oAt = align(vAt + 4 * hb * Tk * Dvp);
   const jobsAt = align(oAt + 4 * hb * Tq * Dvp);
-  if (!reserve(rt, jobsAt + hb * blocks.length * JOB_BYTES)) return false;
+  // k rows copied in whole, then transposed into panels by SIMD (D a multiple of 4; 3 rows of slack)
+  const stageAt = D % 4 === 0 ? align(jobsAt + hb * blocks.length * JOB_BYTES) : -1;
+  const end = stageAt >= 0 ? stageAt + 4 * (hb * Tk + 3) * D : jobsAt + hb * blocks.length * JOB_BYTES;
+  if (!reserve(rt, end)) return false;
   const ctl = rt.i32;
   ctl[CTL.KIND] = 1, ctl[CTL.JOBS] = jobsAt, ctl[CTL.SCRATCH] = scratchAt;
   ctl[CTL.D] = D, ctl[CTL.DVP] = Dvp;
@@ -78,7 +82,15 @@ export function attentionWasm(
   for (let h0 = 0; h0 < BH; h0 += hb) {
     const nh = Math.min(hb, BH - h0), f32 = rt.f32;
     f32.set(q.subarray(h0 * Tq * D, (h0 + nh) * Tq * D), qAt / 4);
-    for (let h = 0; h < nh; h++) panels(k, (h0 + h) * Tk * D, Tk, D, f32, kAt / 4 + h * D * Np);
+    if (stageAt >= 0) {
+      f32.set(k.subarray(h0 * Tk * D, (h0 + nh) * Tk * D), stageAt / 4);
+      for (let h = 0; h < nh; h++) {
+        for (let p0 = 0; p0 < Tk; p0 += kb) {
+          const from = stageAt + 4 * (h * Tk + p0) * D, to = kAt + 4 * (h * D * Np + p0 * D);
+          rt.transpose4(from, to, Math.min(kb, Tk - p0), D, 4 * D, 4 * kb);
+        }
+      }
+    } else for (let h = 0; h < nh; h++) panels(k, (h0 + h) * Tk * D, Tk, D, f32, kAt / 4 + h * D * Np);
     copyRows(f32, vAt / 4, v.subarray(h0 * Tk * Dv, (h0 + nh) * Tk * Dv), nh * Tk, Dv, Dvp);
     let at = jobsAt / 4;
     for (let h = 0; h < nh; h++) {

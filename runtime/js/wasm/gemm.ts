@@ -53,6 +53,10 @@ export interface Runtime {
   /** gn_stats(x, S, stats, ch) and gn_apply(x, S, affine, ch, silu): norm_module.ts. */
   readonly gnStats: (x: number, S: number, stats: number, ch: number) => void;
   readonly gnApply: (x: number, S: number, affine: number, ch: number, silu: number) => void;
+  /** pack8(src, dst, panels, K): rows [8·panels, K] (K a multiple of 4) as the broadcast kernel's panels. */
+  readonly pack8: (src: number, dst: number, panels: number, K: number) => void;
+  /** transpose4(src, dst, R, C, lds, ldd): dst[c][r] = src[r][c], R rounded up to 4, C a multiple of 4. */
+  readonly transpose4: (src: number, dst: number, R: number, C: number, lds: number, ldd: number) => void;
   /** attn_job(job, scratch): one attention job record on the calling thread. */
   readonly attnJob: (job: number, scratch: number) => void;
   /** run(thread): the pool entry (shared memory only). */
@@ -142,6 +146,8 @@ function init(): Runtime | null {
       winoU: ex.wino_u,
       gnStats: ex.gn_stats,
       gnApply: ex.gn_apply,
+      pack8: ex.pack8,
+      transpose4: ex.transpose4,
       attnJob: ex.attn_job,
       run: ex.run ?? null,
       workers: [],
@@ -319,9 +325,14 @@ function ntWasm(
   const bAt = align(wIn >= 0 ? aAt + Mp * K * 4 : wAt + N * K * 4);
   const oAt = align(bAt + Nq * 4), tAt = align(oAt + Mp * Nq * 4);
   const end = K > kc ? tAt + Nq * Mp * 4 : tAt;
-  if (!reserve(rt, end)) return false;
+  // a is copied in as rows (zero rows up to Mp) and packed by SIMD transposes where K allows
+  const stage = K % 4 === 0 ? align(end) : -1;
+  if (!reserve(rt, stage >= 0 ? stage + Mp * K * 4 : end)) return false;
   const f32 = rt.f32;
-  packPanels(f32, aAt / 4, a, M, K, nr);
+  if (stage >= 0) {
+    f32.set(a.subarray(0, M * K), stage / 4), f32.fill(0, stage / 4 + M * K, stage / 4 + Mp * K);
+    rt.pack8(stage, aAt, Mp / nr, K);
+  } else packPanels(f32, aAt / 4, a, M, K, nr);
   if (wIn < 0) f32.set(w.subarray(0, N * K), wAt / 4);
   if (bias) f32.set(bias.subarray(0, N), bAt / 4), f32.fill(0, bAt / 4 + N, bAt / 4 + Nq);
   const biasAt = bias ? bAt : 0;

@@ -315,6 +315,85 @@ function ntDriver(at: (name: string) => number): Fn {
   return f;
 }
 
+/**
+ * pack8(src, dst, panels, K): rows [8·panels, K] at src (K a multiple of 4) -> panels [panels][K][8]
+ * at dst, the broadcast NT kernel's a: four K steps of eight rows at a time, as two 4×4 transposes
+ * of f32x4 shuffles.
+ */
+function pack8(): Fn {
+  const f = new Fn("pack8", 4);
+  const [src, dst, panels, K] = [0, 1, 2, 3];
+  const p = f.local(I32), k = f.local(I32), row = f.local(I32), out = f.local(I32), ld = f.local(I32);
+  const r = Array.from({ length: 4 }, () => f.local(V128)), t = Array.from({ length: 4 }, () => f.local(V128));
+  f.local_get(K).i32_const(4).i32_mul().local_set(ld);
+  f.local_get(dst).local_set(out);
+  f.for(p, () => f.i32_const(0), () => f.local_get(panels), 1, () => {
+    f.for(k, () => f.i32_const(0), () => f.local_get(ld), 16, () => {
+      for (let half = 0; half < 2; half++) {
+        // rows 4·half … 4·half + 3 of the panel, K steps k/4 … k/4 + 3
+        f.local_get(src).local_get(p).i32_const(8).i32_mul().i32_const(4 * half).i32_add().local_get(ld).i32_mul();
+        f.i32_add().local_get(k).i32_add().local_set(row);
+        r.forEach((l, i) => {
+          f.local_get(row);
+          if (i > 0) f.local_get(ld).i32_const(i).i32_mul().i32_add();
+          f.v128_load().local_set(l);
+        });
+        f.local_get(r[0]!).local_get(r[1]!).f32x4_shuffle(0, 4, 1, 5).local_set(t[0]!);
+        f.local_get(r[0]!).local_get(r[1]!).f32x4_shuffle(2, 6, 3, 7).local_set(t[1]!);
+        f.local_get(r[2]!).local_get(r[3]!).f32x4_shuffle(0, 4, 1, 5).local_set(t[2]!);
+        f.local_get(r[2]!).local_get(r[3]!).f32x4_shuffle(2, 6, 3, 7).local_set(t[3]!);
+        // K step j: the four rows at out + 32·j + 16·half
+        for (let j = 0; j < 4; j++) {
+          const [x, y] = j < 2 ? [t[0]!, t[2]!] : [t[1]!, t[3]!];
+          const lanes = j % 2 === 0 ? [0, 1, 4, 5] : [2, 3, 6, 7];
+          f.local_get(out).local_get(x).local_get(y).f32x4_shuffle(lanes[0]!, lanes[1]!, lanes[2]!, lanes[3]!);
+          f.v128_store(32 * j + 16 * half);
+        }
+      }
+      f.local_get(out).i32_const(128).i32_add().local_set(out);
+    });
+  });
+  return f;
+}
+
+/**
+ * transpose4(src, dst, R, C, lds, ldd): dst[c][r] = src[r][c] for r < R rounded up to 4 and c < C
+ * (a multiple of 4), row strides lds and ldd in bytes: 4×4 blocks, each four loads, eight shuffles
+ * and four stores. Rows past R up to the multiple of 4 are read (the caller leaves room) and land
+ * in columns past R of dst.
+ */
+function transpose4(): Fn {
+  const f = new Fn("transpose4", 6);
+  const [src, dst, R, C, lds, ldd] = [0, 1, 2, 3, 4, 5];
+  const r = f.local(I32), c = f.local(I32), from = f.local(I32), to = f.local(I32);
+  const x = Array.from({ length: 4 }, () => f.local(V128)), t = Array.from({ length: 4 }, () => f.local(V128));
+  f.for(r, () => f.i32_const(0), () => f.local_get(R), 4, () => {
+    f.for(c, () => f.i32_const(0), () => f.local_get(C), 4, () => {
+      f.local_get(src).local_get(r).local_get(lds).i32_mul().i32_add().local_get(c).i32_const(4).i32_mul().i32_add();
+      f.local_set(from);
+      f.local_get(dst).local_get(c).local_get(ldd).i32_mul().i32_add().local_get(r).i32_const(4).i32_mul().i32_add();
+      f.local_set(to);
+      x.forEach((l, i) => {
+        f.local_get(from);
+        if (i > 0) f.local_get(lds).i32_const(i).i32_mul().i32_add();
+        f.v128_load().local_set(l);
+      });
+      f.local_get(x[0]!).local_get(x[1]!).f32x4_shuffle(0, 4, 1, 5).local_set(t[0]!);
+      f.local_get(x[0]!).local_get(x[1]!).f32x4_shuffle(2, 6, 3, 7).local_set(t[1]!);
+      f.local_get(x[2]!).local_get(x[3]!).f32x4_shuffle(0, 4, 1, 5).local_set(t[2]!);
+      f.local_get(x[2]!).local_get(x[3]!).f32x4_shuffle(2, 6, 3, 7).local_set(t[3]!);
+      for (let j = 0; j < 4; j++) {
+        const [a, b] = j < 2 ? [t[0]!, t[2]!] : [t[1]!, t[3]!];
+        const lanes = j % 2 === 0 ? [0, 1, 4, 5] : [2, 3, 6, 7];
+        f.local_get(to);
+        if (j > 0) f.local_get(ldd).i32_const(j).i32_mul().i32_add();
+        f.local_get(a).local_get(b).f32x4_shuffle(lanes[0]!, lanes[1]!, lanes[2]!, lanes[3]!).v128_store();
+      }
+    });
+  });
+  return f;
+}
+
 /** NN GEMM tiles: MR rows of a packed panel × NR = 8 columns of b; K blocks of KC. */
 export const NN = { mr: 4, nr: 8, kc: 256 } as const;
 
@@ -531,6 +610,8 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     "nt",
     "gn_stats",
     "gn_apply",
+    "pack8",
+    "transpose4",
     ...attentionNames(cfg.attention),
     "run",
   ];
@@ -548,6 +629,8 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     ntDriver(at),
     gnStats(),
     gnApply(),
+    pack8(),
+    transpose4(),
   ];
   fns.push(...attentionFns(cfg.attention, relaxed, CTL, at));
   if (cfg.shared) fns.push(runner(cfg, at));
