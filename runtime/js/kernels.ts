@@ -411,8 +411,11 @@ export function levelIds({ schedule }: Args<"levelIds">): Int32Array {
   return Int32Array.from(out);
 }
 
-/** Calls with at least this many multiply-adds per head go to the WebAssembly attention. */
-export const ATTENTION_WASM_MIN_MACS = 1 << 16;
+/**
+ * Calls with at least this many multiply-adds (all heads) go to the WebAssembly attention: the JS
+ * row form takes about a nanosecond per multiply-add, the copies into the module's memory much less.
+ */
+export const ATTENTION_WASM_MIN_MACS = 1 << 14;
 
 /**
  * q [BH, Tq, D], k [BH, Tk, D], v [BH, Tk, Dv] -> [BH, Tq, Dv]: softmax(scale·q kᵀ) v over each
@@ -432,7 +435,7 @@ export function attention({ q, k, v, BH, Tq, Tk, D, Dv, scale, ranges }: Args<"a
     groups.push({ i0, i1, lo, hi });
     macs += (i1 - i0) * Math.max(0, hi - lo) * (D + Dv);
   }
-  if (macs >= ATTENTION_WASM_MIN_MACS && attentionWasm(q, k, v, BH, Tq, Tk, D, Dv, scale, groups, out)) return out;
+  if (macs * BH >= ATTENTION_WASM_MIN_MACS && attentionWasm(q, k, v, BH, Tq, Tk, D, Dv, scale, groups, out)) return out;
   for (const { i0, i1 } of groups) attentionRows(q, k, v, BH, Tq, Tk, D, Dv, scale, ranges, i0, i1, out);
   return out;
 }
