@@ -316,6 +316,30 @@ function ntDriver(at: (name: string) => number): Fn {
 }
 
 /**
+ * A 4×4 transpose of f32x4 vectors: row i loaded from the address `address(i)` pushes into x[i], then
+ * `store(j, column)` for each column j, where `column()` pushes column j (eight shuffles in all,
+ * through the scratch vectors t).
+ */
+function transposeBlock(
+  f: Fn,
+  x: readonly number[],
+  t: readonly number[],
+  address: (i: number) => void,
+  store: (j: number, column: () => void) => void,
+): void {
+  x.forEach((l, i) => (address(i), f.v128_load().local_set(l)));
+  f.local_get(x[0]!).local_get(x[1]!).f32x4_shuffle(0, 4, 1, 5).local_set(t[0]!);
+  f.local_get(x[0]!).local_get(x[1]!).f32x4_shuffle(2, 6, 3, 7).local_set(t[1]!);
+  f.local_get(x[2]!).local_get(x[3]!).f32x4_shuffle(0, 4, 1, 5).local_set(t[2]!);
+  f.local_get(x[2]!).local_get(x[3]!).f32x4_shuffle(2, 6, 3, 7).local_set(t[3]!);
+  for (let j = 0; j < 4; j++) {
+    const [a, b] = j < 2 ? [t[0]!, t[2]!] : [t[1]!, t[3]!];
+    const [l0, l1, l2, l3] = j % 2 === 0 ? [0, 1, 4, 5] : [2, 3, 6, 7];
+    store(j, () => f.local_get(a).local_get(b).f32x4_shuffle(l0!, l1!, l2!, l3!));
+  }
+}
+
+/**
  * pack8(src, dst, panels, K): rows [8·panels, K] at src (K a multiple of 4) -> panels [panels][K][8]
  * at dst, the broadcast NT kernel's a: four K steps of eight rows at a time, as two 4×4 transposes
  * of f32x4 shuffles.
@@ -333,22 +357,13 @@ function pack8(): Fn {
         // rows 4·half … 4·half + 3 of the panel, K steps k/4 … k/4 + 3
         f.local_get(src).local_get(p).i32_const(8).i32_mul().i32_const(4 * half).i32_add().local_get(ld).i32_mul();
         f.i32_add().local_get(k).i32_add().local_set(row);
-        r.forEach((l, i) => {
+        transposeBlock(f, r, t, (i) => {
           f.local_get(row);
           if (i > 0) f.local_get(ld).i32_const(i).i32_mul().i32_add();
-          f.v128_load().local_set(l);
+        }, (j, column) => {
+          // K step j: the four rows at out + 32·j + 16·half
+          f.local_get(out), column(), f.v128_store(32 * j + 16 * half);
         });
-        f.local_get(r[0]!).local_get(r[1]!).f32x4_shuffle(0, 4, 1, 5).local_set(t[0]!);
-        f.local_get(r[0]!).local_get(r[1]!).f32x4_shuffle(2, 6, 3, 7).local_set(t[1]!);
-        f.local_get(r[2]!).local_get(r[3]!).f32x4_shuffle(0, 4, 1, 5).local_set(t[2]!);
-        f.local_get(r[2]!).local_get(r[3]!).f32x4_shuffle(2, 6, 3, 7).local_set(t[3]!);
-        // K step j: the four rows at out + 32·j + 16·half
-        for (let j = 0; j < 4; j++) {
-          const [x, y] = j < 2 ? [t[0]!, t[2]!] : [t[1]!, t[3]!];
-          const lanes = j % 2 === 0 ? [0, 1, 4, 5] : [2, 3, 6, 7];
-          f.local_get(out).local_get(x).local_get(y).f32x4_shuffle(lanes[0]!, lanes[1]!, lanes[2]!, lanes[3]!);
-          f.v128_store(32 * j + 16 * half);
-        }
       }
       f.local_get(out).i32_const(128).i32_add().local_set(out);
     });
@@ -373,22 +388,14 @@ function transpose4(): Fn {
       f.local_set(from);
       f.local_get(dst).local_get(c).local_get(ldd).i32_mul().i32_add().local_get(r).i32_const(4).i32_mul().i32_add();
       f.local_set(to);
-      x.forEach((l, i) => {
+      transposeBlock(f, x, t, (i) => {
         f.local_get(from);
         if (i > 0) f.local_get(lds).i32_const(i).i32_mul().i32_add();
-        f.v128_load().local_set(l);
-      });
-      f.local_get(x[0]!).local_get(x[1]!).f32x4_shuffle(0, 4, 1, 5).local_set(t[0]!);
-      f.local_get(x[0]!).local_get(x[1]!).f32x4_shuffle(2, 6, 3, 7).local_set(t[1]!);
-      f.local_get(x[2]!).local_get(x[3]!).f32x4_shuffle(0, 4, 1, 5).local_set(t[2]!);
-      f.local_get(x[2]!).local_get(x[3]!).f32x4_shuffle(2, 6, 3, 7).local_set(t[3]!);
-      for (let j = 0; j < 4; j++) {
-        const [a, b] = j < 2 ? [t[0]!, t[2]!] : [t[1]!, t[3]!];
-        const lanes = j % 2 === 0 ? [0, 1, 4, 5] : [2, 3, 6, 7];
+      }, (j, column) => {
         f.local_get(to);
         if (j > 0) f.local_get(ldd).i32_const(j).i32_mul().i32_add();
-        f.local_get(a).local_get(b).f32x4_shuffle(lanes[0]!, lanes[1]!, lanes[2]!, lanes[3]!).v128_store();
-      }
+        column(), f.v128_store();
+      });
     });
   });
   return f;
