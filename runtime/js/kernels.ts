@@ -31,7 +31,7 @@ import {
   sum8,
   unaryJs,
 } from "./loops.ts";
-import { addMulWasm, headsWasm, layerNormWasm, UNARY_WASM_MIN, unaryWasm } from "./wasm/elementwise.ts";
+import { addMulRowsWasm, addMulWasm, headsWasm, layerNormWasm, UNARY_WASM_MIN, unaryWasm } from "./wasm/elementwise.ts";
 
 export { release } from "./pool.ts";
 export { type GemmBackend, gemmBackend, gemmThreads, setGemmBackend, setGemmThreads } from "./wasm/gemm.ts";
@@ -306,7 +306,8 @@ export function addMul({ a, b, c, shape, aStrides, bStrides, cStrides }: Args<"a
   const ai = r > 0 ? as![r - 1]! : 0, bi = r > 0 ? bs![r - 1]! : 0, ci = r > 0 ? cs![r - 1]! : 0;
   const idx = new Array<number>(Math.max(0, r - 1)).fill(0);
   // rows of whole vectors go to WebAssembly (the same bits), given each row's offsets
-  const offsets = ai === 1 && bi === 1 && ci === 1 && inner >= ROW_WASM_MIN ? new Int32Array(3 * (n / inner)) : null;
+  const wasm = ai === 1 && bi === 1 && ci === 1 && inner >= ROW_WASM_MIN && addMulRowsWasm(inner);
+  const offsets = wasm ? new Int32Array(3 * (n / inner)) : null;
   for (let o = 0; o < n; o += inner) {
     let pa = 0, pb = 0, pc = 0;
     for (let d = 0; d < r - 1; d++) pa += idx[d]! * as![d]!, pb += idx[d]! * bs![d]!, pc += idx[d]! * cs![d]!;
@@ -326,12 +327,7 @@ export function addMul({ a, b, c, shape, aStrides, bStrides, cStrides }: Args<"a
       idx[d] = 0;
     }
   }
-  if (offsets && !addMulWasm(a, b, c, offsets, inner, out)) {
-    for (let row = 0, o = 0; o < n; row++, o += inner) {
-      const pa = offsets[3 * row]!, pb = offsets[3 * row + 1]!, pc = offsets[3 * row + 2]!;
-      for (let j = 0; j < inner; j++) out[o + j] = a[pa + j]! + Math.fround(b[pb + j]! * c[pc + j]!);
-    }
-  }
+  if (offsets) addMulWasm(a, b, c, offsets, inner, out);
   return out;
 }
 

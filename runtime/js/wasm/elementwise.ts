@@ -164,10 +164,13 @@ export function headsWasm(
   return true;
 }
 
+/** Whether `addMulWasm` takes rows of `inner` floats: the backend is on and a row fits in a chunk. */
+export const addMulRowsWasm = (inner: number): boolean => selected() !== null && inner <= ROWS_CHUNK;
+
 /**
  * out[o + r·inner + j] = a[pa_r + j] + b[pb_r + j]·c[pc_r + j] for the rows r of `offsets` (pa, pb,
- * pc per row, as `addMul` walks them), the product rounded first, in WebAssembly; false, with
- * nothing written, when the backend is off or `inner` exceeds ROWS_CHUNK.
+ * pc per row, as `addMul` walks them), the product rounded first, in WebAssembly; only where
+ * `addMulRowsWasm(inner)` holds.
  */
 export function addMulWasm(
   a: Float32Array,
@@ -176,9 +179,9 @@ export function addMulWasm(
   offsets: Int32Array,
   inner: number,
   out: Float32Array,
-): boolean {
+): void {
   const m = selected();
-  if (!m || inner > ROWS_CHUNK) return false;
+  if (!m || inner > ROWS_CHUNK) throw new Error(`addMulWasm: rows of ${inner} floats, where addMulRowsWasm is false`);
   const { f32, rows: fn } = m, rows = offsets.length / 3, per = Math.floor(ROWS_CHUNK / inner);
   for (let r0 = 0; r0 < rows; r0 += per) {
     const n = Math.min(per, rows - r0);
@@ -191,5 +194,4 @@ export function addMulWasm(
     fn.add_mul(ROWS.X, ROWS.Y, ROWS.Z, ROWS.O, n * inner);
     out.set(f32.subarray(ROWS.O / 4, ROWS.O / 4 + n * inner), r0 * inner);
   }
-  return true;
 }
