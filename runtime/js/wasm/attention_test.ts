@@ -24,6 +24,7 @@ import {
   setGemmBackend,
   setGemmThreads,
 } from "../kernels.ts";
+import type { AttentionOperands } from "../../kernels.ts";
 import { attentionWasm, type QueryGroup } from "./attention.ts";
 import { emitExp, expConsts } from "./attention_module.ts";
 import { encodeModule, Fn, I32, V128 } from "./encode.ts";
@@ -102,14 +103,9 @@ function reference(
   return { out, A };
 }
 
-interface Case {
+/** The kernels' shapes and scale (their operand record without the tensors), a name, and the inputs' spread. */
+interface Case extends Omit<AttentionOperands<Float32Array>, "q" | "k" | "v"> {
   what: string;
-  BH: number;
-  Tq: number;
-  Tk: number;
-  D: number;
-  Dv: number;
-  scale: number;
   /** Standard deviation of q and k. */
   sigma: number;
   ranges: KeyRanges;
