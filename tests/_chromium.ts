@@ -133,22 +133,6 @@ async function devtoolsUrl(stderr: ReadableStream<Uint8Array>): Promise<string> 
   }
 }
 
-/**
- * Removes a profile folder once Chromium has closed. Its helper processes (crash handler, renderers)
- * can outlive the browser process by a moment and still write there, so a removal that finds the
- * folder changing underneath is tried again, for up to 5 s.
- */
-export async function removeProfile(dir: string): Promise<void> {
-  for (let tries = 0;; tries++) {
-    try {
-      return await Deno.remove(dir, { recursive: true });
-    } catch (e) {
-      if (tries >= 50 || !(e instanceof Error) || !/not empty|busy/i.test(e.message)) throw e;
-      await delay(100);
-    }
-  }
-}
-
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

@@ -21,7 +21,7 @@ import type { PageState } from "../examples/web/main.ts";
 import { generate } from "../runtime/generate.ts";
 import { bindModel, importModel, type LoadedModel, loadModel } from "../runtime/mod.ts";
 import { randomCheckpoint } from "../runtime/random.ts";
-import { Chromium, type Page, removeProfile } from "./_chromium.ts";
+import { Chromium, type Page } from "./_chromium.ts";
 import { assertClose } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -250,7 +250,7 @@ Deno.test({
       await browser.close();
       await server.shutdown();
       await Deno.remove(dir, { recursive: true });
-      await removeProfile(profile);
+      await Deno.remove(profile, { recursive: true });
     }
   },
 });
