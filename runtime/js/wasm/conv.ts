@@ -268,30 +268,23 @@ function winograd(
   const splits = Math.min(cop / NN.mr, Math.max(1, Math.ceil(4 * available / bands)));
   const coStep = Math.ceil(cop / NN.mr / splits) * NN.mr, jobs = bands * Math.ceil(cop / coStep);
   const threads = cop * Ci * H * W * 4 >= PARALLEL_MIN_MACS ? available : 1;
-  const sAt = align(oAt + Co * H * W * 4);
+  // the output area also stages the unpadded input (the bands write it only after the padding)
+  const sAt = align(oAt + Math.max(Co, Ci) * H * W * 4);
   if (!reserve(rt, sAt + threads * v.scratch(Ci, cop))) return false;
   const f32 = rt.f32, i32 = rt.i32;
   f32.fill(0, biasAt / 4, biasAt / 4 + cop);
   f32.set(b.subarray(0, Co), biasAt / 4);
-  // x padded [Ci, Hp, Wp]: zero rows above and below each channel, and the 64-byte tail that
-  // vector loads may touch; the interior rows are written whole (zero, row, zeros) per image
-  const xp = f32.subarray(xAt / 4, xAt / 4 + Ci * Hp * Wp + 16);
-  for (let c = 0; c < Ci; c++) {
-    xp.fill(0, c * Hp * Wp, (c * Hp + 1) * Wp);
-    xp.fill(0, (c * Hp + H + 1) * Wp, (c + 1) * Hp * Wp);
-  }
-  xp.fill(0, Ci * Hp * Wp);
+  f32.fill(0, xAt / 4 + Ci * Hp * Wp, xAt / 4 + Ci * Hp * Wp + 16); // the tail that vector loads may touch
+  i32[WG.X] = xAt, i32[WG.H] = H, i32[WG.W] = W;
+  const xIn = residentAt(rt, x);
   for (let n = 0; n < B; n++) {
-    for (let c = 0; c < Ci; c++) {
-      for (let y = 0; y < H; y++) {
-        const src = ((n * Ci + c) * H + y) * W, row = (c * Hp + y + 1) * Wp;
-        xp[row] = 0;
-        xp.set(x.subarray(src, src + W), row + 1);
-        xp.fill(0, row + W + 1, row + Wp);
-      }
-    }
-    i32[WG.X] = xAt, i32[WG.U] = uAt, i32[WG.BIAS] = biasAt, i32[WG.OUT] = oAt, i32[WG.CI] = Ci;
-    i32[WG.COP] = cop, i32[WG.CO] = Co, i32[WG.H] = H, i32[WG.W] = W, i32[WG.SCRATCH] = sAt;
+    // x padded [Ci, Hp, Wp] by wino_pad, one channel per job, from x in place when it is resident
+    if (xIn >= 0) i32[WG.SRC] = xIn + n * Ci * H * W * 4;
+    else i32[WG.SRC] = oAt, f32.set(x.subarray(n * Ci * H * W, (n + 1) * Ci * H * W), oAt / 4);
+    if (threads <= 1) { for (let c = 0; c < Ci; c++) rt.winoPad(c); }
+    else (i32[CTL.KIND] = 8, runShared(rt, Ci));
+    i32[WG.U] = uAt, i32[WG.BIAS] = biasAt, i32[WG.OUT] = oAt, i32[WG.CI] = Ci;
+    i32[WG.COP] = cop, i32[WG.CO] = Co, i32[WG.SCRATCH] = sAt;
     i32[WG.BANDS] = bands, i32[WG.CO_STEP] = coStep;
     if (threads <= 1) { for (let j = 0, job = v.job(rt); j < jobs; j++) job(j, 0); }
     else (i32[CTL.KIND] = v.kind, runShared(rt, jobs));

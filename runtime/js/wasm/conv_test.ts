@@ -188,11 +188,13 @@ Deno.test("WASM conv: Winograd F(2×2, 3×3) and F(4×4, 3×3) within their deri
     [2, 7, 6, 16, 3, 2],
     [1, 16, 16, 8, 20, 2],
     [1, 33, 10, 24, 9, 2],
+    [2, 48, 16, 16, 24, 2], // ≥ 2²⁰ multiply-adds: padding and bands on all threads, per image
     [1, 3, 16, 16, 5, 2],
     [1, 3, 16, 64, 5, 4],
     [2, 7, 8, 128, 3, 4],
     [1, 16, 32, 32, 20, 4],
     [1, 33, 16, 80, 9, 4],
+    [2, 24, 16, 64, 10, 4],
   ] as const;
   let seed = 500;
   for (const [B, Ci, H, W, Co, m] of cases) {

@@ -48,6 +48,8 @@ export interface Runtime {
   readonly wino: (job: number, thread: number) => void;
   /** wino4(job, thread): one Winograd F(4×4, 3×3) band on the calling thread. */
   readonly wino4: (job: number, thread: number) => void;
+  /** wino_pad(ch): one channel of a Winograd input padded on the calling thread. */
+  readonly winoPad: (ch: number) => void;
   /** wino_u(w, Co, Ci, cop, dst): Winograd-transformed 3×3 weights (winograd_module.ts). */
   readonly winoU: (w: number, Co: number, Ci: number, cop: number, dst: number) => void;
   /** gn_stats(x, S, stats, ch) and gn_apply(x, S, affine, ch, silu): norm_module.ts. */
@@ -143,6 +145,7 @@ function init(): Runtime | null {
       nn: ex.nn,
       wino: ex.wino,
       wino4: ex.wino4,
+      winoPad: ex.wino_pad,
       winoU: ex.wino_u,
       gnStats: ex.gn_stats,
       gnApply: ex.gn_apply,

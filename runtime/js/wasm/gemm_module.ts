@@ -19,7 +19,7 @@ import { type AttentionConfig, attentionFns, attentionNames, JOB_BYTES, scratchB
 import { encodeModule, F32, Fn, I32, V128 } from "./encode.ts";
 import { gnApply, gnStats } from "./norm_module.ts";
 import { consts, emitGelu, emitSilu, vec } from "./elementwise_module.ts";
-import { winograd4Job, winogradJob, winogradWeights } from "./winograd_module.ts";
+import { winograd4Job, winogradJob, winogradPad, winogradWeights } from "./winograd_module.ts";
 
 /** Tile and blocking parameters, and which instructions to use. */
 export interface GemmConfig {
@@ -557,6 +557,7 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
   const ntChunk = gemmChunkOf("nt", [CTL.A, CTL.W, CTL.BIAS, CTL.OUT, CTL.LDB, CTL.M, CTL.N, CTL.KP, CTL.LDO]);
   const winogradChunk = () => f.local_get(idx).local_get(0).call(at("wino"));
   const winograd4Chunk = () => f.local_get(idx).local_get(0).call(at("wino4"));
+  const winogradPadChunk = () => f.local_get(idx).call(at("wino_pad"));
   // GroupNorm: chunk = channel; A = x, M = floats per channel, W = stats or affine, KP = silu
   const normArgs = () => (slot(CTL.A), slot(CTL.M), slot(CTL.W), f.local_get(idx));
   const statsChunk = () => (normArgs(), f.call(at("gn_stats")));
@@ -576,7 +577,7 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
       f.i32_const(0).local_get(c).local_get(c).i32_const(1).i32_add().i32_atomic_rmw_cmpxchg(4 * CTL.CLAIM);
       f.local_get(c).i32_ne().br_if(0);
       // KIND 0: NT GEMM, 1: attention, 2: NN GEMM, 3: Winograd F(2×2) band, 4: Winograd F(4×4) band,
-      // 5: broadcast NT GEMM, 6: GroupNorm statistics, 7: GroupNorm (+ SiLU) applied
+      // 5: broadcast NT GEMM, 6: GroupNorm statistics, 7: GroupNorm (+ SiLU) applied, 8: Winograd input padded
       const kind = (k: number, then: () => void, otherwise: () => void) =>
         slot(CTL.KIND).i32_const(k).i32_eq().if(then, otherwise);
       kind(1, attentionChunk, () =>
@@ -585,7 +586,8 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
             kind(4, winograd4Chunk, () =>
               kind(5, ntChunk, () =>
                 kind(6, statsChunk, () =>
-                  kind(7, applyChunk, gemmChunk)))))));
+                  kind(7, applyChunk, () =>
+                    kind(8, winogradPadChunk, gemmChunk))))))));
       // done += 1; the last chunk wakes the waiting caller
       f.i32_const(0).i32_const(1).i32_atomic_rmw_add(4 * CTL.DONE).i32_const(1).i32_add().local_get(total).i32_eq();
       f.if(() =>
@@ -613,6 +615,7 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     "wino",
     "wino_u",
     "wino4",
+    "wino_pad",
     "nt_tile",
     "nt",
     "gn_stats",
@@ -632,6 +635,7 @@ export function gemmModule(cfg: GemmConfig): Uint8Array<ArrayBuffer> {
     winogradJob(at("nn_m")),
     winogradWeights(NN.mr),
     winograd4Job(at("nn_m")),
+    winogradPad(),
     ntTile(relaxed),
     ntDriver(at),
     gnStats(),

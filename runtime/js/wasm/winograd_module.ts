@@ -33,7 +33,52 @@ export const WG = {
   /** Bands of TB tiles; output channels per job (a multiple of the panel height). */
   BANDS: 32,
   CO_STEP: 33,
+  /** The unpadded input [Ci][H][W] that `wino_pad` copies into X. */
+  SRC: 34,
 } as const;
+
+/**
+ * wino_pad(ch): channel ch of the unpadded input at SRC [Ci][H][W] into the padded layout at X
+ * [Ci][H + 2][W + 4] (row y at padded row y + 1, from column 1; zeros around it), so that the band
+ * jobs read whole patches without edge cases. One job per channel, so every thread pads its share;
+ * W must be a multiple of 4. The zero vector after each row ends on the next row's column 0, which
+ * is zero too, so channels never write each other's bytes.
+ */
+export function winogradPad(): Fn {
+  const f = new Fn("wino_pad", 1);
+  const ch = 0;
+  const slot = (s: number) => f.i32_const(0).i32_load(4 * s);
+  const [H, W, src, dst, y, x, end] = Array.from({ length: 7 }, () => f.local(I32));
+  const zeros = f.local(V128);
+  slot(WG.H).local_set(H), slot(WG.W).local_set(W);
+  f.f32x4_const(0).local_set(zeros);
+  // src = SRC + ch·H·W·4; dst = X + ch·(H + 2)·(W + 4)·4
+  slot(WG.SRC).local_get(ch).local_get(H).i32_mul().local_get(W).i32_mul().i32_const(4).i32_mul().i32_add()
+    .local_set(src);
+  slot(WG.X).local_get(ch).local_get(H).i32_const(2).i32_add().i32_mul().local_get(W).i32_const(4).i32_add()
+    .i32_mul().i32_const(4).i32_mul().i32_add().local_set(dst);
+  /** Zeros over one padded row at dst, then dst to the next row. */
+  const zeroRow = () => {
+    f.local_get(dst).local_get(W).i32_const(4).i32_add().i32_const(4).i32_mul().i32_add().local_set(end);
+    f.for(x, () => f.local_get(dst), () => f.local_get(end), 16, () => f.local_get(x).local_get(zeros).v128_store());
+    f.local_get(end).local_set(dst);
+  };
+  zeroRow();
+  f.for(y, () => f.i32_const(0), () => f.local_get(H), 1, () => {
+    // column 0, the row from column 1, then columns W + 1 .. W + 4 (W + 4: the next row's column 0)
+    f.local_get(dst).f32_const(0).f32_store();
+    f.local_get(src).local_get(W).i32_const(4).i32_mul().i32_add().local_set(end);
+    f.for(x, () => f.local_get(src), () => f.local_get(end), 16, () => {
+      f.local_get(dst).local_get(x).v128_load().v128_store(4);
+      f.local_get(dst).i32_const(16).i32_add().local_set(dst);
+    });
+    f.local_get(dst).local_get(zeros).v128_store(4);
+    f.local_get(dst).i32_const(16).i32_add().local_set(dst);
+    f.local_get(end).local_set(src);
+  });
+  zeroRow();
+  return f;
+}
 
 /** Scratch bytes per thread: V [16][Ci][TB] and M [16][Cop][TB]. */
 export const winogradScratch = (ci: number, cop: number): number => 16 * (ci + cop) * TB * 4;
