@@ -144,14 +144,13 @@ interface Winograd {
 
 /**
  * F(4×4, 3×3) first (2.25 multiplications per output pixel and channel pair), else F(2×2, 3×3) (4);
- * groups of 4 tiles are vectorised along W, so W must be a multiple of 16 or 8. F(4×4) needs at
- * least two bands of TB tiles (one per thread): on smaller images (16×16: one band) its bands split
- * by channels only and F(2×2) is faster.
+ * groups of 4 tiles are vectorised along W, so W must be a multiple of 16 or 8. Small images (16×16:
+ * half a band) split their one band by output channels, and the GEMMs cover only the band's tiles.
  */
 const WINOGRAD: readonly Winograd[] = [
   {
     m: 4,
-    fits: (H, W) => H % 4 === 0 && W % 16 === 0 && (H / 4) * (W / 4) >= 2 * TB,
+    fits: (H, W) => H % 4 === 0 && W % 16 === 0,
     kind: 4,
     scratch: winograd4Scratch,
     job: (rt) => rt.wino4,

@@ -119,6 +119,9 @@ interface BandJob {
   readonly ty: number;
   readonly tx: number;
   readonly k: number;
+  /** This band's tiles [t0, tEnd). */
+  readonly t0: number;
+  readonly tEnd: number;
 }
 
 /**
@@ -201,12 +204,18 @@ function bandJob(name: string, m: 2 | 4): BandJob {
     ty,
     tx,
     k,
+    t0,
+    tEnd,
   };
 }
 
-/** The band's GEMMs: M[ξ] [Cop, TB] = U[ξ] [Cop, Ci] · V[ξ] [Ci, TB] for every point ξ, rows [c0, c1). */
+/**
+ * The band's GEMMs: M[ξ] [Cop, TB] = U[ξ] [Cop, Ci] · V[ξ] [Ci, TB] for every point ξ, rows [c0, c1),
+ * over the band's tiles rounded up to the kernel's 8 columns (a short last band, or a small image's
+ * only band, does not pay for TB; the columns past tEnd are computed from stale V and never read).
+ */
 function bandGemms(j: BandJob, nn: number): void {
-  const { f, slot, xi, cop, c0, c1, ci, vAt, mAt } = j;
+  const { f, slot, xi, cop, c0, c1, ci, vAt, mAt, t0, tEnd } = j;
   f.for(xi, () => f.i32_const(0), () => f.i32_const(j.points), 1, () => {
     // U[ξ] rows from c0: U + (ξ·Cop + c0)·Ci·4; M[ξ] rows from c0: M + (ξ·Cop + c0)·TB·4
     slot(WG.U).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().local_get(ci).i32_mul().i32_const(4)
@@ -216,7 +225,8 @@ function bandGemms(j: BandJob, nn: number): void {
     f.local_get(mAt).local_get(xi).local_get(cop).i32_mul().local_get(c0).i32_add().i32_const(TB * 4).i32_mul()
       .i32_add();
     f.local_get(ci).i32_const(TB * 4).i32_const(TB * 4);
-    f.i32_const(0).local_get(c1).local_get(c0).i32_sub().i32_const(0).i32_const(TB);
+    f.i32_const(0).local_get(c1).local_get(c0).i32_sub().i32_const(0);
+    f.local_get(tEnd).local_get(t0).i32_sub().i32_const(7).i32_add().i32_const(-8).i32_and();
     f.call(nn);
   });
 }
