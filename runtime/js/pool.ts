@@ -11,10 +11,31 @@
 /** Arrays below this many floats are left to the allocator (cheap, and many). */
 export const POOL_MIN_FLOATS = 1 << 16;
 /**
- * Bytes of released arrays kept at most; beyond it the longest-kept ones go to the collector, so
- * that a new phase (the decoder after the transformer's caches) finds room for its own arrays.
+ * Bytes of released arrays kept at most: a quarter of the machine's memory where the host reports
+ * it (Deno), at least 1 GiB. Beyond it the longest-kept ones go to the collector, so that a new
+ * phase (the decoder after the transformer's caches) finds room for its own arrays. The bound is
+ * sized for a whole image's arrays: every image of a batch allocates the same lengths again (the
+ * KV caches alone are 1.8 GB at batch 4 for d16), and with a smaller pool the oldest arrays, which
+ * the next image asks for first, are always the ones just dropped, so every array is mapped afresh.
  */
-export const POOL_LIMIT_BYTES = 1 << 30;
+export const POOL_LIMIT_BYTES: number = Math.max(2 ** 30, Math.floor(systemMemoryBytes() / 4));
+
+/** Total memory of the machine, or 0 where the host does not say (or may not be asked without a prompt). */
+function systemMemoryBytes(): number {
+  type Sys = { name: "sys"; kind: "systemMemoryInfo" };
+  const deno = (globalThis as {
+    Deno?: {
+      systemMemoryInfo?: () => { total: number };
+      permissions?: { querySync?: (d: Sys) => { state: string } };
+    };
+  }).Deno;
+  try {
+    const granted = deno?.permissions?.querySync?.({ name: "sys", kind: "systemMemoryInfo" }).state === "granted";
+    return granted ? deno?.systemMemoryInfo?.().total ?? 0 : 0;
+  } catch {
+    return 0;
+  }
+}
 
 interface Pool {
   readonly free: Map<number, Float32Array[]>;
