@@ -144,13 +144,15 @@ interface Winograd {
 
 /**
  * F(4×4, 3×3) first (2.25 multiplications per output pixel and channel pair), else F(2×2, 3×3) (4);
- * groups of 4 tiles are vectorised along W, so W must be a multiple of 16 or 8. Small images (16×16:
- * half a band) split their one band by output channels, and the GEMMs cover only the band's tiles.
+ * groups of 4 tiles are vectorised along W, so W must be a multiple of 16 or 8. F(4×4) needs at
+ * least two bands of TB tiles: on 16×16 (half a band, split by output channels) it runs 2–4 ms
+ * faster than F(2×2) per 640-channel call, but its U takes about 60 ms more to compute on first
+ * use, a loss for anything short of a few dozen images.
  */
 const WINOGRAD: readonly Winograd[] = [
   {
     m: 4,
-    fits: (H, W) => H % 4 === 0 && W % 16 === 0,
+    fits: (H, W) => H % 4 === 0 && W % 16 === 0 && (H / 4) * (W / 4) >= 2 * TB,
     kind: 4,
     scratch: winograd4Scratch,
     job: (rt) => rt.wino4,

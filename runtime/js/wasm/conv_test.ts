@@ -182,16 +182,16 @@ function poisonScratch(): void {
 }
 
 Deno.test("WASM conv: Winograd F(2×2, 3×3) and F(4×4, 3×3) within their derived bounds (odd channels, bias, batch 2)", () => {
-  // [B, Ci, H, W, Co, m]: F(4×4) where H is a multiple of 4 and W of 16, else F(2×2)
+  // [B, Ci, H, W, Co, m]: F(4×4) where H is a multiple of 4, W of 16 and there are ≥ 64 tiles, else F(2×2)
   const cases = [
     [1, 3, 8, 8, 5, 2],
     [2, 7, 6, 16, 3, 2],
     [1, 16, 16, 8, 20, 2],
     [1, 33, 10, 24, 9, 2],
     [2, 48, 18, 24, 24, 2], // ≥ 2²⁰ multiply-adds: padding and bands on all threads, per image
-    [1, 3, 16, 16, 5, 4], // one band of 16 tiles
-    [1, 5, 4, 48, 7, 4], // 12 tiles: the GEMMs' columns rounded up to 16
-    [2, 48, 16, 16, 24, 4], // all threads on one band, split by output channels
+    [1, 3, 16, 16, 5, 2],
+    [1, 5, 24, 48, 7, 4], // 72 tiles: a last band of 8, the GEMMs' columns rounded up to them
+    [2, 48, 32, 32, 24, 4], // ≥ 2²⁰ multiply-adds: two bands, split by output channels too
     [1, 3, 16, 64, 5, 4],
     [2, 7, 8, 128, 3, 4],
     [1, 16, 32, 32, 20, 4],
