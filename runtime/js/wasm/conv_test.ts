@@ -207,11 +207,13 @@ Deno.test("WASM conv: Winograd F(2×2, 3×3) and F(4×4, 3×3) within their deri
     const mag = winogradMagnitude(x, B, Ci, H, W, plain, Co, m);
     const k = m === 2 ? 13 : 14;
     const bound = (i: number) => (Ci + k) * U * mag[i]! + U * Math.abs(b[Math.floor(i / (H * W)) % Co]!);
-    // plain weights (U packed per call), then resident ones (U packed once and cached), twice
-    for (const w of [plain, resident(plain), resident(plain)]) {
+    // plain weights (U packed per call), then resident ones (U packed once and cached), twice, the
+    // second time with x resident too (padded from where it is, not staged)
+    const runs = [[plain, x], [resident(plain), x], [resident(plain), resident(x)]] as const;
+    for (const [w, input] of runs) {
       const out = new Float32Array(B * Co * H * W).fill(NaN);
       poisonScratch(); // the padded input's zeros must be written, not found
-      assert.ok(conv2dWasm(x, B, Ci, H, W, w, Co, 3, 3, b, 1, out), "WASM path taken");
+      assert.ok(conv2dWasm(input, B, Ci, H, W, w, Co, 3, 3, b, 1, out), "WASM path taken");
       check(`winograd F(${m}×${m}) ${[B, Ci, H, W, Co]}`, out, y, bound);
     }
   }
