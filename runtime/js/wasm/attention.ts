@@ -13,13 +13,12 @@ import {
   ensureWorkers,
   PARALLEL_MIN_MACS,
   reserve,
-  runShared,
-  type Runtime,
+  runChunks,
   scratchBase,
   wasmRuntime,
 } from "./gemm.ts";
 import { MAX_CHUNKS } from "./threads.ts";
-import { CTL } from "./gemm_module.ts";
+import { CTL, JOB } from "./gemm_module.ts";
 
 /** Consecutive queries [i0, i1) that see the same keys [lo, hi). */
 export interface QueryGroup {
@@ -76,7 +75,7 @@ export function attentionWasm(
   const end = stageAt >= 0 ? stageAt + 4 * (hb * Tk + 3) * D : jobsAt + hb * blocks.length * JOB_BYTES;
   if (!reserve(rt, end)) return false;
   const ctl = rt.i32;
-  ctl[CTL.KIND] = 1, ctl[CTL.JOBS] = jobsAt, ctl[CTL.SCRATCH] = scratchAt;
+  ctl[CTL.JOBS] = jobsAt, ctl[CTL.SCRATCH] = scratchAt;
   ctl[CTL.D] = D, ctl[CTL.DVP] = Dvp;
   rt.f32[CTL.SCALE] = scale;
   for (let h0 = 0; h0 < BH; h0 += hb) {
@@ -100,7 +99,7 @@ export function attentionWasm(
         ctl[at++] = lo, ctl[at++] = hi, ctl[at++] = oAt + 4 * (h * Tq + i) * Dvp;
       }
     }
-    run(rt, threads, nh * blocks.length, jobsAt, scratchAt);
+    runChunks(rt, threads, JOB.attention, nh * blocks.length, (j) => rt.attnJob(jobsAt + j * JOB_BYTES, scratchAt));
     const o = f32.subarray(oAt / 4, oAt / 4 + nh * Tq * Dvp), dst = h0 * Tq * Dv;
     if (Dv === Dvp) out.set(o, dst);
     else for (let r = 0; r < nh * Tq; r++) out.set(o.subarray(r * Dvp, r * Dvp + Dv), dst + r * Dv);
@@ -130,9 +129,4 @@ function panels(k: Float32Array, from: number, Tk: number, D: number, dst: Float
       for (let j = 0, s = from + p0 * D + d; j < n; j++, s += D) dst[row + j] = k[s]!;
     }
   }
-}
-
-function run(rt: Runtime, threads: number, jobs: number, jobsAt: number, scratchAt: number): void {
-  if (threads > 1) return runShared(rt, jobs);
-  for (let j = 0; j < jobs; j++) rt.attnJob(jobsAt + j * JOB_BYTES, scratchAt);
 }

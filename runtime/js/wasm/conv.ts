@@ -4,7 +4,7 @@
  * padding multiplies by the image itself; others build col (pixels contiguous: each of its K rows
  * is the image shifted by one tap, so rows are block copies) in chunks of output rows.
  */
-import { CTL, NN } from "./gemm_module.ts";
+import { JOB, NN } from "./gemm_module.ts";
 import {
   align,
   ensureWorkers,
@@ -15,7 +15,7 @@ import {
   reserve,
   residentAt,
   residentBytes,
-  runShared,
+  runChunks,
   type Runtime,
   scratchBase,
   wasmRuntime,
@@ -132,7 +132,7 @@ interface Winograd {
   readonly m: 2 | 4;
   /** Whether an H×W image takes this variant. */
   readonly fits: (H: number, W: number) => boolean;
-  /** Control-block job kind (gemm_module.ts runner). */
+  /** Its band job's kind (`JOB` in gemm_module.ts). */
   readonly kind: number;
   readonly scratch: (ci: number, cop: number) => number;
   readonly job: (rt: Runtime) => (job: number, thread: number) => void;
@@ -153,7 +153,7 @@ const WINOGRAD: readonly Winograd[] = [
   {
     m: 4,
     fits: (H, W) => H % 4 === 0 && W % 16 === 0 && (H / 4) * (W / 4) >= 2 * TB,
-    kind: 4,
+    kind: JOB.wino4,
     scratch: winograd4Scratch,
     job: (rt) => rt.wino4,
     weights: winograd4Weights,
@@ -162,7 +162,7 @@ const WINOGRAD: readonly Winograd[] = [
   {
     m: 2,
     fits: (H, W) => H % 2 === 0 && W % 8 === 0,
-    kind: 3,
+    kind: JOB.wino,
     scratch: winogradScratch,
     job: (rt) => rt.wino,
     weights: (rt, wAt, Co, Ci, uAt) => rt.winoU(wAt, Co, Ci, panelRows(Co), uAt),
@@ -276,19 +276,16 @@ function winograd(
   f32.fill(0, biasAt / 4, biasAt / 4 + cop);
   f32.set(b.subarray(0, Co), biasAt / 4);
   f32.fill(0, xAt / 4 + Ci * Hp * Wp, xAt / 4 + Ci * Hp * Wp + 16); // the tail that vector loads may touch
-  i32[WG.X] = xAt, i32[WG.H] = H, i32[WG.W] = W;
-  const xIn = residentAt(rt, x);
+  i32[WG.X] = xAt, i32[WG.U] = uAt, i32[WG.BIAS] = biasAt, i32[WG.OUT] = oAt, i32[WG.CI] = Ci;
+  i32[WG.COP] = cop, i32[WG.CO] = Co, i32[WG.H] = H, i32[WG.W] = W, i32[WG.SCRATCH] = sAt;
+  i32[WG.BANDS] = bands, i32[WG.CO_STEP] = coStep;
+  const xIn = residentAt(rt, x), job = v.job(rt);
   for (let n = 0; n < B; n++) {
     // x padded [Ci, Hp, Wp] by wino_pad, one channel per job, from x in place when it is resident
     if (xIn >= 0) i32[WG.SRC] = xIn + n * Ci * H * W * 4;
     else i32[WG.SRC] = oAt, f32.set(x.subarray(n * Ci * H * W, (n + 1) * Ci * H * W), oAt / 4);
-    if (threads <= 1) { for (let c = 0; c < Ci; c++) rt.winoPad(c); }
-    else (i32[CTL.KIND] = 8, runShared(rt, Ci));
-    i32[WG.U] = uAt, i32[WG.BIAS] = biasAt, i32[WG.OUT] = oAt, i32[WG.CI] = Ci;
-    i32[WG.COP] = cop, i32[WG.CO] = Co, i32[WG.SCRATCH] = sAt;
-    i32[WG.BANDS] = bands, i32[WG.CO_STEP] = coStep;
-    if (threads <= 1) { for (let j = 0, job = v.job(rt); j < jobs; j++) job(j, 0); }
-    else (i32[CTL.KIND] = v.kind, runShared(rt, jobs));
+    runChunks(rt, threads, JOB.winoPad, Ci, rt.winoPad);
+    runChunks(rt, threads, v.kind, jobs, (j) => job(j, 0));
     out.set(f32.subarray(oAt / 4, oAt / 4 + Co * H * W), n * Co * H * W);
   }
   return true;

@@ -12,7 +12,7 @@
  *
  * Bundled copies of this file (one per compiled model) share one runtime through a global symbol.
  */
-import { CTL, type GemmConfig, gemmModule, NN, NT, NT_ACT } from "./gemm_module.ts";
+import { CTL, type GemmConfig, gemmModule, JOB, NN, NT, NT_ACT } from "./gemm_module.ts";
 import { growMemory, nextJob, runJob, startWorkers, workerThreads } from "./threads.ts";
 
 /** Which GEMM implementation `gemmNT` uses: "auto" (WASM when available and large enough) or "js". */
@@ -359,7 +359,7 @@ function ntWasm(
     else mStep = Math.max(16, Math.ceil(Mp / want / 16) * 16);
     const mCount = Math.ceil(Mp / mStep), total = mCount * Math.ceil(N / nStep);
     const ctl = rt.i32;
-    ctl[CTL.KIND] = 5, ctl[CTL.A] = wAt, ctl[CTL.W] = aAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
+    ctl[CTL.KIND] = JOB.nt, ctl[CTL.A] = wAt, ctl[CTL.W] = aAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
     ctl[CTL.LDB] = tAt, ctl[CTL.M] = Mp, ctl[CTL.N] = N, ctl[CTL.KP] = K, ctl[CTL.LDO] = act;
     ctl[CTL.M_STEP] = mStep, ctl[CTL.N_STEP] = nStep, ctl[CTL.M_COUNT] = mCount;
     runShared(rt, total);
@@ -393,7 +393,7 @@ function parallel(
   else nStep = Math.max(TILE.rn, Math.ceil(N / want / TILE.rn) * TILE.rn);
   const mCount = Math.ceil(M / mStep), total = mCount * Math.ceil(N / nStep);
   const ctl = rt.i32;
-  ctl[CTL.KIND] = 0, ctl[CTL.A] = aAt, ctl[CTL.W] = wAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
+  ctl[CTL.KIND] = JOB.gemm, ctl[CTL.A] = aAt, ctl[CTL.W] = wAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
   ctl[CTL.M] = M, ctl[CTL.N] = N, ctl[CTL.KP] = Kp;
   ctl[CTL.M_STEP] = mStep, ctl[CTL.N_STEP] = nStep, ctl[CTL.M_COUNT] = mCount;
   runShared(rt, total);
@@ -406,6 +406,21 @@ function parallel(
 export function runShared(rt: Runtime, total: number): void {
   rt.job = nextJob(rt.job);
   runJob(rt.i32, CTL, rt.job, total, () => rt.run!(0));
+}
+
+/**
+ * Runs `total` chunks of a job of `kind` (the caller has set its other control-block fields) on
+ * `threads` threads, or calls `each(chunk)` for every chunk on the calling thread when threads ≤ 1.
+ */
+export function runChunks(
+  rt: Runtime,
+  threads: number,
+  kind: number,
+  total: number,
+  each: (chunk: number) => void,
+): void {
+  if (threads > 1) return void (rt.i32[CTL.KIND] = kind, runShared(rt, total));
+  for (let c = 0; c < total; c++) each(c);
 }
 
 /** Packed panels of resident weights (see `packedPanels`), keyed by the weight's view. */
@@ -495,7 +510,7 @@ export function nnRun(
   else mStep = Math.max(NN.mr, Math.ceil(Mp / want / NN.mr) * NN.mr);
   const mCount = Math.ceil(Mp / mStep), total = mCount * Math.ceil(Np / nStep);
   const ctl = rt.i32;
-  ctl[CTL.KIND] = 2, ctl[CTL.A] = aAt, ctl[CTL.W] = bAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
+  ctl[CTL.KIND] = JOB.nn, ctl[CTL.A] = aAt, ctl[CTL.W] = bAt, ctl[CTL.BIAS] = biasAt, ctl[CTL.OUT] = oAt;
   ctl[CTL.M] = Mp, ctl[CTL.N] = Np, ctl[CTL.KP] = K, ctl[CTL.LDB] = ldb, ctl[CTL.LDO] = ldo;
   ctl[CTL.M_STEP] = mStep, ctl[CTL.N_STEP] = nStep, ctl[CTL.M_COUNT] = mCount;
   runShared(rt, total);

@@ -65,7 +65,7 @@ export const CTL = {
   M_STEP: 11,
   N_STEP: 12,
   M_COUNT: 13,
-  /** 0: GEMM, 1: attention. */
+  /** The job's kind (`JOB`). */
   KIND: 14,
   /** Attention: job records, per-thread scratch (thread t at SCRATCH + t·scratchBytes). */
   JOBS: 15,
@@ -80,6 +80,28 @@ export const CTL = {
   LDO: 21,
   /** Bytes reserved for the control block; data starts here. */
   BYTES: 256,
+} as const;
+
+/** Job kinds `run` dispatches on (CTL.KIND), and what a chunk of each is. */
+export const JOB = {
+  /** Rows × columns block of the NT GEMM. */
+  gemm: 0,
+  /** An attention job record. */
+  attention: 1,
+  /** Rows × columns block of the NN GEMM. */
+  nn: 2,
+  /** A Winograd F(2×2, 3×3) band (× output channels). */
+  wino: 3,
+  /** A Winograd F(4×4, 3×3) band (× output channels). */
+  wino4: 4,
+  /** Rows × columns block of the broadcast NT GEMM. */
+  nt: 5,
+  /** GroupNorm statistics of one channel. */
+  gnStats: 6,
+  /** GroupNorm (+ SiLU) applied to one channel. */
+  gnApply: 7,
+  /** One channel of a Winograd input padded. */
+  winoPad: 8,
 } as const;
 
 /** K steps of 4 floats per unrolled iteration of the micro-kernel. */
@@ -576,23 +598,26 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
       // claim chunk idx; on a race, read the claim word again
       f.i32_const(0).local_get(c).local_get(c).i32_const(1).i32_add().i32_atomic_rmw_cmpxchg(4 * CTL.CLAIM);
       f.local_get(c).i32_ne().br_if(0);
-      // KIND 0: NT GEMM, 1: attention, 2: NN GEMM, 3: Winograd F(2×2) band, 4: Winograd F(4×4) band,
-      // 5: broadcast NT GEMM, 6: GroupNorm statistics, 7: GroupNorm (+ SiLU) applied, 8: Winograd input padded
-      const kind = (k: number, then: () => void, otherwise: () => void) =>
-        slot(CTL.KIND).i32_const(k).i32_eq().if(then, otherwise);
-      kind(1, attentionChunk, () =>
-        kind(2, nnChunk, () =>
-          kind(3, winogradChunk, () =>
-            kind(4, winograd4Chunk, () =>
-              kind(5, ntChunk, () =>
-                kind(6, statsChunk, () =>
-                  kind(7, applyChunk, () =>
-                    kind(8, winogradPadChunk, gemmChunk))))))));
+      // test the kinds in JOB's order after the GEMM, which is the fall-through
+      const chunks: Record<keyof typeof JOB, () => void> = {
+        gemm: gemmChunk,
+        attention: attentionChunk,
+        nn: nnChunk,
+        wino: winogradChunk,
+        wino4: winograd4Chunk,
+        nt: ntChunk,
+        gnStats: statsChunk,
+        gnApply: applyChunk,
+        winoPad: winogradPadChunk,
+      };
+      const kinds = (Object.keys(JOB) as (keyof typeof JOB)[]).filter((k) => k !== "gemm");
+      kinds.reduceRight<() => void>(
+        (otherwise, k) => () => slot(CTL.KIND).i32_const(JOB[k]).i32_eq().if(chunks[k], otherwise),
+        chunks.gemm,
+      )();
       // done += 1; the last chunk wakes the waiting caller
       f.i32_const(0).i32_const(1).i32_atomic_rmw_add(4 * CTL.DONE).i32_const(1).i32_add().local_get(total).i32_eq();
-      f.if(() =>
-        f.i32_const(4 * CTL.DONE).i32_const(1).memory_atomic_notify().drop()
-      );
+      f.if(() => f.i32_const(4 * CTL.DONE).i32_const(1).memory_atomic_notify().drop());
       f.br(0);
     })
   );

@@ -4,8 +4,8 @@
  * and writes each channel's scale and shift (`groupAffine`, as the JS kernel does), the normalisation (+ SiLU) runs in place on all
  * threads, and the result is copied out.
  */
-import { CTL } from "./gemm_module.ts";
-import { align, ensureWorkers, PARALLEL_MIN_MACS, reserve, runShared, scratchBase, wasmRuntime } from "./gemm.ts";
+import { CTL, JOB } from "./gemm_module.ts";
+import { align, ensureWorkers, PARALLEL_MIN_MACS, reserve, runChunks, scratchBase, wasmRuntime } from "./gemm.ts";
 import { NORM_S_MULTIPLE } from "./norm_module.ts";
 import { groupAffine } from "../loops.ts";
 
@@ -32,18 +32,14 @@ export function groupNormWasm(
   if (!reserve(rt, affineAt + channels * 16)) return false;
   rt.f32.set(x.subarray(0, n), xAt / 4);
   const threads = n >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
-  const run = (kind: 6 | 7, at: number) => {
-    if (threads > 1) {
-      const ctl = rt.i32;
-      ctl[CTL.KIND] = kind, ctl[CTL.A] = xAt, ctl[CTL.M] = S, ctl[CTL.W] = at, ctl[CTL.KP] = silu ? 1 : 0;
-      runShared(rt, channels);
-    } else if (kind === 6) { for (let ch = 0; ch < channels; ch++) rt.gnStats(xAt, S, at, ch); }
-    else for (let ch = 0; ch < channels; ch++) rt.gnApply(xAt, S, at, ch, silu ? 1 : 0);
-  };
-  run(6, statsAt);
+  const ctl = rt.i32;
+  ctl[CTL.A] = xAt, ctl[CTL.M] = S, ctl[CTL.KP] = silu ? 1 : 0;
+  ctl[CTL.W] = statsAt;
+  runChunks(rt, threads, JOB.gnStats, channels, (ch) => rt.gnStats(xAt, S, statsAt, ch));
   const stats = new Float64Array(rt.memory.buffer, statsAt, 2 * channels);
   groupAffine(stats, w, b, C, groups, S, eps, new Float64Array(rt.memory.buffer, affineAt, 2 * channels));
-  run(7, affineAt);
+  ctl[CTL.W] = affineAt;
+  runChunks(rt, threads, JOB.gnApply, channels, (ch) => rt.gnApply(xAt, S, affineAt, ch, silu ? 1 : 0));
   out.set(rt.f32.subarray(xAt / 4, xAt / 4 + n));
   return true;
 }

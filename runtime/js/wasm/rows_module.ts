@@ -1,8 +1,8 @@
 /**
  * @file Row kernels of the JS target in WebAssembly SIMD128, with the bits of the JS loops they
- * replace (runtime/js/kernels.ts): each float64 sum is taken in the JS loop's order (two
- * accumulators, over the even and the odd elements, as the two lanes of one f64x2), every float64
- * product and quotient is the JS one, and each store rounds to float32 where the JS store does.
+ * replace (runtime/js/kernels.ts): each float64 sum is taken in the order of `sum8` in ../loops.ts
+ * (eight partial sums, four f64x2 chains), every float64 product and quotient is the JS one, and
+ * each store rounds to float32 where the JS store does.
  * The host copies operands into the module's memory a chunk at a time (`ROWS`), so each call
  * works within L2.
  *
@@ -78,7 +78,7 @@ function lnRows(): Fn {
     f.local_get(x).local_get(r).local_get(C).i32_mul().i32_const(4).i32_mul().i32_add().local_tee(p);
     f.local_get(C).i32_const(4).i32_mul().i32_add().local_set(end);
     f.local_get(o).local_get(p).i32_add().local_get(x).i32_sub().local_set(q);
-    // mean = (s0 + s1) / C; var = (v0 + v1) / C + eps with v = Σ (x − mean)²; inv = 1 / √var
+    // mean = Σ x / C; var = Σ (x − mean)² / C + eps; inv = 1 / √var
     sum8(f, p, end, acc, () => {});
     lanes(f, acc).local_get(n).f64_div().local_tee(mean).f64x2_splat().local_set(m);
     sum8(f, p, end, acc, () => f.local_get(m).f64x2_sub().local_tee(d).local_get(d).f64x2_mul());
