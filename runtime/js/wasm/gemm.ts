@@ -307,14 +307,6 @@ export function gemmNTWasm(
 export const NT_MIN_ROWS = 16;
 
 /**
- * Packed a of at most this many floats (2 MiB) is split into chunks of NQ columns of out: each
- * chunk reads all of a again (K blocks from L2, or L3 beyond), cheap at this size, and the threads
- * finish within one small chunk of each other (chunks of ⌈Nq / 8⌉ columns split N = 1024 as
- * 576 : 448 columns). Larger a keeps about 4 chunks per thread.
- */
-const SMALL_A_FLOATS = 1 << 19;
-
-/**
  * The broadcast NT GEMM: a packed as panels of 8 rows, w read in place (resident) or copied as is,
  * out [Mp, Nq] (rows padded to whole cache lines) copied back row by row when Nq > N.
  */
@@ -350,12 +342,14 @@ function ntWasm(
   const threads = M * N * K >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
   if (threads <= 1) rt.nt(wAt, aAt, biasAt, oAt, tAt, Mp, N, K, act, 0, Mp, 0, N);
   else {
-    // chunks: over columns of out when there are at least 4 NQ-column chunks per thread (NQ each for
-    // a small a, see SMALL_A_FLOATS), else over rows of a in steps of 16, about 4 per thread (the
-    // partial sums t are [Nq, Mp]: 16 floats are one cache line)
+    // chunks: NQ columns of out each when there are at least 4 of them per thread, else rows of a
+    // in steps of 16, about 4 per thread (the partial sums t are [Nq, Mp]: 16 floats are one cache
+    // line). Narrow chunks cost no extra traffic: every MR rows of w stream a's K block anyway, and
+    // the threads finish within one small chunk of each other (N = 1024 as 22 chunks, not 576 : 448
+    // columns as with 8).
     const want = 4 * threads;
     let mStep = Mp, nStep = Nq;
-    if (Nq >= want * nq) nStep = Mp * K <= SMALL_A_FLOATS ? nq : Math.ceil(Nq / want / nq) * nq;
+    if (Nq >= want * nq) nStep = nq;
     else mStep = Math.max(16, Math.ceil(Mp / want / 16) * 16);
     const mCount = Math.ceil(Mp / mStep), total = mCount * Math.ceil(N / nStep);
     const ctl = rt.i32;
