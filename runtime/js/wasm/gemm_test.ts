@@ -83,13 +83,12 @@ Deno.test("WASM GEMM matches a float64 reference on odd and even shapes, with an
 
 Deno.test("WASM GEMM gives the same bits on one thread and on several", () => {
   // both kernels (dot-product tiles below NT_MIN_ROWS rows of a, broadcast from there), and every
-  // way of splitting a job (by NQ rows of w at a time when there are many, with a short last chunk;
-  // else by rows of a)
+  // way of splitting a job (NQ rows of w × blocks of rows of a, with short last chunks both ways)
   const cases: [number, number, number, string][] = [
-    [40, 500, 64, "broadcast, split by NQ rows of w, one K block"],
-    [64, 400, 8200, "broadcast, split by NQ rows of w, 33 K blocks (partial sums)"],
-    [200, 301, 257, "broadcast, split by rows of a"],
-    [200, 30, 520, "broadcast, split by rows of a"],
+    [40, 500, 64, "broadcast, split by NQ rows of w and 2 blocks of rows of a, one K block"],
+    [64, 400, 8200, "broadcast, split by NQ rows of w and rows of a, 33 K blocks (partial sums)"],
+    [200, 301, 257, "broadcast, split by NQ rows of w and 3 blocks of rows of a"],
+    [200, 30, 520, "broadcast, split by rows of a only"],
     [NT_MIN_ROWS - 1, 301, 257, "dot-product tiles, split by columns"],
   ];
   try {
