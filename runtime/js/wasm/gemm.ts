@@ -332,14 +332,20 @@ function ntWasm(
   const stage = K % 4 === 0 ? align(end) : -1;
   if (!reserve(rt, stage >= 0 ? stage + Mp * K * 4 : end)) return false;
   const f32 = rt.f32;
+  const threads = M * N * K >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
   if (stage >= 0) {
     f32.set(a.subarray(0, M * K), stage / 4), f32.fill(0, stage / 4 + M * K, stage / 4 + Mp * K);
-    rt.pack8(stage, aAt, Mp / nr, K);
+    // packed on all threads, about 4 chunks each (a panel is 32·K bytes at both ends)
+    const panels = Mp / nr, step = Math.ceil(panels / (4 * threads)), ctl = rt.i32;
+    ctl[CTL.A] = stage, ctl[CTL.W] = aAt, ctl[CTL.M] = panels, ctl[CTL.KP] = K, ctl[CTL.M_STEP] = step;
+    runChunks(rt, threads, JOB.pack8, Math.ceil(panels / step), (c) => {
+      const at = c * step * 32 * K;
+      rt.pack8(stage + at, aAt + at, Math.min(step, panels - c * step), K);
+    });
   } else packPanels(f32, aAt / 4, a, M, K, nr);
   if (wIn < 0) f32.set(w.subarray(0, N * K), wAt / 4);
   if (bias) f32.set(bias.subarray(0, N), bAt / 4), f32.fill(0, bAt / 4 + N, bAt / 4 + Nq);
   const biasAt = bias ? bAt : 0;
-  const threads = M * N * K >= PARALLEL_MIN_MACS ? ensureWorkers(rt) : 1;
   if (threads <= 1) rt.nt(wAt, aAt, biasAt, oAt, tAt, Mp, N, K, act, 0, Mp, 0, N);
   else {
     // chunks: NQ columns of out × blocks of rows of a (multiples of 16: the partial sums t are

@@ -102,6 +102,8 @@ export const JOB = {
   gnApply: 7,
   /** One channel of a Winograd input padded. */
   winoPad: 8,
+  /** M_STEP panels of 8 rows (A = rows, W = panels, M = panels in all, KP = K) packed by `pack8`. */
+  pack8: 9,
 } as const;
 
 /** K steps of 4 floats per unrolled iteration of the micro-kernel. */
@@ -580,6 +582,14 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
   const winogradChunk = () => f.local_get(idx).local_get(0).call(at("wino"));
   const winograd4Chunk = () => f.local_get(idx).local_get(0).call(at("wino4"));
   const winogradPadChunk = () => f.local_get(idx).call(at("wino_pad"));
+  const packChunk = () => {
+    f.local_get(idx), slot(CTL.M_STEP), f.i32_mul().local_set(m0); // first panel; panels are 32·K bytes
+    const offset = () => (f.local_get(m0), slot(CTL.KP), f.i32_mul().i32_const(32).i32_mul());
+    slot(CTL.A), offset(), f.i32_add();
+    slot(CTL.W), offset(), f.i32_add();
+    end(m0, CTL.M_STEP, CTL.M), f.local_get(m0).i32_sub();
+    slot(CTL.KP), f.call(at("pack8"));
+  };
   // GroupNorm: chunk = channel; A = x, M = floats per channel, W = stats or affine, KP = silu
   const normArgs = () => (slot(CTL.A), slot(CTL.M), slot(CTL.W), f.local_get(idx));
   const statsChunk = () => (normArgs(), f.call(at("gn_stats")));
@@ -609,6 +619,7 @@ function runner(cfg: GemmConfig, at: (name: string) => number): Fn {
         gnStats: statsChunk,
         gnApply: applyChunk,
         winoPad: winogradPadChunk,
+        pack8: packChunk,
       };
       const kinds = (Object.keys(JOB) as (keyof typeof JOB)[]).filter((k) => k !== "gemm");
       kinds.reduceRight<() => void>(
