@@ -2,8 +2,7 @@
  * @file `deno task bench` (bench/cpu.ts): varc side by side with onnxruntime, in one process with
  * interleaved rounds and medians, and seconds per image per target. A kernel sample is the mean of
  * back-to-back calls over at least 20 ms (one call when it takes longer); onnxruntime-node paths with
- * more than one thread are timed last in each round and followed by a wait until their spinning
- * threads stop.
+ * more than one thread are followed by a wait until their spinning threads stop.
  *
  * (0) The WebAssembly SIMD128 multiply-add ceiling on 1 thread and on all cores (bench/simd_ceiling.ts),
  *     measured first: the 100% of the GEMM columns.
@@ -275,15 +274,10 @@ async function timed<T>(f: () => T | Promise<T>): Promise<{ ms: number; out: T }
  * onnxruntime-node's intra-op threads spin after each run (here about 50 ms of CPU in the 200 ms
  * after one 2-thread 256² MatMul): a path timed meanwhile shares a core with them, which slows any
  * multi-threaded path (varc's 2-thread GEMM at n = 256 then ran slower than its 1-thread one). So
- * the rounds time such paths last and then wait for the process to go quiet (less than 1 ms of CPU
- * in a 10 ms window; at most 2 s) before the next path starts.
+ * after such a path the rounds wait for the process to go quiet (less than 1 ms of CPU in a 10 ms
+ * window; at most 2 s) before the next path starts.
  */
 const SPINS = /^ORT-node [2-9]\d*T/;
-
-/** `paths` in timing order: those whose threads spin after a run last. */
-const timingOrder = (
-  paths: string[],
-) => [...paths.filter((p) => !SPINS.test(p)), ...paths.filter((p) => SPINS.test(p))];
 
 /** Runs `f` and, when `path` leaves threads spinning, waits for the process to go quiet. */
 async function settled<T>(path: string, f: () => Promise<T>): Promise<T> {
@@ -376,9 +370,9 @@ async function benchGemm(orts: OrtPath[], threads: number): Promise<{ rows: Gemm
     const samplesMs: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
     const err: Record<string, number> = {};
     const rounds = QUICK ? 1 : n <= 512 ? 7 : 5;
-    for (const p of timingOrder(paths)) err[p] = errOf(await settled(p, run[p]!)); // warm-up and check
+    for (const p of paths) err[p] = errOf(await settled(p, run[p]!)); // warm-up and check
     for (let r = 0; r < rounds; r++) {
-      for (const p of timingOrder(paths)) {
+      for (const p of paths) {
         if (p === "varc JS" && n === 1024 && r >= 3) continue;
         samplesMs[p]!.push((await settled(p, () => timed(run[p]!))).ms);
       }
@@ -610,7 +604,7 @@ async function benchAttention(
     const times: Record<string, number[]> = Object.fromEntries(runnable.map((p) => [p, []]));
     const err: Record<string, number | undefined> = {};
     for (let r = 0; r < (QUICK ? 1 : 3); r++) {
-      for (const p of timingOrder(runnable)) {
+      for (const p of runnable) {
         const prev = times[p]!;
         if (r > 0 && prev[0]! > 10_000) continue; // slow: one round
         const { ms, out } = await settled(p, () => timed(run[p]!));
@@ -866,7 +860,7 @@ if (QUICK) {
   );
 }
 md.push(
-  `Written by \`deno task bench\` (bench/cpu.ts): kernels in one process, paths interleaved within each round, medians of samples that are each the mean of back-to-back calls over at least ${BURST_MS} ms (one call when a call takes longer); multi-threaded onnxruntime-node paths are timed last in each round and followed by a wait until their threads stop spinning; each generation in its own process. The machine is shared, so compare ratios within a table rather than across runs.`,
+  `Written by \`deno task bench\` (bench/cpu.ts): kernels in one process, paths interleaved within each round, medians of samples that are each the mean of back-to-back calls over at least ${BURST_MS} ms (one call when a call takes longer); multi-threaded onnxruntime-node paths are followed by a wait until their threads stop spinning; each generation in its own process. The machine is shared, so compare ratios within a table rather than across runs.`,
   "",
 );
 
