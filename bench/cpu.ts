@@ -7,8 +7,9 @@
  * (0) The WebAssembly SIMD128 multiply-add ceiling on 1 thread and on all cores (bench/simd_ceiling.ts),
  *     measured first: the 100% of the GEMM columns.
  * (a) GEMM, n×n×n (varc's A·Wᵀ layout, W in the WebAssembly memory as a loaded checkpoint tensor;
- *     onnxruntime gets a MatMul with W pre-transposed as an initializer): varc JS (forced fallback), varc WASM SIMD on 1 thread and on all threads,
- *     onnxruntime-node with 1 and 2 intra-op threads, onnxruntime-web's wasm backend (1 thread);
+ *     onnxruntime gets a MatMul with W pre-transposed as an initializer): varc JS (forced fallback),
+ *     varc WASM SIMD on 1 thread and on all threads, onnxruntime-node with 1 and 2 intra-op threads,
+ *     onnxruntime-web's wasm backend (1 thread);
  *     GFLOP/s = 2n³/t, as a % of the measured ceiling for the path's thread count.
  * (b) Block-causal attention over the 256/512/1024/2048-px VAR schedules, on the same tensors for
  *     every path: the paper regime (16 heads, β = 0.5, ε = 1e-3; head dim 8: varc exact on the
@@ -377,7 +378,8 @@ async function benchGemm(orts: OrtPath[], threads: number): Promise<{ rows: Gemm
         samplesMs[p]!.push((await settled(p, () => timed(run[p]!))).ms);
       }
     }
-    // the copies of a into the WASM memory and of the result out of it, timed alone on buffers of the same sizes
+    // the copies of a into the WASM memory and of the result out of it, timed alone on buffers of
+    // the same sizes
     const scratch = new Float32Array(2 * n * n), outCopy = new Float32Array(n * n);
     const copies: number[] = [];
     for (let r = 0; r < rounds; r++) {
