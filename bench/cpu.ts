@@ -309,12 +309,16 @@ const fmtMs = (ms: number | undefined) =>
 // ---------------------------------------------------------------------------------------------
 // (a) GEMM.
 
+/** Resident homes, kept while their float view lives (a home is freed once it is collected). */
+const homes = new WeakMap<Float32Array, Uint8Array>();
+
 /** x copied into the WebAssembly memory (a checkpoint tensor's home), or x itself where there is none. */
 function resident(x: Float32Array): Float32Array {
   const home = residentBytes(x.byteLength);
   if (!home) return x;
   const r = new Float32Array(home.buffer, home.byteOffset, x.length);
   r.set(x);
+  homes.set(r, home);
   return r;
 }
 
@@ -323,7 +327,12 @@ interface GemmRow {
   ms: Record<string, number>;
   copyMs: number;
   err: Record<string, number>;
+  /** Per path, the largest sampled |error| over its float32 bound γ_K·Σ_k |a_ik·w_jk| (any order, FMA or not). */
+  overBound: Record<string, number>;
 }
+
+/** γ_K = K·u / (1 − K·u) with u = 2⁻²⁴: the worst-case relative error of a float32 inner product of length K. */
+const gammaF32 = (K: number) => (K * 2 ** -24) / (1 - K * 2 ** -24);
 
 async function benchGemm(orts: OrtPath[], threads: number): Promise<{ rows: GemmRow[]; paths: string[] }> {
   const rows: GemmRow[] = [];
@@ -346,7 +355,13 @@ async function benchGemm(orts: OrtPath[], threads: number): Promise<{ rows: Gemm
       for (let k = 0; k < n; k++) s += a[i * n + k]! * w[j * n + k]!;
       return s;
     });
-    const errOf = (out: Float32Array) => Math.max(...samples.map(([i, j], s) => Math.abs(out[i * n + j]! - ref[s]!)));
+    const bounds = samples.map(([i, j]) => {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += Math.abs(a[i * n + k]! * w[j * n + k]!);
+      return gammaF32(n) * s;
+    });
+    const errs = (out: Float32Array) => samples.map(([i, j], s) => Math.abs(out[i * n + j]! - ref[s]!));
+    const overBound: Record<string, number> = {};
     const run: Record<string, () => Promise<Float32Array>> = {};
     const varc = (backend: "js" | "auto", t: number) => () => {
       setGemmBackend(backend), setGemmThreads(t);
@@ -371,7 +386,11 @@ async function benchGemm(orts: OrtPath[], threads: number): Promise<{ rows: Gemm
     const samplesMs: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p, []]));
     const err: Record<string, number> = {};
     const rounds = QUICK ? 1 : n <= 512 ? 7 : 5;
-    for (const p of paths) err[p] = errOf(await settled(p, run[p]!)); // warm-up and check
+    for (const p of paths) {
+      // warm-up and check
+      const e = errs(await settled(p, run[p]!));
+      err[p] = Math.max(...e), overBound[p] = Math.max(...e.map((x, s) => x / bounds[s]!));
+    }
     for (let r = 0; r < rounds; r++) {
       for (const p of paths) {
         if (p === "varc JS" && n === 1024 && r >= 3) continue;
@@ -388,7 +407,7 @@ async function benchGemm(orts: OrtPath[], threads: number): Promise<{ rows: Gemm
       copies.push(performance.now() - t);
     }
     const ms = Object.fromEntries(paths.map((p) => [p, median(samplesMs[p]!)]));
-    rows.push({ n, ms, copyMs: median(copies), err });
+    rows.push({ n, ms, copyMs: median(copies), err, overBound });
     console.log(
       `gemm n=${n}: ` +
         paths.map((p) => `${p} ${fmtMs(ms[p])} ms (${(2 * n ** 3 / ms[p]! / 1e6).toFixed(1)} GFLOP/s)`).join(", "),
@@ -911,6 +930,14 @@ const webOverLowrank = [d8, ...otherDims].sort((a, b) => a.D - b.D).map((run): C
   unit: "×",
 }));
 const checks: Check[] = [
+  {
+    name:
+      "GEMM, every path and n: largest sampled |error| / its float32 bound γ_K·Σ|a·w| (timings of a wrong result mean nothing)",
+    value: Math.max(...gemm.rows.flatMap((r) => Object.values(r.overBound))),
+    op: "≤",
+    goal: 1,
+    unit: "",
+  },
   ...bigGemm.map((r): Check => ({
     name: `GEMM n=${r.n}: ${VARC_GEMM}, % of the ${allCore}`,
     value: gemmPct(r),
@@ -985,7 +1012,9 @@ const checks: Check[] = [
 ];
 const checkRows = checks.map(({ name, value, op, goal, unit }) => [
   name,
-  value === undefined ? "–" : `${value.toFixed(unit === "%" ? 1 : 2)}${unit}`,
+  value === undefined
+    ? "–"
+    : `${Math.abs(value) < 0.1 ? value.toExponential(1) : value.toFixed(unit === "%" ? 1 : 2)}${unit}`,
   `${op} ${goal}${unit}`,
   value === undefined ? "not measured" : (op === "≤" ? value <= goal : value >= goal) ? "yes" : "**no**",
 ]);
