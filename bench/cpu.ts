@@ -932,7 +932,7 @@ const webOverLowrank = [d8, ...otherDims].sort((a, b) => a.D - b.D).map((run): C
 const checks: Check[] = [
   {
     name:
-      "GEMM, every path and n: largest sampled |error| / its float32 bound γ_K·Σ|a·w| (timings of a wrong result mean nothing)",
+      "GEMM, every path and n: largest sampled error over its float32 bound γ_K·Σ_k abs(a_ik·w_jk) (a wrong result's timing means nothing)",
     value: Math.max(...gemm.rows.flatMap((r) => Object.values(r.overBound))),
     op: "≤",
     goal: 1,
