@@ -48,7 +48,7 @@ import {
   setGemmThreads,
 } from "../runtime/js/kernels.ts";
 import { featureTable, lowrankAttention } from "../runtime/js/lowrank.ts";
-import { residentBytes } from "../runtime/js/wasm/gemm.ts";
+import { residentCopy } from "../runtime/js/wasm/gemm.ts";
 import { randomF32 } from "../runtime/random.ts";
 import { benchLoad } from "./checkpoint_load.ts";
 import { type Ceiling, describeCeiling, measureCeiling } from "./simd_ceiling.ts";
@@ -309,19 +309,6 @@ const fmtMs = (ms: number | undefined) =>
 // ---------------------------------------------------------------------------------------------
 // (a) GEMM.
 
-/** Resident homes, kept while their float view lives (a home is freed once it is collected). */
-const homes = new WeakMap<Float32Array, Uint8Array>();
-
-/** x copied into the WebAssembly memory (a checkpoint tensor's home), or x itself where there is none. */
-function resident(x: Float32Array): Float32Array {
-  const home = residentBytes(x.byteLength);
-  if (!home) return x;
-  const r = new Float32Array(home.buffer, home.byteOffset, x.length);
-  r.set(x);
-  homes.set(r, home);
-  return r;
-}
-
 interface GemmRow {
   n: number;
   ms: Record<string, number>;
@@ -345,7 +332,7 @@ async function benchGemm(orts: OrtPath[], threads: number): Promise<{ rows: Gemm
   for (const n of QUICK ? [256, 512] : [256, 512, 1024]) {
     // w is the weight: in the WebAssembly memory, where loadModel puts checkpoint tensors, so the
     // kernels read it in place (onnxruntime gets it as an initializer, prepared once)
-    const a = randomF32(n * n, n), w = resident(randomF32(n * n, n + 1));
+    const a = randomF32(n * n, n), w0 = randomF32(n * n, n + 1), w = residentCopy(w0) ?? w0;
     const wT = new Float32Array(n * n);
     for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) wT[j * n + i] = w[i * n + j]!;
     // float64 reference on 64 sampled outputs

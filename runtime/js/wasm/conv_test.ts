@@ -22,16 +22,14 @@
 import assert from "node:assert/strict";
 import { randomF32 } from "../../random.ts";
 import { conv2dWasm, winogradTile } from "./conv.ts";
-import { reserve, residentAt, residentBytes, scratchBase, wasmRuntime } from "./gemm.ts";
+import { reserve, residentAt, residentBytes, residentCopy, scratchBase, wasmRuntime } from "./gemm.ts";
 
 const U = 2 ** -24;
 
 /** A copy of a in the resident memory (as checkpoint tensors are loaded). */
 function resident(a: Float32Array): Float32Array {
-  const bytes = residentBytes(a.length * 4);
-  assert.ok(bytes, "resident memory available");
-  const view = new Float32Array(bytes.buffer, bytes.byteOffset, a.length);
-  view.set(a);
+  const view = residentCopy(a);
+  assert.ok(view, "resident memory available");
   return view;
 }
 

@@ -242,6 +242,22 @@ export function residentBytes(bytes: number): Uint8Array | null {
   return view;
 }
 
+/** Owners of the views `residentCopy` returns: a range is freed once its owner is collected. */
+const residentOwners = new WeakMap<Float32Array, Uint8Array>();
+
+/**
+ * A copy of x in resident memory, where loadModel puts checkpoint tensors (kernels read it in
+ * place), valid while the returned view lives; null where `residentBytes` gives none.
+ */
+export function residentCopy(x: Float32Array): Float32Array | null {
+  const home = residentBytes(x.byteLength);
+  if (!home) return null;
+  const view = new Float32Array(home.buffer, home.byteOffset, x.length);
+  view.set(x);
+  residentOwners.set(view, home);
+  return view;
+}
+
 /** Copies rows [rows, K] into memory at float index `at` with row stride Kp (zero padding). */
 export function copyRows(dst: Float32Array, at: number, src: Float32Array, rows: number, K: number, Kp: number): void {
   if (K === Kp) return void dst.set(src.subarray(0, rows * K), at);

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { gemmBackend, gemmNT, gemmNTJs, gemmThreads, setGemmBackend, setGemmThreads, unary } from "../kernels.ts";
-import { ATTENTION, gemmNTWasm, NT_MIN_ROWS, residentAt, residentBytes, wasmRuntime } from "./gemm.ts";
+import { ATTENTION, gemmNTWasm, NT_MIN_ROWS, residentAt, residentCopy, wasmRuntime } from "./gemm.ts";
 import { gemmModule } from "./gemm_module.ts";
 import { randomF32 } from "../../random.ts";
 
@@ -145,9 +145,7 @@ Deno.test("forcing the JS fallback", () => {
 Deno.test("WASM GEMM reads resident weights in place: same bits as a copied operand", () => {
   const M = 37, N = 70, K = 256;
   const a = randomF32(M * K, 7), plain = randomF32(N * K, 8), b = randomF32(N, 9);
-  const bytes = residentBytes(N * K * 4)!;
-  const w = new Float32Array(bytes.buffer, bytes.byteOffset, N * K);
-  w.set(plain);
+  const w = residentCopy(plain)!;
   assert.ok(residentAt(wasmRuntime()!, w) >= 0, "the copy is resident");
   const viaCopy = new Float32Array(M * N), inPlace = new Float32Array(M * N);
   assert.ok(gemmNTWasm(a, M, K, plain, N, b, viaCopy));
