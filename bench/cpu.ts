@@ -6,8 +6,9 @@
  *
  * (0) The WebAssembly SIMD128 multiply-add ceiling on 1 thread and on all cores (bench/simd_ceiling.ts),
  *     measured first: the 100% of the GEMM columns.
- * (a) GEMM, n×n×n (varc's A·Wᵀ layout, W in the WebAssembly memory as a loaded checkpoint tensor;
- *     onnxruntime gets a MatMul with W pre-transposed as an initializer): varc JS (forced fallback),
+ * (a) GEMM, n×n×n (varc's A·Wᵀ layout, W in the WebAssembly memory as a loaded checkpoint tensor,
+ *     the output from the runtime's pool as in a model; onnxruntime gets a MatMul with W
+ *     pre-transposed as an initializer): varc JS (forced fallback),
  *     varc WASM SIMD on 1 thread and on all threads, onnxruntime-node with 1 and 2 intra-op threads,
  *     onnxruntime-web's wasm backend (1 thread);
  *     GFLOP/s = 2n³/t, as a % of the measured ceiling for the path's thread count.
@@ -43,11 +44,13 @@ import {
   gemmNT,
   gemmThreads,
   type KeyRanges,
+  release,
   scaleKeyRanges,
   setGemmBackend,
   setGemmThreads,
 } from "../runtime/js/kernels.ts";
 import { featureTable, lowrankAttention } from "../runtime/js/lowrank.ts";
+import { allocF32 } from "../runtime/js/pool.ts";
 import { residentCopy } from "../runtime/js/wasm/gemm.ts";
 import { randomF32 } from "../runtime/random.ts";
 import { benchLoad } from "./checkpoint_load.ts";
@@ -350,9 +353,15 @@ async function benchGemm(orts: OrtPath[], threads: number): Promise<{ rows: Gemm
     const errs = (out: Float32Array) => samples.map(([i, j], s) => Math.abs(out[i * n + j]! - ref[s]!));
     const overBound: Record<string, number> = {};
     const run: Record<string, () => Promise<Float32Array>> = {};
+    // the output comes from the runtime's pool, as every GEMM output inside a model does (`linear`
+    // in kernels.ts): a fresh n² array per call would also time the VM mapping new pages (here 2–7 %
+    // of a 2-thread call at n = 512, 10–14 % at n = 1024), which generation does not pay. The
+    // previous call's output goes back to the pool when the next call starts.
+    let last: Float32Array | null = null;
     const varc = (backend: "js" | "auto", t: number) => () => {
       setGemmBackend(backend), setGemmThreads(t);
-      const out = new Float32Array(n * n);
+      if (last) release(last);
+      const out = last = allocF32(n * n, { zeroed: false });
       gemmNT(a, n, n, w, n, null, out);
       setGemmBackend("auto"), setGemmThreads(undefined);
       return Promise.resolve(out);
@@ -1018,7 +1027,7 @@ md.push(
     ceiling.oneThread.gflops.toFixed(1)
   } GFLOP/s for 1-thread paths, ${ceiling.allCores.gflops.toFixed(1)} for the others)`,
   "",
-  "Native code with wider vectors (onnxruntime-node) can pass 100%.",
+  "Native code with wider vectors (onnxruntime-node) can pass 100%. varc's w lives in the WebAssembly memory, as a loaded checkpoint tensor does, and its output array comes from the runtime's pool, as a GEMM output inside a model does; onnxruntime gets w as an initializer.",
   "",
 );
 table(
