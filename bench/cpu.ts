@@ -54,7 +54,7 @@ import { allocF32 } from "../runtime/js/pool.ts";
 import { residentCopy } from "../runtime/js/wasm/gemm.ts";
 import { randomF32 } from "../runtime/random.ts";
 import { benchLoad } from "./checkpoint_load.ts";
-import { type Ceiling, describeCeiling, measureCeiling } from "./simd_ceiling.ts";
+import { type Ceiling, describeCeiling, type KernelRate, measureCeiling, measureKernel } from "./simd_ceiling.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -751,6 +751,25 @@ function machine(ceiling: Ceiling): string[] {
   ];
 }
 
+/**
+ * The GEMM kernel's rate on cache-resident operands before and after the GEMM rounds, against the
+ * ceiling: when it is well below the ceiling, the machine was not giving whole cores then, and the
+ * GEMM rows say as much about the machine as about the kernel.
+ */
+function kernelLine(): string {
+  const pct = (gf: number, of: number) => `${gf.toFixed(1)} GFLOP/s (${((100 * gf) / of).toFixed(0)}%)`;
+  const one = (k: KernelRate) =>
+    `1 thread ${pct(k.oneThread, ceiling.oneThread.gflops)}, ${k.threads} threads ${
+      pct(k.allCores, ceiling.allCores.gflops)
+    }`;
+  const [Mp, N, K] = kernelBefore.shape;
+  return `The broadcast kernel alone on operands that stay in cache (${Mp} × ${N} × ${K} calls, one worker per ` +
+    "thread, medians; `measureKernel` in bench/simd_ceiling.ts), as % of the ceiling: just before the GEMM " +
+    `rounds ${one(kernelBefore)}; just after ${one(kernelAfter)}. On a shared host it falls well below the ` +
+    "ceiling while another tenant shares the cores' issue slots (the kernel issues about three instructions per " +
+    "multiply-add, the ceiling's chains one), and the GEMM rows fall with it.";
+}
+
 function svg(series: { name: string; points: [number, number][]; slope: number }[]): string {
   const W = 720, Hh = 460, left = 70, right = 250, top = 30, bottom = 50;
   const xs = series.flatMap((s) => s.points.map(([n]) => n)), ys = series.flatMap((s) => s.points.map(([, t]) => t));
@@ -830,7 +849,19 @@ if (ceiling.threads > 1 && scaling < 0.8 * ceiling.threads) {
 const ceilingOf = (path: string) =>
   Number(/(\d+)T\b/.exec(path)?.[1] ?? 1) > 1 ? ceiling.allCores.gflops : ceiling.oneThread.gflops;
 
+// the GEMM kernel on cache-resident operands, right before and after the GEMM rounds: how much of
+// the cores the machine gave a kernel like it meanwhile (see `measureKernel`)
+const kernelRate = (when: string) =>
+  measureKernel({ reps: QUICK ? 3 : 5, runMs: QUICK ? 40 : 100 }).then((k) => {
+    console.log(
+      `GEMM kernel on cache-resident operands ${when}: 1 thread ${k.oneThread.toFixed(1)}, ` +
+        `${k.threads} threads ${k.allCores.toFixed(1)} GFLOP/s`,
+    );
+    return k;
+  });
+const kernelBefore = await kernelRate("before the GEMM rounds");
 const gemm = await benchGemm(orts, threads);
+const kernelAfter = await kernelRate("after the GEMM rounds");
 const d8 = await benchAttention(8, true, { varcExact: true, lowrank: true, orts });
 // head dims 4 and 16: low-rank against the faster onnxruntime-node and onnxruntime-web
 const otherDims: AttnRun[] = [];
@@ -1028,6 +1059,8 @@ md.push(
   } GFLOP/s for 1-thread paths, ${ceiling.allCores.gflops.toFixed(1)} for the others)`,
   "",
   "Native code with wider vectors (onnxruntime-node) can pass 100%. varc's w lives in the WebAssembly memory, as a loaded checkpoint tensor does, and its output array comes from the runtime's pool, as a GEMM output inside a model does; onnxruntime gets w as an initializer.",
+  "",
+  kernelLine(),
   "",
 );
 table(

@@ -12,11 +12,13 @@
  * ceiling is the best rate over the chain counts and repetitions.
  *
  * Standalone: `deno task bench:ceiling [--quick] [--reps N] [--threads N] [--both]` prints a table
- * per chain count; `--both` also times mul + add where relaxed SIMD is available.
+ * per chain count (`--both` also times mul + add where relaxed SIMD is available), then the GEMM
+ * kernel's rate on cache-resident operands (`measureKernel`).
  */
 import { Worker } from "node:worker_threads";
 import { parseArgs } from "node:util";
 import { encodeModule, Fn, I32, V128 } from "../runtime/js/wasm/encode.ts";
+import { privateModule } from "../runtime/js/wasm/gemm.ts";
 
 /** Independent accumulator chains tried; x86 has 16 xmm registers for them, x and y. */
 export const CHAINS = [4, 6, 8, 10, 12] as const;
@@ -88,28 +90,32 @@ export function ceilingModule(flavours: readonly Flavour[]): Uint8Array<ArrayBuf
 }
 
 /**
- * Worker: its own instance and memory. A job {fn, iters, threads} runs after all `threads` workers
- * of the job have incremented the barrier; it answers the elapsed milliseconds. {warm} calls the
- * function with small counts for that many milliseconds (tier-up).
+ * Worker: its own instance and memory (`pages` pages; beyond the first 256 bytes filled with values
+ * in [−0.5, 0.5) for a kernel's operands). A job {fn, iters, threads} runs after all `threads`
+ * workers of the job have incremented the barrier: `fn(iters)`, or with `args` (a kernel call)
+ * `fn(...args)` iters times; it answers the elapsed milliseconds. {warm} calls it with small counts
+ * for that many milliseconds (tier-up).
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = process.getBuiltinModule("node:worker_threads");
-const { bytes, barrier } = workerData;
-const mem = new WebAssembly.Memory({ initial: 1, maximum: 1 });
+const { bytes, barrier, pages, args } = workerData;
+const mem = new WebAssembly.Memory({ initial: pages, maximum: pages });
 const f32 = new Float32Array(mem.buffer);
 f32[0] = 0.9990234375, f32[1] = 0.0009765625; // acc -> 1: no overflow, no subnormals
+for (let i = 64; i < f32.length; i++) f32[i] = ((i * 40503) % 1024) / 1024 - 0.5;
 const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem } }).exports;
+const call = args ? (fn, iters) => { for (let i = 0; i < iters; i++) ex[fn](...args); } : (fn, iters) => ex[fn](iters);
 const ctl = new Int32Array(barrier);
 parentPort.on("message", ({ fn, iters, threads, warm }) => {
   if (warm) {
     const end = performance.now() + warm;
-    while (performance.now() < end) ex[fn](iters);
+    while (performance.now() < end) call(fn, iters);
     return parentPort.postMessage(0);
   }
   Atomics.add(ctl, 0, 1);
   while (Atomics.load(ctl, 0) < threads);
   const t = performance.now();
-  ex[fn](iters);
+  call(fn, iters);
   parentPort.postMessage(performance.now() - t);
 });
 `;
@@ -119,11 +125,11 @@ interface Pool {
   readonly ctl: Int32Array;
 }
 
-function startPool(bytes: Uint8Array, threads: number): Pool {
+function startPool(bytes: Uint8Array, threads: number, pages = 1, args?: number[]): Pool {
   const barrier = new SharedArrayBuffer(4);
   const workers = Array.from(
     { length: threads },
-    () => new Worker(WORKER_SOURCE, { eval: true, workerData: { bytes, barrier } }),
+    () => new Worker(WORKER_SOURCE, { eval: true, workerData: { bytes, barrier, pages, args } }),
   );
   return { workers, ctl: new Int32Array(barrier) };
 }
@@ -139,9 +145,9 @@ async function together(pool: Pool, fn: string, iters: number, threads: number):
   return await Promise.all(done);
 }
 
-async function warm(pool: Pool, fn: string, ms: number): Promise<void> {
+async function warm(pool: Pool, fn: string, ms: number, iters = 2000): Promise<void> {
   const done = pool.workers.map(reply);
-  for (const w of pool.workers) w.postMessage({ fn, iters: 2000, warm: ms });
+  for (const w of pool.workers) w.postMessage({ fn, iters, warm: ms });
   await Promise.all(done);
 }
 
@@ -196,6 +202,58 @@ export async function measureCeiling(
   return { flavour, relaxedAvailable, threads, oneThread: best(1), allCores: best(threads), points };
 }
 
+/** The GEMM micro-kernel's rate on cache-resident operands, on 1 thread and on all at once. */
+export interface KernelRate {
+  /** Rows of a × columns of out × K of each call. */
+  readonly shape: readonly [number, number, number];
+  readonly threads: number;
+  /** Median GFLOP/s over repetitions: one worker alone, and all together (their flops over the slowest). */
+  readonly oneThread: number;
+  readonly allCores: number;
+}
+
+/** The broadcast NT kernel's call measured by `measureKernel`: a in 8 panels (64 KiB) and 8 tiles of w. */
+const KERNEL_SHAPE = [64, 48, 256] as const;
+
+/**
+ * The broadcast NT GEMM kernel (the one the GEMM rows time) on operands that stay in L1/L2, so that
+ * only the core's issue and execution rate count: each worker calls it on its own memory, as
+ * `measureCeiling` runs the chains. Next to the ceiling it shows how much of the core the machine
+ * gives the kernel at that moment: where the core's issue slots are shared (another tenant on its
+ * sibling hardware thread), a kernel that issues about three instructions per multiply-add slows
+ * down, while the chains (one per multiply-add) do not.
+ */
+export async function measureKernel(
+  options: { threads?: number; reps?: number; runMs?: number } = {},
+): Promise<KernelRate> {
+  const threads = Math.max(1, options.threads ?? navigator.hardwareConcurrency ?? 1);
+  const reps = options.reps ?? 5, runMs = options.runMs ?? 100;
+  const [Mp, N, K] = KERNEL_SHAPE, pages = 4;
+  // w [N, K] at 256, a's panels after it, out after them (no partial sums: K ≤ KC)
+  const w = 256, a = w + N * K * 4, out = a + Mp * K * 4;
+  const args = [w, a, 0, out, 0, Mp, N, K, 0, 0, Mp, 0, N];
+  const pool = startPool(privateModule(relaxedSimd(), pages), threads, pages, args);
+  const flops = 2 * Mp * N * K;
+  try {
+    await warm(pool, "nt", Math.max(50, runMs / 2), 20);
+    const [ms] = await together(pool, "nt", 200, 1);
+    const iters = Math.max(200, Math.round((200 * runMs) / Math.max(ms!, 1e-3)));
+    const one: number[] = [], all: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const [t1] = await together(pool, "nt", iters, 1);
+      one.push((flops * iters) / t1! / 1e6);
+      if (threads > 1) {
+        const ts = await together(pool, "nt", iters, threads);
+        all.push((threads * flops * iters) / Math.max(...ts) / 1e6);
+      }
+    }
+    const med = (xs: number[]) => [...xs].sort((p, q) => p - q)[xs.length >> 1]!;
+    return { shape: KERNEL_SHAPE, threads, oneThread: med(one), allCores: threads > 1 ? med(all) : med(one) };
+  } finally {
+    await Promise.all(pool.workers.map((w) => w.terminate()));
+  }
+}
+
 /** One line: flavour, best rates, chain counts. */
 export function describeCeiling(c: Ceiling): string {
   const form = c.flavour === "relaxed_madd"
@@ -242,4 +300,10 @@ if (import.meta.main) {
       `all cores / 1 thread: ${(c.allCores.gflops / c.oneThread.gflops).toFixed(2)}× on ${c.threads} threads`,
     );
   }
+  const k = await measureKernel({ threads: c.threads, reps: values.quick ? 3 : 5 });
+  console.log(
+    `GEMM kernel on cache-resident operands (${k.shape.join(" × ")} calls): ` +
+      `1 thread ${k.oneThread.toFixed(1)} GFLOP/s (${(100 * k.oneThread / c.oneThread.gflops).toFixed(0)}% of the ` +
+      `ceiling), ${k.threads} threads ${k.allCores.toFixed(1)} (${(100 * k.allCores / c.allCores.gflops).toFixed(0)}%)`,
+  );
 }

@@ -116,8 +116,16 @@ export function gemmThreads(): number {
   return rt ? ensureWorkers(rt) : 1;
 }
 
-function config(relaxed: boolean, shared: boolean, initialPages: number): GemmConfig {
-  return { ...TILE, attention: ATTENTION, relaxed, shared, initialPages, maximumPages: MAX_PAGES };
+function config(relaxed: boolean, shared: boolean, initialPages: number, maximumPages = MAX_PAGES): GemmConfig {
+  return { ...TILE, attention: ATTENTION, relaxed, shared, initialPages, maximumPages };
+}
+
+/**
+ * The kernels' module as this runtime builds it, on a private memory of exactly `pages` pages (not
+ * shared, no `run`): for measurements that run a kernel in a worker of their own.
+ */
+export function privateModule(relaxed: boolean, pages: number): Uint8Array<ArrayBuffer> {
+  return gemmModule(config(relaxed, false, pages, pages));
 }
 
 // deno-lint-ignore no-explicit-any
