@@ -767,7 +767,9 @@ function kernelLine(): string {
     "thread, medians; `measureKernel` in bench/simd_ceiling.ts), as % of the ceiling: just before the GEMM " +
     `rounds ${one(kernelBefore)}; just after ${one(kernelAfter)}. On a shared host it falls well below the ` +
     "ceiling while another tenant shares the cores' issue slots (the kernel issues about three instructions per " +
-    "multiply-add, the ceiling's chains one), and the GEMM rows fall with it.";
+    "multiply-add, the ceiling's chains one), and the GEMM rows fall with it; where it stays near the ceiling, " +
+    "the gap between it and a GEMM row is the whole call's own (copies, packing, the split across threads, " +
+    "operands beyond the caches) or a change of the host between the two measurements.";
 }
 
 function svg(series: { name: string; points: [number, number][]; slope: number }[]): string {
