@@ -152,6 +152,33 @@ async function warm(pool: Pool, fn: string, ms: number, iters = 2000): Promise<v
 }
 
 /**
+ * GFLOP/s of `fn` over `reps` repetitions, interleaved: on one worker alone (`one`) and on `threads`
+ * workers at once (`all`: their flops over the slowest worker's time; empty on one thread). Each run
+ * takes about runMs on one thread, sized from a first run of `probe` iterations; `flops(iters)` is
+ * one worker's work in a run.
+ */
+async function rates(
+  pool: Pool,
+  fn: string,
+  probe: number,
+  flops: (iters: number) => number,
+  { threads, reps, runMs }: { threads: number; reps: number; runMs: number },
+): Promise<{ one: number[]; all: number[] }> {
+  const [ms] = await together(pool, fn, probe, 1);
+  const iters = Math.max(probe, Math.round((probe * runMs) / Math.max(ms!, 1e-3)));
+  const one: number[] = [], all: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const [t1] = await together(pool, fn, iters, 1);
+    one.push(flops(iters) / t1! / 1e6);
+    if (threads > 1) {
+      const ts = await together(pool, fn, iters, threads);
+      all.push((threads * flops(iters)) / Math.max(...ts) / 1e6);
+    }
+  }
+  return { one, all };
+}
+
+/**
  * Measures the ceiling: every chain count on 1 worker and on `threads` workers, `reps` times each
  * (interleaved), each run about `runMs` long. `flavours` defaults to the form the GEMM uses.
  */
@@ -170,19 +197,7 @@ export async function measureCeiling(
       for (const chains of CHAINS) {
         const fn = fnName(flavour, chains);
         await warm(pool, fn, Math.max(50, runMs / 2));
-        // iterations for about runMs on one thread
-        const probe = 20_000;
-        const [ms] = await together(pool, fn, probe, 1);
-        const iters = Math.max(probe, Math.round((probe * runMs) / Math.max(ms!, 1e-3)));
-        const one: number[] = [], all: number[] = [];
-        for (let r = 0; r < reps; r++) {
-          const [t1] = await together(pool, fn, iters, 1);
-          one.push(flopsOf(chains, iters) / t1! / 1e6);
-          if (threads > 1) {
-            const ts = await together(pool, fn, iters, threads);
-            all.push((threads * flopsOf(chains, iters)) / Math.max(...ts) / 1e6);
-          }
-        }
+        const { one, all } = await rates(pool, fn, 20_000, (iters) => flopsOf(chains, iters), { threads, reps, runMs });
         points.push({ flavour, chains, threads: 1, gflops: Math.max(...one), reps: one });
         if (threads > 1) points.push({ flavour, chains, threads, gflops: Math.max(...all), reps: all });
         if (options.log) {
@@ -236,17 +251,7 @@ export async function measureKernel(
   const flops = 2 * Mp * N * K;
   try {
     await warm(pool, "nt", Math.max(50, runMs / 2), 20);
-    const [ms] = await together(pool, "nt", 200, 1);
-    const iters = Math.max(200, Math.round((200 * runMs) / Math.max(ms!, 1e-3)));
-    const one: number[] = [], all: number[] = [];
-    for (let r = 0; r < reps; r++) {
-      const [t1] = await together(pool, "nt", iters, 1);
-      one.push((flops * iters) / t1! / 1e6);
-      if (threads > 1) {
-        const ts = await together(pool, "nt", iters, threads);
-        all.push((threads * flops * iters) / Math.max(...ts) / 1e6);
-      }
-    }
+    const { one, all } = await rates(pool, "nt", 200, (iters) => flops * iters, { threads, reps, runMs });
     const med = (xs: number[]) => [...xs].sort((p, q) => p - q)[xs.length >> 1]!;
     return { shape: KERNEL_SHAPE, threads, oneThread: med(one), allCores: threads > 1 ? med(all) : med(one) };
   } finally {
