@@ -26,7 +26,7 @@ export class Chromium {
   readonly #pages = new Map<string, Page>();
   readonly #waiters: { sessionId: string; method: string; resolve(): void }[] = [];
 
-  private constructor(readonly process: Deno.ChildProcess, readonly socket: WebSocket) {
+  private constructor(readonly process: Deno.ChildProcess, readonly socket: WebSocket, readonly profile: string) {
     socket.onmessage = (e) => this.#receive(JSON.parse(e.data as string) as Message);
     socket.onclose = () => {
       for (const p of this.#pending.values()) p.reject(new Error("Chromium closed the DevTools connection"));
@@ -48,7 +48,7 @@ export class Chromium {
       socket.onopen = () => resolve();
       socket.onerror = (e) => reject(new Error(`cannot connect to Chromium at ${url}: ${(e as ErrorEvent).message}`));
     });
-    return new Chromium(process, socket);
+    return new Chromium(process, socket, profile);
   }
 
   /** Sends one command (to a page session when given) and returns its result. */
@@ -81,7 +81,10 @@ export class Chromium {
     return page;
   }
 
-  /** Closes the browser and waits for its process to end. */
+  /**
+   * Closes the browser and waits for its process and its helpers (zygotes, GPU, utility) to end: helpers
+   * outlive a killed browser by a second or so, and one can still write into the profile as it is removed.
+   */
   async close(): Promise<void> {
     await Promise.race([this.send("Browser.close").catch(() => {}), delay(5000)]);
     this.socket.close();
@@ -91,6 +94,17 @@ export class Chromium {
       // already gone
     }
     await this.process.status;
+    for (const until = Date.now() + 5000; Date.now() < until; await delay(20)) {
+      const left = processesWith(`--user-data-dir=${this.profile}`);
+      if (left.length === 0) break;
+      for (const pid of left) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+    }
   }
 
   #receive(m: Message): void {
@@ -131,6 +145,26 @@ async function devtoolsUrl(stderr: ReadableStream<Uint8Array>): Promise<string> 
   } finally {
     clearTimeout(timeout);
   }
+}
+
+/** The running processes (not zombies) whose command line has `arg`, read from /proc (none without it). */
+function processesWith(arg: string): number[] {
+  const found: number[] = [];
+  try {
+    for (const e of Deno.readDirSync("/proc")) {
+      if (!/^\d+$/.test(e.name)) continue;
+      try {
+        const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`); // "pid (comm) state …"
+        if (stat[stat.lastIndexOf(")") + 2] === "Z") continue;
+        if (Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0").includes(arg)) found.push(Number(e.name));
+      } catch {
+        // ended while listed
+      }
+    }
+  } catch {
+    // no /proc
+  }
+  return found;
 }
 
 function delay(ms: number): Promise<void> {
