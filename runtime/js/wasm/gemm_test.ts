@@ -59,6 +59,7 @@ const SHAPES: [number, number, number][] = [
   [130, 257, 515],
   [256, 96, 1024],
   [24, 20, 2100], // broadcast kernel, three K blocks (partial sums), a short last one
+  [300, 50, 2100], // broadcast kernel, three blocks of MC rows of a (a short last one) × three K blocks
 ];
 
 Deno.test("WebAssembly SIMD is available here and selected by default", () => {
@@ -90,6 +91,7 @@ Deno.test("WASM GEMM gives the same bits on one thread and on several", () => {
     [64, 400, 8200, "broadcast, split by NQ rows of w and rows of a, 9 K blocks (partial sums)"],
     [200, 301, 257, "broadcast, split by NQ rows of w and 3 blocks of rows of a"],
     [200, 30, 520, "broadcast, split by rows of a only"],
+    [300, 800, 1100, "broadcast, split by NQ rows of w only: 304 rows of a in blocks of MC, 2 K blocks"],
     [NT_MIN_ROWS - 1, 301, 257, "dot-product tiles, split by columns"],
   ];
   try {
