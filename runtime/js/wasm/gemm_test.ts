@@ -59,7 +59,9 @@ const SHAPES: [number, number, number][] = [
   [130, 257, 515],
   [256, 96, 1024],
   [24, 20, 2100], // broadcast kernel, three K blocks (partial sums), a short last one
-  [300, 50, 2100], // broadcast kernel, three blocks of MC rows of a (a short last one) × three K blocks
+  // broadcast kernel, three K blocks: on one thread three blocks of MC rows of a (a short last one), on
+  // several, chunks of fewer rows
+  [300, 50, 2100],
 ];
 
 Deno.test("WebAssembly SIMD is available here and selected by default", () => {
